@@ -1,0 +1,154 @@
+"""The ``finmodel`` command: run, validate, schema.
+
+Bad input exits with status 2 and one clear message on stderr, never a traceback, and
+leaves no output file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from finmodel.errors import FinmodelError
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FinmodelError as exc:
+        print(f"finmodel: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("finmodel: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="finmodel", description="Keep mining, convert to AI "
+                                "hosting, or split: a live cash-flow model of a powered site.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a case: print the summary, write a workbook and JSON")
+    r.add_argument("case", help="case file (TOML), for example assumptions/base.toml")
+    r.add_argument("-o", "--output", help="workbook to write (.xlsx)")
+    r.add_argument("--json", dest="json_path", help="summary JSON to write")
+    r.set_defaults(func=_run)
+    v = sub.add_parser("validate", help="check a case file and report every problem")
+    v.add_argument("case")
+    v.set_defaults(func=_validate)
+    s = sub.add_parser("schema", help="print the JSON Schema of a case file")
+    s.set_defaults(func=_schema)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from finmodel.api import run
+    from finmodel.excel import export_excel
+    from finmodel.inputs import load_assumptions
+
+    t0 = time.perf_counter()
+    out = Path(args.output) if args.output else None
+    js = Path(args.json_path) if args.json_path else None
+    for target, suffix in ((out, ".xlsx"), (js, ".json")):
+        if target is not None:
+            _check_target(target, suffix)
+    a = load_assumptions(args.case)
+    result = run(a)
+    t_run = time.perf_counter() - t0
+    summary = result.summary_json()
+    if js is not None:
+        write_text_atomic(js, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if out is not None:
+        export_excel(result, out)
+    print(format_summary(result))
+    written = [str(p) for p in (out, js) if p is not None]
+    print(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
+          + (f"; wrote {', '.join(written)}" if written else ""))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from finmodel.inputs import load_assumptions
+
+    a = load_assumptions(args.case)
+    print(f"{args.case}: valid ({a.case.name}; {a.case.horizon_years} years from "
+          f"{a.case.start_month})")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from finmodel.inputs.schema import Assumptions
+
+    print(json.dumps(Assumptions.model_json_schema(), indent=2))
+    return 0
+
+
+def _check_target(path: Path, suffix: str) -> None:
+    from finmodel.errors import ExportError
+
+    if path.suffix.lower() != suffix:
+        raise ExportError(f"{path}: expected a file name ending in {suffix}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"{path}: the folder {parent} does not exist")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename."""
+    from finmodel.errors import ExportError
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def format_summary(result) -> str:
+    """A readable table of every strategy's headline metrics."""
+    frame = result.summary
+    units = {s.metric: s.unit for s in result.model.metrics()}
+    labels = {s.metric: s.label for s in result.model.metrics()}
+    lines = [f"{result.assumptions.case.name}",
+             f"{result.assumptions.case.horizon_years} years from "
+             f"{result.assumptions.case.start_month}, discount rate "
+             f"{result.assumptions.case.discount_rate:.1%}", ""]
+    width = max(len(v) for v in labels.values()) + 2
+    lines.append(" " * width + "".join(f"{s:>18}" for s in frame.columns))
+    for key in frame.index:
+        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]):>18}" for s in frame.columns)
+        lines.append(f"{labels[key]:<{width}}{cells}")
+    for name, why in result.reasons.items():
+        if why[0]:
+            lines.append(f"note: {name}: {why[0]}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float, unit: str) -> str:
+    if not math.isfinite(v):
+        return "n/a"
+    if unit == "rate":
+        return f"{v:.2%}"
+    if unit == "USD" and abs(v) >= 1e6:
+        return f"{v / 1e6:,.1f} M USD"
+    if unit == "years":
+        return f"{v:.2f} y"
+    return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

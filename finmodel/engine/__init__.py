@@ -1,0 +1,1 @@
+"""The engine: expressions, the model graph, the timeline and the numpy evaluator."""

@@ -1,0 +1,291 @@
+"""The numpy evaluator: every line as an array of shape (scenarios, periods).
+
+A line that does not depend on any scenario input stays of shape (1, periods) and is
+broadcast on use, so 10,000 scenarios of a model cost memory only where they differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from finmodel.conventions import to_serial
+from finmodel.engine.expr import (
+    BinOp,
+    Compare,
+    Const,
+    Cumulative,
+    DateConst,
+    Expr,
+    Func,
+    Input,
+    Lag,
+    Neg,
+    PathInput,
+    Reduce,
+    Ref,
+    TimeRow,
+)
+from finmodel.engine.graph import Line, Model, Node, Scalar
+from finmodel.engine.solve import irr_periodic
+from finmodel.engine.timeline import Timeline
+from finmodel.errors import ModelError
+
+ArrayLike = float | np.ndarray
+
+
+def evaluate(
+    model: Model,
+    timeline: Timeline,
+    inputs: Mapping[str, ArrayLike],
+    paths: Mapping[str, np.ndarray] | None = None,
+    overrides: Mapping[str, np.ndarray] | None = None,
+    solved: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Evaluate every line and scalar of ``model``.
+
+    Parameters
+    ----------
+    inputs
+        Scalar inputs by defined name: a number, or a 1-D array with one value per
+        scenario.
+    paths
+        Yearly input paths by defined name: 1-D (one path) or 2-D (scenarios, years).
+    overrides
+        Lines whose values are given instead of computed (for example 1,000 BTC price
+        paths): 1-D (periods) or 2-D (scenarios, periods).
+    solved
+        Values of scalars solved outside the evaluator (break-evens), per scenario.
+
+    Returns
+    -------
+    dict
+        Line name -> array (scenarios or 1, periods); scalar name -> array (scenarios or 1,).
+    """
+    ev = _Evaluator(model, timeline, inputs, paths or {}, overrides or {}, solved or {})
+    return ev.run()
+
+
+class _Evaluator:
+    def __init__(self, model, timeline, inputs, paths, overrides, solved) -> None:
+        self.model = model
+        self.tl = timeline
+        self.n = timeline.months
+        self.inputs = {k: _as_column(k, v) for k, v in inputs.items()}
+        self.paths = {k: _as_rows(k, v) for k, v in paths.items()}
+        self.overrides = {k: _as_rows(k, v) for k, v in overrides.items()}
+        self.solved = {k: _as_column(k, v) for k, v in solved.items()}
+        for name in self.overrides:
+            node = model.nodes.get(name)
+            if not isinstance(node, Line):
+                raise ModelError(f"cannot override {name!r}: no such line in the model")
+            if self.overrides[name].shape[1] != self.n:
+                raise ModelError(
+                    f"override for line {name!r} has {self.overrides[name].shape[1]} "
+                    f"periods; the timeline has {self.n}"
+                )
+        sizes = {a.shape[0] for a in (*self.inputs.values(), *self.paths.values(),
+                                      *self.overrides.values(), *self.solved.values())}
+        sizes.discard(1)
+        if len(sizes) > 1:
+            raise ModelError(f"scenario arrays disagree in length: {sorted(sizes)}")
+        self.s = sizes.pop() if sizes else 1
+        self.values: dict[str, np.ndarray] = {}
+        self._cum: dict[str, np.ndarray] = {}
+
+    def run(self) -> dict[str, np.ndarray]:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for group in self.model.schedule():
+                if len(group) == 1 and not _self_lagged(group[0]):
+                    self._evaluate_node(group[0])
+                else:
+                    self._evaluate_recursive(group)
+        out: dict[str, np.ndarray] = {}
+        for name, v in self.values.items():
+            out[name] = v[:, 0] if isinstance(self.model.nodes[name], Scalar) else v
+        return out
+
+    def _evaluate_node(self, node: Node) -> None:
+        if isinstance(node, Scalar):
+            if node.solved or node.expr is None:
+                v = self.solved.get(node.name, np.full((1, 1), np.nan))
+            else:
+                v = self.eval(node.expr, None)
+                if v.shape[1] != 1:
+                    raise ModelError(f"scalar {node.name!r} depends on a per-period value")
+            self.values[node.name] = np.asarray(v, dtype=float)
+            return
+        if node.name in self.overrides:
+            v = self.overrides[node.name]
+        else:
+            v = self.eval(node.expr, None)
+        v = np.array(np.broadcast_to(v, (v.shape[0], self.n)), dtype=float)
+        self._check_finite(node, v)
+        self.values[node.name] = v
+
+    def _evaluate_recursive(self, group: list[Node]) -> None:
+        for node in group:
+            self.values[node.name] = np.zeros((self.s, self.n))
+        for t in range(self.n):
+            for node in group:
+                if node.name in self.overrides:
+                    col = self.overrides[node.name][:, t:t + 1]
+                else:
+                    col = self.eval(node.expr, t)
+                self.values[node.name][:, t:t + 1] = col
+        for node in group:
+            self._check_finite(node, self.values[node.name])
+
+    @staticmethod
+    def _check_finite(node: Node, v: np.ndarray) -> None:
+        if not np.all(np.isfinite(v)):
+            bad = np.argwhere(~np.isfinite(v))[0]
+            raise ModelError(
+                f"line {node.name!r} is not finite (scenario {bad[0]}, period {bad[1]}): "
+                "check the inputs it depends on for zeros or extreme values"
+            )
+
+    # --- expressions -------------------------------------------------------------------
+
+    def eval(self, e: Expr, t: int | None) -> np.ndarray:
+        """Value of ``e`` for all periods (t is None) or for period t only (a column)."""
+        cols = slice(None) if t is None else slice(t, t + 1)
+        if isinstance(e, Const):
+            return np.array([[e.value]])
+        if isinstance(e, BinOp):
+            a, b = self.eval(e.a, t), self.eval(e.b, t)
+            if e.op == "+":
+                return a + b
+            if e.op == "-":
+                return a - b
+            if e.op == "*":
+                return a * b
+            if e.op == "/":
+                return a / b
+            if e.op == "^":
+                return np.power(a, b)
+            raise ModelError(f"unknown operator {e.op!r}")
+        if isinstance(e, Neg):
+            return -self.eval(e.a, t)
+        if isinstance(e, Ref):
+            v = self._value(e.target)
+            return v if isinstance(e.target, Scalar) else v[:, cols]
+        if isinstance(e, Input):
+            try:
+                return self.inputs[e.name]
+            except KeyError:
+                raise ModelError(f"input {e.name!r} has no value") from None
+        if isinstance(e, Func):
+            args = [self.eval(a, t) for a in e.args]
+            if e.name == "min":
+                return np.minimum(args[0], args[1])
+            if e.name == "max":
+                return np.maximum(args[0], args[1])
+            if e.name == "if":
+                return np.where(args[0] != 0, args[1], args[2])
+            if e.name == "floor":
+                return np.floor(args[0])
+            if e.name == "and":
+                return ((args[0] != 0) & (args[1] != 0)).astype(float)
+            if e.name == "na":
+                return np.array([[np.nan]])
+            if e.name == "or":
+                return ((args[0] != 0) | (args[1] != 0)).astype(float)
+            raise ModelError(f"unknown function {e.name!r}")
+        if isinstance(e, Compare):
+            a, b = self.eval(e.a, t), self.eval(e.b, t)
+            op = {"<": np.less, "<=": np.less_equal, ">": np.greater,
+                  ">=": np.greater_equal, "=": np.equal, "<>": np.not_equal}[e.op]
+            return op(a, b).astype(float)
+        if isinstance(e, TimeRow):
+            return self.tl.rows[e.kind][None, cols]
+        if isinstance(e, Lag):
+            return self._lag(e, t)
+        if isinstance(e, Cumulative):
+            cum = self._cum.get(e.target.name)
+            if cum is None:
+                cum = self._cum[e.target.name] = np.cumsum(self._value(e.target), axis=1)
+            return cum[:, cols]
+        if isinstance(e, PathInput):
+            return self._path(e, t)
+        if isinstance(e, Reduce):
+            return self._reduce(e)
+        if isinstance(e, DateConst):
+            return np.array([[to_serial(e.date)]])
+        raise ModelError(f"cannot evaluate expression node {type(e).__name__}")
+
+    def _value(self, node: Node) -> np.ndarray:
+        try:
+            return self.values[node.name]
+        except KeyError:
+            raise ModelError(f"{node.name!r} used before it was evaluated") from None
+
+    def _lag(self, e: Lag, t: int | None) -> np.ndarray:
+        arr = self._value(e.target)
+        if t is not None:
+            return arr[:, t - e.k:t - e.k + 1] if t >= e.k else self.eval(e.initial, t)
+        k = min(e.k, self.n)
+        init = self.eval(e.initial, None)
+        init = np.broadcast_to(init, (init.shape[0], self.n))[:, :k]
+        rows = max(arr.shape[0], init.shape[0])
+        return np.concatenate(
+            [np.broadcast_to(init, (rows, k)),
+             np.broadcast_to(arr[:, :self.n - k], (rows, self.n - k))],
+            axis=1,
+        )
+
+    def _path(self, e: PathInput, t: int | None) -> np.ndarray:
+        try:
+            values = self.paths[e.name]
+        except KeyError:
+            raise ModelError(f"input path {e.name!r} has no value") from None
+        idx = self.eval(e.index, t)
+        if idx.shape[0] != 1:
+            raise ModelError(f"the index into path {e.name!r} must not vary by scenario")
+        pos = idx[0].astype(int) - 1
+        if pos.min() < 0 or pos.max() >= values.shape[1]:
+            raise ModelError(
+                f"input path {e.name!r} has {values.shape[1]} values; position "
+                f"{int(pos.max()) + 1} was asked for"
+            )
+        return values[:, pos]
+
+    def _reduce(self, e: Reduce) -> np.ndarray:
+        arr = self._value(e.target)
+        if e.kind == "total":
+            return arr.sum(axis=1, keepdims=True)
+        if e.kind == "npv":
+            rate = self.eval(e.arg, None)
+            periods = np.arange(1, self.n + 1)[None, :]
+            return (arr / (1.0 + rate) ** periods).sum(axis=1, keepdims=True)
+        if e.kind == "irr":
+            guess = self.eval(e.arg, None)
+            return irr_periodic(arr, guess=float(guess.ravel()[0]))[:, None]
+        raise ModelError(f"unknown reduction {e.kind!r}")
+
+
+def _self_lagged(node: Node) -> bool:
+    from finmodel.engine.graph import walk
+
+    return isinstance(node, Line) and any(
+        isinstance(e, Lag) and e.target is node for e in walk(node.expr)
+    )
+
+
+def _as_column(name: str, v: ArrayLike) -> np.ndarray:
+    a = np.asarray(v, dtype=float)
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a.reshape(-1, 1)
+    raise ModelError(f"input {name!r} must be a number or a 1-D array of scenarios")
+
+
+def _as_rows(name: str, v: ArrayLike) -> np.ndarray:
+    a = np.asarray(v, dtype=float)
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    if a.ndim == 2:
+        return a
+    raise ModelError(f"{name!r} must be a 1-D row or a 2-D (scenarios, values) array")

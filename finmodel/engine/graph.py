@@ -1,0 +1,245 @@
+"""Model lines, scalars, and the order in which they are evaluated.
+
+A :class:`Line` is one row of the model (a value per period); a :class:`Scalar` is one
+value per scenario (a headline metric, a derived rate, a date). Both are defined once, by
+an expression, and carry the label, unit and sheet the workbook shows them with.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from finmodel.engine.expr import (
+    Cumulative,
+    Expr,
+    ExprLike,
+    Lag,
+    Operand,
+    Reduce,
+    Ref,
+    children,
+    wrap,
+)
+from finmodel.errors import ModelError
+
+Aggregation = Literal["sum", "mean", "last", "none"]
+
+
+@dataclass(eq=False)
+class Line(Operand):
+    """One model line: ``name = expr`` evaluated in every period.
+
+    ``agg`` says how the line rolls up to a year: flows ``sum``, prices and rates
+    ``mean``, balances ``last``; ``none`` keeps it off the annual table.
+    """
+
+    name: str
+    expr: Expr
+    label: str
+    unit: str
+    sheet: str
+    agg: Aggregation = "sum"
+    section: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Line({self.name!r})"
+
+
+@dataclass(eq=False)
+class Scalar(Operand):
+    """One value per scenario: ``name = expr`` (inputs, reductions of lines, other scalars).
+
+    ``metric`` is the snake_case key a headline figure carries in the summary JSON and in
+    its defined name ``<strategy>_<metric>``; ``solved`` marks a value computed in Python
+    (a break-even) that the workbook writes as a labelled value, not a formula.
+    """
+
+    name: str
+    expr: Expr | None
+    label: str
+    unit: str
+    sheet: str
+    metric: str | None = None
+    strategy: str | None = None
+    solved: bool = False
+
+    def __repr__(self) -> str:
+        return f"Scalar({self.name!r})"
+
+
+Node = Line | Scalar
+
+
+@dataclass
+class Model:
+    """An ordered collection of lines and scalars, built by the business modules."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def line(
+        self,
+        name: str,
+        expr: ExprLike | Node,
+        label: str,
+        unit: str,
+        sheet: str,
+        agg: Aggregation = "sum",
+        section: str | None = None,
+    ) -> Line:
+        """Define a line and return it (use the returned object in later expressions)."""
+        node = Line(name, wrap(expr), label, unit, sheet, agg, section)
+        return self._add(node)
+
+    def recursive_line(
+        self, name: str, label: str, unit: str, sheet: str, agg: Aggregation = "last",
+        section: str | None = None,
+    ) -> Line:
+        """Declare a line whose expression refers to itself through ``lag``; set it with
+        :meth:`define` once the expression can be written."""
+        node = Line(name, _Pending(), label, unit, sheet, agg, section)
+        return self._add(node)
+
+    def define(self, line: Line, expr: ExprLike | Node) -> Line:
+        """Give a line declared with :meth:`recursive_line` its expression."""
+        if not isinstance(line.expr, _Pending):
+            raise ModelError(f"line {line.name!r} is already defined")
+        line.expr = wrap(expr)
+        return line
+
+    def scalar(
+        self,
+        name: str,
+        expr: ExprLike | Node | None,
+        label: str,
+        unit: str,
+        sheet: str,
+        metric: str | None = None,
+        strategy: str | None = None,
+        solved: bool = False,
+    ) -> Scalar:
+        """Define a scalar (one value per scenario) and return it."""
+        node = Scalar(name, None if expr is None else wrap(expr), label, unit, sheet,
+                      metric, strategy, solved)
+        return self._add(node)
+
+    def _add(self, node: Node) -> Node:
+        if node.name in self.nodes:
+            raise ModelError(f"model line {node.name!r} is defined twice")
+        self.nodes[node.name] = node
+        return node
+
+    @property
+    def lines(self) -> list[Line]:
+        return [n for n in self.nodes.values() if isinstance(n, Line)]
+
+    @property
+    def scalars(self) -> list[Scalar]:
+        return [n for n in self.nodes.values() if isinstance(n, Scalar)]
+
+    def metrics(self) -> list[Scalar]:
+        return [s for s in self.scalars if s.metric is not None]
+
+    def schedule(self) -> list[list[Node]]:
+        """Evaluation order: a list of groups, each evaluated after the ones before it.
+
+        A group of one node is evaluated for all periods at once. A larger group is a set
+        of lines that refer to each other through ``lag`` (a balance roll-forward); the
+        evaluator steps through time for those, still vectorised across scenarios.
+        """
+        nodes = list(self.nodes.values())
+        for n in nodes:
+            if isinstance(n, Line) and isinstance(n.expr, _Pending):
+                raise ModelError(f"recursive line {n.name!r} was declared but never defined")
+        index = {id(n): i for i, n in enumerate(nodes)}
+        hard: list[set[int]] = []
+        soft: list[set[int]] = []
+        for n in nodes:
+            h, s = _dependencies(n)
+            for dep in h | s:
+                if id(dep) not in index:
+                    raise ModelError(f"{n.name!r} refers to {dep.name!r}, not in this model")
+            hard.append({index[id(d)] for d in h})
+            soft.append({index[id(d)] for d in s})
+
+        rows, cols = [], []
+        for i in range(len(nodes)):
+            for j in hard[i] | soft[i]:
+                rows.append(i)
+                cols.append(j)
+        graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(nodes),) * 2)
+        _, labels = connected_components(graph, directed=True, connection="strong")
+
+        groups: dict[int, list[int]] = {}
+        for i, lab in enumerate(labels):
+            groups.setdefault(int(lab), []).append(i)
+        sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+        for lab, members in groups.items():
+            deps = {int(labels[j]) for i in members for j in hard[i] | soft[i]} - {lab}
+            sorter.add(lab, *deps)
+        order: list[list[Node]] = []
+        for lab in sorter.static_order():
+            members = groups[lab]
+            # Within a recursive group the same-period (hard) references must be acyclic.
+            inner = graphlib.TopologicalSorter(
+                {i: {j for j in hard[i] if j in members} for i in members}
+            )
+            try:
+                seq = list(inner.static_order())
+            except graphlib.CycleError as exc:
+                names = [nodes[i].name for i in exc.args[1]]
+                raise ModelError(
+                    "circular reference without a lag: " + " -> ".join(names)
+                ) from None
+            group = [nodes[i] for i in seq]
+            if len(group) > 1 or any(i in soft[i] for i in members):
+                for g in group:
+                    if isinstance(g, Scalar):
+                        raise ModelError(f"scalar {g.name!r} cannot be part of a recursion")
+                    if _has_row_reduction_within(g, set(map(id, group))):
+                        raise ModelError(
+                            f"line {g.name!r} takes a cumulative or whole-row reduction of "
+                            "a line in its own recursion; write it as lag(line) + flow"
+                        )
+            order.append(group)
+        return order
+
+
+class _Pending(Expr):
+    """Placeholder expression of a declared-but-undefined recursive line."""
+
+    __slots__ = ()
+
+
+def walk(expr: Expr):
+    """Yield every node of an expression tree (not following line references)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        stack.extend(children(e))
+
+
+def _dependencies(node: Node) -> tuple[set[Node], set[Node]]:
+    """(same-period references, lagged references) of a node."""
+    hard: set[Node] = set()
+    soft: set[Node] = set()
+    if node.expr is None:
+        return hard, soft
+    for e in walk(node.expr):
+        if isinstance(e, Lag):
+            soft.add(e.target)
+        elif isinstance(e, (Ref, Cumulative, Reduce)):
+            hard.add(e.target)
+    return hard, soft
+
+
+def _has_row_reduction_within(line: Line, group: set[int]) -> bool:
+    return any(
+        isinstance(e, (Cumulative, Reduce)) and id(e.target) in group for e in walk(line.expr)
+    )

@@ -1,0 +1,166 @@
+"""Render expression trees as Excel formulas, cell by cell.
+
+The renderer knows where every line and scalar sits (a :class:`Layout`) and nothing of
+what they mean. Only classic, non-volatile functions are used (IF, MIN, MAX, INT, AND,
+OR, SUM, NPV, IRR, INDEX, EDATE, YEAR, NA), which LibreOffice 7.4 and every Excel share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
+
+from finmodel.engine.expr import (
+    BinOp,
+    Compare,
+    Const,
+    Cumulative,
+    DateConst,
+    Expr,
+    Func,
+    Input,
+    Lag,
+    Neg,
+    PathInput,
+    Reduce,
+    Ref,
+    TimeRow,
+)
+from finmodel.engine.graph import Line, Node, Scalar
+from finmodel.errors import ExportError
+
+# Operator precedence in Excel formulas (higher binds tighter).
+_PREC = {"=": 1, "<>": 1, "<": 1, "<=": 1, ">": 1, ">=": 1, "+": 2, "-": 2, "*": 3, "/": 3,
+         "^": 5}
+_FUNC = {"min": "MIN", "max": "MAX", "if": "IF", "floor": "INT", "and": "AND", "or": "OR"}
+
+TIMELINE_SHEET = "Timeline"
+
+
+@dataclass
+class Layout:
+    """Where things are: each line's sheet and row, each scalar's cell, the period columns."""
+
+    first_col: int
+    n_periods: int
+    line_rows: dict[str, tuple[str, int]] = field(default_factory=dict)
+    scalar_cells: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    time_rows: dict[str, int] = field(default_factory=dict)
+
+    def col(self, t: int) -> int:
+        return self.first_col + t
+
+
+def sheet_ref(sheet: str, here: str) -> str:
+    """The prefix for a reference to ``sheet`` from a cell on ``here``."""
+    if sheet == here:
+        return ""
+    return "'" + sheet.replace("'", "''") + "'!"
+
+
+def number(value: float) -> str:
+    """A number literal as Excel writes it."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class FormulaWriter:
+    """Turns expressions into formula text for a given cell."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.lay = layout
+
+    def line_cell(self, t: int, line: Line) -> str:
+        """The formula (with leading '=') of ``line`` in period ``t``."""
+        sheet, _ = self.lay.line_rows[line.name]
+        return "=" + self._r(line.expr, t, sheet, 0)
+
+    def scalar_cell(self, scalar: Scalar) -> str:
+        sheet, _, _ = self.lay.scalar_cells[scalar.name]
+        return "=" + self._r(scalar.expr, None, sheet, 0)
+
+    def ref(self, node: Node, t: int | None, here: str, absolute: bool = False) -> str:
+        if isinstance(node, Scalar):
+            sheet, row, col = self.lay.scalar_cells[node.name]
+            return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, col, True, True)
+        if t is None:
+            raise ExportError(f"line {node.name!r} used where a single value is needed")
+        sheet, row = self.lay.line_rows[node.name]
+        return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), absolute,
+                                                         absolute)
+
+    def row_range(self, line: Line, here: str) -> str:
+        sheet, row = self.lay.line_rows[line.name]
+        a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
+        b = xl_rowcol_to_cell(row, self.lay.col(self.lay.n_periods - 1), True, True)
+        return f"{sheet_ref(sheet, here)}{a}:{b}"
+
+    def _r(self, e: Expr, t: int | None, here: str, outer: int) -> str:
+        """Render ``e``; ``outer`` is the precedence of the enclosing operator."""
+        if isinstance(e, Const):
+            s = number(e.value)
+            return f"({s})" if e.value < 0 else s
+        if isinstance(e, Input):
+            return e.name
+        if isinstance(e, Ref):
+            return self.ref(e.target, t, here)
+        if isinstance(e, BinOp):
+            p = _PREC[e.op]
+            # Left-associative: the right operand of - and / needs brackets at equal
+            # precedence; ^ is rendered fully bracketed on the left because Excel's
+            # unary minus binds tighter than ^ (=-2^2 is 4).
+            left = self._r(e.a, t, here, p + (1 if e.op == "^" else 0))
+            right = self._r(e.b, t, here, p + (1 if e.op in "-/^" else 0))
+            s = f"{left}{e.op}{right}"
+            return f"({s})" if p < outer else s
+        if isinstance(e, Neg):
+            # Excel's unary minus binds tighter than ^, so the operand is bracketed
+            # unless it is atomic (a reference, a name, a function call).
+            inner = self._r(e.a, t, here, 0)
+            if isinstance(e.a, (BinOp, Compare, Neg)):
+                inner = f"({inner})"
+            return f"(-{inner})" if outer > 0 else f"-{inner}"
+        if isinstance(e, Compare):
+            p = _PREC[e.op]
+            s = f"{self._r(e.a, t, here, p + 1)}{e.op}{self._r(e.b, t, here, p + 1)}"
+            return f"({s})" if outer > 0 else s
+        if isinstance(e, Func):
+            if e.name == "na":
+                return "NA()"
+            args = ",".join(self._r(a, t, here, 0) for a in e.args)
+            return f"{_FUNC[e.name]}({args})"
+        if isinstance(e, Lag):
+            if t is None:
+                raise ExportError("lag used where a single value is needed")
+            return self.ref(e.target, t - e.k, here) if t >= e.k else \
+                self._r(e.initial, t, here, outer)
+        if isinstance(e, Cumulative):
+            sheet, row = self.lay.line_rows[e.target.name]
+            a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
+            b = xl_rowcol_to_cell(row, self.lay.col(t), False, False)
+            return f"SUM({sheet_ref(sheet, here)}{a}:{b})"
+        if isinstance(e, TimeRow):
+            row = self.lay.time_rows[e.kind]
+            return sheet_ref(TIMELINE_SHEET, here) + xl_rowcol_to_cell(
+                row, self.lay.col(t), True, False)
+        if isinstance(e, PathInput):
+            return f"INDEX({e.name},{self._r(e.index, t, here, 0)})"
+        if isinstance(e, Reduce):
+            rng = self.row_range(e.target, here)
+            if e.kind == "total":
+                return f"SUM({rng})"
+            if e.kind == "npv":
+                return f"NPV({self._r(e.arg, None, here, 0)},{rng})"
+            if e.kind == "irr":
+                return f"IRR({rng},{self._r(e.arg, None, here, 0)})"
+        if isinstance(e, DateConst):
+            d: dt.date = e.date
+            return f"DATE({d.year},{d.month},{d.day})"
+        raise ExportError(f"cannot render expression node {type(e).__name__}")
+
+
+def col_name(col: int) -> str:
+    return xl_col_to_name(col)

@@ -1,0 +1,431 @@
+"""The Excel renderer: lays the model out on sheets and writes every line as formulas,
+each stored with the value the numpy evaluator computed for it. It never computes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from finmodel.conventions import to_serial
+from finmodel.engine.expr import Ref
+from finmodel.engine.graph import Line
+from finmodel.errors import ExportError
+from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
+from finmodel.inputs.load import input_fields
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finmodel.api import Result
+
+FIRST_COL = 4  # column E: A label, B unit, C total or value, D line name
+HEADER_ROWS = 6
+TIME_LABELS = {
+    "start": "Period start", "end": "Period end", "days": "Days in period",
+    "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
+}
+SHEET_ORDER = ["Summary", "Inputs", TIMELINE_SHEET, "Network", "Power", "Mining",
+               "Cash Flow", "Annual"]
+
+
+def _number_format(unit: str) -> str:
+    if unit in ("rate", "share"):
+        return "0.00%"
+    if unit == "date":
+        return "d mmm yyyy"
+    if unit in ("BTC", "BTC/block"):
+        return "#,##0.0000;(#,##0.0000);-"
+    if unit in ("flag", "generation", "epoch", "years", "months", "blocks", "choice"):
+        return "#,##0.##"
+    if unit.startswith("USD/") or unit in ("J/TH", "EH/s", "MW", "ratio"):
+        return "#,##0.00;(#,##0.00);-"
+    return "#,##0;(#,##0);-"
+
+
+class _Styles:
+    def __init__(self, wb: xlsxwriter.Workbook) -> None:
+        self.wb = wb
+        self._cache: dict[tuple, Any] = {}
+        base = {"font_name": "Arial", "font_size": 9}
+        self.title = wb.add_format({**base, "bold": True, "font_size": 14, "font_color": "#1F3864"})
+        self.subtitle = wb.add_format({**base, "italic": True, "font_color": "#595959"})
+        self.header = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                     "bg_color": "#1F3864", "align": "center"})
+        self.header_left = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                          "bg_color": "#1F3864"})
+        self.section = wb.add_format({**base, "bold": True, "bottom": 1,
+                                      "bg_color": "#D9E1F2"})
+        self.label = wb.add_format(base)
+        self.unit = wb.add_format({**base, "font_color": "#595959"})
+        self.name = wb.add_format({**base, "font_color": "#A6A6A6", "font_size": 8})
+        self.text = wb.add_format(base)
+        self.base = base
+
+    def cell(self, unit: str, kind: str = "calc", bold: bool = False) -> Any:
+        """kind: 'input' (blue on yellow), 'link' (green), 'calc' (black), 'date'."""
+        key = (unit, kind, bold)
+        if key not in self._cache:
+            props = {**self.base, "num_format": _number_format(unit), "bold": bold}
+            if kind == "input":
+                props.update(font_color="#0000FF", bg_color="#FFF2CC", border=1,
+                             border_color="#BFBFBF")
+            elif kind == "link":
+                props.update(font_color="#00804A")
+            elif kind == "header_date":
+                props.update(bold=True, font_color="#FFFFFF", bg_color="#1F3864",
+                             num_format="mmm yy", align="center")
+            self._cache[key] = self.wb.add_format(props)
+        return self._cache[key]
+
+
+def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0) -> Path:
+    """Write ``result`` (one scenario) as a live workbook, atomically.
+
+    Every calculated cell is a formula stored with its numpy value; inputs carry defined
+    names equal to their field paths (dots as underscores) and every headline metric the
+    name ``<strategy>_<metric>``.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".xlsx":
+        raise ExportError(f"{target}: the workbook's name must end in .xlsx")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ExportError(f"{target}: the folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".xlsx", dir=directory)
+    os.close(fd)
+    try:
+        _write(result, tmp, scenario)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a workbook is meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _write(result: Result, path: str, scenario: int) -> None:
+    wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
+                                    "nan_inf_to_errors": True})
+    wb.set_calc_mode("auto")
+    wb.set_properties({"title": result.assumptions.case.name, "author": "finmodel"})
+    st = _Styles(wb)
+    model, tl = result.model, result.timeline
+    n = tl.months
+    lay = Layout(FIRST_COL, n)
+
+    sheets = {name: wb.add_worksheet(name) for name in SHEET_ORDER}
+    calc_sheets = [s for s in SHEET_ORDER
+                   if any(node.sheet == s for node in model.nodes.values())
+                   and s != "Summary"]
+
+    # --- positions first, so any cell can reference any other -------------------------
+    for i, kind in enumerate(TIME_LABELS):
+        lay.time_rows[kind] = HEADER_ROWS + i
+    next_row: dict[str, int] = {}
+    for s in calc_sheets:
+        row = HEADER_ROWS
+        scalars = [x for x in model.scalars if x.sheet == s]
+        if scalars:
+            row += 1  # section header "Values"
+            for x in scalars:
+                lay.scalar_cells[x.name] = (s, row, 2)
+                row += 1
+            row += 1
+        section = None
+        for ln in (x for x in model.lines if x.sheet == s):
+            if ln.section != section:
+                section = ln.section
+                row += 1  # section header
+            lay.line_rows[ln.name] = (s, row)
+            row += 1
+        next_row[s] = row
+    strategies = result.strategies
+    metric_keys = list(dict.fromkeys(x.metric for x in model.metrics()))
+    summary_top = 9
+    for x in model.metrics():
+        lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
+                                    2 + strategies.index(x.strategy))
+
+    fw = FormulaWriter(lay)
+    values = result.values
+
+    def val(name: str, t: int | None = None) -> float:
+        v = values[name]
+        v = v[min(scenario, v.shape[0] - 1)]
+        return float(v if t is None else v[t])
+
+    # --- Inputs -------------------------------------------------------------------------
+    ws = sheets["Inputs"]
+    ws.write_string(0, 0, "Inputs", st.title)
+    ws.write_string(1, 0, "Blue on yellow: inputs. Every input has a defined name equal to "
+                    "its field path with dots as underscores.", st.subtitle)
+    for c, h in enumerate(["Defined name", "Description", "Unit", "Value"]):
+        ws.write_string(3, c, h, st.header_left)
+    row = 4
+    section = None
+    for f in input_fields(result.assumptions):
+        if f.section != section:
+            section = f.section
+            ws.write_string(row, 0, f"[{section}]", st.section)
+            ws.write_blank(row, 1, None, st.section)
+            row += 1
+        ws.write_string(row, 0, f.defined_name, st.name)
+        ws.write_string(row, 1, f.description, st.label)
+        ws.write_string(row, 2, f.unit, st.unit)
+        fmt = st.cell(f.unit, "input")
+        if isinstance(f.value, list):
+            for k, v in enumerate(f.value):
+                ws.write_number(row, 3 + k, float(v), fmt)
+            ref = (f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}:"
+                   f"{xl_rowcol_to_cell(row, 3 + len(f.value) - 1, True, True)}")
+        else:
+            if isinstance(f.value, dt.date):
+                ws.write_number(row, 3, to_serial(f.value), st.cell("date", "input"))
+            elif isinstance(f.value, str):
+                ws.write_string(row, 3, f.value, fmt)  # text stays text, never a formula
+            else:
+                ws.write_number(row, 3, float(f.value), fmt)
+            ref = f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}"
+        _define(wb, f.defined_name, ref)
+        row += 1
+    ws.set_column(0, 0, 38)
+    ws.set_column(1, 1, 70)
+    ws.set_column(2, 2, 12)
+    ws.set_column(3, 3, 16)
+    ws.freeze_panes(4, 0)
+
+    # --- Timeline -----------------------------------------------------------------------
+    ws = sheets[TIMELINE_SHEET]
+    _sheet_header(ws, st, TIMELINE_SHEET, result, lay, None)
+    rows = tl.rows
+    for kind, r in lay.time_rows.items():
+        unit = "date" if kind in ("start", "end") else "blocks"
+        ws.write_string(r, 0, TIME_LABELS[kind], st.label)
+        fmt = st.cell("date" if unit == "date" else "flag")
+        for t in range(n):
+            c = lay.col(t)
+            here = xl_rowcol_to_cell
+            start = here(lay.time_rows["start"], c)
+            if kind == "start":
+                f = "=case_start_month" if t == 0 else f"=EDATE({here(r, c - 1)},1)"
+            elif kind == "end":
+                f = f"=EDATE({start},1)"
+            elif kind == "days":
+                f = f"={here(lay.time_rows['end'], c)}-{start}"
+            elif kind == "index":
+                f = "=0" if t == 0 else f"={here(r, c - 1)}+1"
+            elif kind == "year":
+                f = f"=YEAR({start})"
+            else:
+                f = f"=INT({here(lay.time_rows['index'], c)}/12)+1"
+            ws.write_formula(r, c, f, fmt, float(rows[kind][t]))
+
+    # --- calculation sheets -------------------------------------------------------------
+    for s in calc_sheets:
+        ws = sheets[s]
+        _sheet_header(ws, st, s, result, lay, fw)
+        row = HEADER_ROWS
+        scalars = [x for x in model.scalars if x.sheet == s]
+        if scalars:
+            _section(ws, st, row, "Values", n)
+            for x in scalars:
+                _, r, c = lay.scalar_cells[x.name]
+                ws.write_string(r, 0, x.label, st.label)
+                ws.write_string(r, 1, x.unit, st.unit)
+                ws.write_string(r, 3, x.name, st.name)
+                ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit), _cached(val(x.name)))
+        section = None
+        for ln in (x for x in model.lines if x.sheet == s):
+            _, r = lay.line_rows[ln.name]
+            if ln.section != section:
+                section = ln.section
+                _section(ws, st, r - 1, section or "", n)
+            ws.write_string(r, 0, ln.label, st.label)
+            ws.write_string(r, 1, ln.unit, st.unit)
+            ws.write_string(r, 3, ln.name, st.name)
+            kind = "link" if _is_link(ln, lay) else "calc"
+            fmt = st.cell(ln.unit, kind)
+            row_vals = values[ln.name][min(scenario, values[ln.name].shape[0] - 1)]
+            for t in range(n):
+                ws.write_formula(r, lay.col(t), fw.line_cell(t, ln), fmt, float(row_vals[t]))
+            if ln.agg == "sum":
+                ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
+                                 st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
+        ws.set_column(0, 0, 40)
+        ws.set_column(1, 1, 11)
+        ws.set_column(2, 2, 15)
+        ws.set_column(3, 3, 28, None, {"hidden": False})
+        ws.set_column(FIRST_COL, FIRST_COL + n - 1, 12)
+        ws.freeze_panes(HEADER_ROWS, FIRST_COL)
+
+    # --- Annual -------------------------------------------------------------------------
+    ws = sheets["Annual"]
+    ws.write_string(0, 0, "Annual summary", st.title)
+    ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    ws.write_string(3, 0, "Calendar year", st.header_left)
+    for c in range(1, FIRST_COL):
+        ws.write_blank(3, c, None, st.header_left)
+    years = tl.years
+    year_row = sheet_ref(TIMELINE_SHEET, "Annual") + (
+        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL, True, True)}:"
+        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL + n - 1, True, True)}")
+    for k, y in enumerate(years):
+        c = FIRST_COL + k
+        f = "=YEAR(case_start_month)" if k == 0 else f"={xl_rowcol_to_cell(3, c - 1)}+1"
+        ws.write_formula(3, c, f, st.header, float(y))
+    annual = result.annual_frame(scenario)
+    row = 4
+    section = None
+    for ln in model.lines:
+        if ln.agg == "none":
+            continue
+        if (ln.sheet, ln.section) != section:
+            section = (ln.sheet, ln.section)
+            row += 1
+            _section(ws, st, row, f"{ln.sheet}: {ln.section or ''}", len(years))
+            row += 1
+        ws.write_string(row, 0, ln.label, st.label)
+        ws.write_string(row, 1, ln.unit, st.unit)
+        ws.write_string(row, 3, ln.name, st.name)
+        rng = fw.row_range(ln, "Annual")
+        fmt = st.cell(ln.unit)
+        for k in range(len(years)):
+            hdr = xl_rowcol_to_cell(3, FIRST_COL + k, True, False)
+            if ln.agg == "sum":
+                f = f"=SUMIF({year_row},{hdr},{rng})"
+            elif ln.agg == "mean":
+                f = f"=AVERAGEIF({year_row},{hdr},{rng})"
+            else:
+                f = f"=INDEX({rng},MATCH({hdr},{year_row},1))"
+            ws.write_formula(row, FIRST_COL + k, f, fmt, float(annual.loc[ln.name].iloc[k]))
+        row += 1
+    ws.set_column(0, 0, 40)
+    ws.set_column(1, 1, 11)
+    ws.set_column(2, 2, 4)
+    ws.set_column(3, 3, 28)
+    ws.set_column(FIRST_COL, FIRST_COL + len(years), 14)
+    ws.freeze_panes(4, FIRST_COL)
+
+    # --- Summary ------------------------------------------------------------------------
+    ws = sheets["Summary"]
+    _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
+    sheets["Summary"].activate()
+    try:
+        wb.close()
+    except Exception as exc:  # xlsxwriter raises several types for I/O problems
+        raise ExportError(f"could not write the workbook: {exc}") from exc
+
+
+def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, wb) -> None:
+    from finmodel import __version__
+
+    a = result.assumptions
+    src = getattr(a, "_source", None)
+    ws.write_string(0, 0, "Summary", st.title)
+    ws.write_string(1, 0, a.case.name, st.subtitle)
+    stamp = [
+        ("finmodel version", __version__),
+        ("Case file", src.name if src else "(built in Python)"),
+        ("Case file SHA-256", src.sha256 if src else "-"),
+        ("Run date", dt.date.today().isoformat()),
+        ("Conventions", "USD nominal; money in +, out -; flows at month end, valued at "
+                        "the start of the first month (Excel NPV); IRR annualised"),
+    ]
+    for i, (k, v) in enumerate(stamp):
+        ws.write_string(2 + i, 0, k, st.unit)
+        ws.write_string(2 + i, 1, v, st.text)
+    ws.write_string(top, 0, "Metric", st.header_left)
+    ws.write_string(top, 1, "Unit", st.header_left)
+    for j, s in enumerate(strategies):
+        ws.write_string(top, 2 + j, s, st.header)
+    ws.write_string(top, 2 + len(strategies), "Defined names / notes", st.header_left)
+    by_key = {(x.strategy, x.metric): x for x in result.model.metrics()}
+    notes_col = 2 + len(strategies)
+    for i, key in enumerate(metric_keys):
+        r = top + 1 + i
+        any_x = next(x for x in result.model.metrics() if x.metric == key)
+        ws.write_string(r, 0, any_x.label, st.label)
+        ws.write_string(r, 1, any_x.unit, st.unit)
+        names = []
+        for s in strategies:
+            x = by_key.get((s, key))
+            if x is None:
+                continue
+            _, rr, c = lay.scalar_cells[x.name]
+            fmt = st.cell(x.unit, "calc", bold=True)
+            v = val(x.name)
+            if x.solved:
+                if math.isfinite(v):
+                    ws.write_number(rr, c, v, fmt)
+                else:
+                    ws.write_string(rr, c, "n/a", fmt)
+            else:
+                ws.write_formula(rr, c, fw.scalar_cell(x), fmt, _cached(v))
+            name = f"{s}_{key}"
+            _define(wb, name, f"=Summary!{xl_rowcol_to_cell(rr, c, True, True)}")
+            names.append(name)
+        note = ", ".join(names)
+        if any(by_key.get((s, key)) is not None and by_key[(s, key)].solved for s in strategies):
+            note += ("  (solved in Python by root-finding on the whole model and written as a"
+                     " value: re-run finmodel after changing inputs)")
+            reasons = [str(result.reasons.get(by_key[(s, key)].name, [""])[0])
+                       for s in strategies if (s, key) in by_key]
+            note += "".join(f"; {r}" for r in reasons if r)
+        ws.write_string(r, notes_col, note, st.name)
+    ws.set_column(0, 0, 46)
+    ws.set_column(1, 1, 14)
+    ws.set_column(2, 1 + len(strategies), 18)
+    ws.set_column(notes_col, notes_col, 60)
+
+
+def _sheet_header(ws, st, title, result, lay, fw) -> None:
+    n = lay.n_periods
+    ws.write_string(0, 0, title, st.title)
+    ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
+                    " money out -", st.subtitle)
+    if title == TIMELINE_SHEET:
+        return
+    ws.write_string(3, 0, "Period ending", st.header_left)
+    ws.write_string(4, 0, "Calendar year", st.header_left)
+    for c in range(1, FIRST_COL):
+        ws.write_blank(3, c, None, st.header_left)
+        ws.write_blank(4, c, None, st.header_left)
+    ws.write_string(3, 2, "Total", st.header)
+    ends, years = result.timeline.rows["end"], result.timeline.rows["year"]
+    for t in range(n):
+        c = lay.col(t)
+        src = sheet_ref(TIMELINE_SHEET, title)
+        ws.write_formula(3, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['end'], c)}-1",
+                         st.cell("date", "header_date"), float(ends[t] - 1))
+        ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
+                         st.header, float(years[t]))
+
+
+def _section(ws, st, row: int, title: str, n: int) -> None:
+    ws.write_string(row, 0, title, st.section)
+    for c in range(1, FIRST_COL):
+        ws.write_blank(row, c, None, st.section)
+
+
+def _is_link(ln: Line, lay: Layout) -> bool:
+    e = ln.expr
+    return isinstance(e, Ref) and isinstance(e.target, Line) and \
+        lay.line_rows[e.target.name][0] != lay.line_rows[ln.name][0]
+
+
+def _cached(v: float) -> float | str:
+    """The cached value of a formula; a missing value is cached as Excel's #N/A."""
+    return v if math.isfinite(v) else "#N/A"
+
+
+def _define(wb: xlsxwriter.Workbook, name: str, ref: str) -> None:
+    if wb.define_name(name, ref) == -1:
+        raise ExportError(f"{name!r} cannot be used as a workbook defined name")
+
+
+__all__ = ["export_excel"]

@@ -1,0 +1,147 @@
+"""Loading case files, reporting bad input, and flattening inputs to defined names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from finmodel.errors import InputError
+from finmodel.inputs.schema import Assumptions
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """Where a case came from: the file name and the SHA-256 of its bytes."""
+
+    name: str
+    sha256: str
+
+
+def load_assumptions(path: str | Path) -> Assumptions:
+    """Read and validate a TOML case file.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, is not valid TOML, or breaks a rule of the
+        schema; the message names the file, the field, the value and what was expected.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{p}: case file not found") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the case file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{p}: malformed TOML: {exc}") from None
+    a = parse_assumptions(data, source=str(p))
+    a._source = CaseSource(p.name, hashlib.sha256(raw).hexdigest())
+    return a
+
+
+def parse_assumptions(data: dict[str, Any], source: str = "<case>") -> Assumptions:
+    """Validate a case given as a dictionary (the parsed TOML)."""
+    try:
+        return Assumptions.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: file, field path, what is wrong, the value given."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not an input of this section; check the spelling)"
+        if err["type"] == "missing":
+            msg = "required input is missing"
+        given = err.get("input")
+        shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else \
+            f" (got {given!r})"
+        lines.append(f"{source}: {loc}: {msg}{shown}")
+    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+    return head
+
+
+def with_values(assumptions: Assumptions, changes: dict[str, Any]) -> Assumptions:
+    """A copy of ``assumptions`` with fields changed by dotted path, validated again.
+
+    ``with_values(a, {"network.btc_price_usd": 60000})``
+    """
+    data = assumptions.model_dump()
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise InputError(f"{path}: no such input (unknown section {part!r})")
+            node = node[part]
+        if leaf not in node:
+            raise InputError(f"{path}: no such input")
+        node[leaf] = value
+    out = parse_assumptions(data, source="<changed case>")
+    out._source = getattr(assumptions, "_source", None)
+    return out
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input as the workbook shows it."""
+
+    path: str  # "network.btc_price_usd"
+    section: str
+    value: Any  # float, str, date, list[float]
+    unit: str
+    description: str
+
+    @property
+    def defined_name(self) -> str:
+        return self.path.replace(".", "_")
+
+
+def input_fields(assumptions: Assumptions) -> list[InputField]:
+    """Every input that has a value, in schema order, with its unit and description."""
+    out: list[InputField] = []
+    for section_name, section_field in type(assumptions).model_fields.items():
+        section: BaseModel = getattr(assumptions, section_name)
+        for name, f in type(section).model_fields.items():
+            value = getattr(section, name)
+            if value is None:
+                continue
+            if section_name == "case" and name == "start_month":
+                value = section.start_date
+            if isinstance(value, bool):
+                value = 1.0 if value else 0.0
+            extra = f.json_schema_extra or {}
+            out.append(InputField(f"{section_name}.{name}", section_name, value,
+                                  str(extra.get("unit", "")), f.description or ""))
+    return out
+
+
+def numeric_inputs(assumptions: Assumptions) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """(scalar inputs, yearly paths) by defined name, dates as spreadsheet serials."""
+    from finmodel.conventions import to_serial
+
+    scalars: dict[str, Any] = {}
+    paths: dict[str, list[float]] = {}
+    for f in input_fields(assumptions):
+        if isinstance(f.value, list):
+            paths[f.defined_name] = f.value
+        elif isinstance(f.value, dt.date):
+            scalars[f.defined_name] = to_serial(f.value)
+        elif isinstance(f.value, (int, float)):
+            scalars[f.defined_name] = float(f.value)
+    return scalars, paths

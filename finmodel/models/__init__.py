@@ -1,0 +1,1 @@
+"""Business modules: each adds its lines to a model and knows nothing of Excel."""

@@ -424,6 +424,10 @@ def _cached(v: float) -> float | str:
 
 
 def _define(wb: xlsxwriter.Workbook, name: str, ref: str) -> None:
+    # An input field and a metric could map to one name (section "mining", strategy
+    # "mining"); refuse rather than let one silently shadow the other.
+    if any(existing[0] == name for existing in wb.defined_names):
+        raise ExportError(f"the defined name {name!r} would be used twice")
     if wb.define_name(name, ref) == -1:
         raise ExportError(f"{name!r} cannot be used as a workbook defined name")
 

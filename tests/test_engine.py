@@ -1,0 +1,94 @@
+"""The engine: expressions, recursion through lag, scenario vectorisation, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from finmodel.engine.evaluate import evaluate
+from finmodel.engine.expr import Input, cumulative, lag, maximum, minimum, time, where
+from finmodel.engine.graph import Model
+from finmodel.engine.timeline import Timeline
+from finmodel.errors import ModelError
+
+TL = Timeline(dt.date(2026, 1, 1), 24)
+
+
+def test_timeline_days_years_and_index():
+    rows = TL.rows
+    assert rows["days"][:3].tolist() == [31, 28, 31]
+    assert rows["days"].sum() == 365 + 365
+    assert rows["year"][11] == 2026 and rows["year"][12] == 2027
+    assert rows["model_year"][11] == 1 and rows["model_year"][12] == 2
+    assert TL.years.tolist() == [2026, 2027]
+    # Serial 46023 is 1 Jan 2026 in Excel's 1900 date system.
+    assert rows["start"][0] == 46023
+
+
+def test_balance_roll_forward_steps_through_time():
+    # A loan of 1,000 at 1 %/month repaid 100 a month: balance_t = balance_{t-1} * 1.01 - 100
+    m = Model()
+    bal = m.recursive_line("bal", "Balance", "USD", "S")
+    interest = m.line("interest", lag(bal, 1, 1000.0) * Input("r"), "Interest", "USD", "S")
+    m.define(bal, lag(bal, 1, 1000.0) + interest - 100)
+    v = evaluate(m, TL, {"r": np.array([0.01, 0.0])})
+    expected = [1000.0, 1000.0]
+    for t in range(24):
+        expected = [expected[0] * 1.01 - 100, expected[1] - 100]
+        assert v["bal"][:, t] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_cycle_without_lag_is_refused():
+    m = Model()
+    a = m.recursive_line("a", "A", "USD", "S")
+    b = m.line("b", a + 1, "B", "USD", "S")
+    m.define(a, b * 2)
+    with pytest.raises(ModelError, match="circular reference without a lag"):
+        evaluate(m, TL, {})
+
+
+def test_undefined_recursive_line_is_refused():
+    m = Model()
+    m.recursive_line("a", "A", "USD", "S")
+    with pytest.raises(ModelError, match="never defined"):
+        evaluate(m, TL, {})
+
+
+def test_vocabulary_evaluates_like_plain_numpy():
+    m = Model()
+    x = m.line("x", time("index") - 10, "x", "", "S")
+    m.line("clip", minimum(maximum(x, -3), 5), "", "", "S")
+    m.line("sign", where(x >= 0, 1, -1), "", "", "S")
+    m.line("cum", cumulative(x), "", "", "S")
+    m.line("neg_sq", -x ** 2, "", "", "S")
+    v = evaluate(m, TL, {})
+    xs = np.arange(24) - 10.0
+    assert v["clip"][0].tolist() == np.clip(xs, -3, 5).tolist()
+    assert v["sign"][0].tolist() == np.where(xs >= 0, 1, -1).tolist()
+    assert v["cum"][0].tolist() == np.cumsum(xs).tolist()
+    assert v["neg_sq"][0].tolist() == (-(xs ** 2)).tolist()
+
+
+def test_lines_that_do_not_vary_by_scenario_are_not_copied():
+    m = Model()
+    m.line("flat", time("days") * 2, "", "", "S")
+    m.line("varies", time("days") * Input("k"), "", "", "S")
+    v = evaluate(m, TL, {"k": np.arange(1000.0)})
+    assert v["flat"].shape == (1, 24)
+    assert v["varies"].shape == (1000, 24)
+
+
+def test_non_finite_line_is_an_error_naming_the_line():
+    m = Model()
+    m.line("ratio", 1 / Input("zero"), "", "", "S")
+    with pytest.raises(ModelError, match="'ratio' is not finite"):
+        evaluate(m, TL, {"zero": 0.0})
+
+
+def test_scenario_arrays_must_agree_in_length():
+    m = Model()
+    m.line("x", Input("a") + Input("b"), "", "", "S")
+    with pytest.raises(ModelError, match="disagree"):
+        evaluate(m, TL, {"a": np.ones(3), "b": np.ones(4)})

@@ -1,0 +1,245 @@
+"""The workbook is a live model: LibreOffice, recalculating every formula from the inputs,
+reproduces every Python line and metric; viewers that never recalculate see the same
+numbers; an edited input flows through."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pytest
+import xlsxwriter
+
+import finmodel
+from finmodel.engine.graph import Line
+from finmodel.excel.libreoffice import recalculate
+from finmodel.excel.workbook import FIRST_COL
+from tests.conftest import CASES, PARITY
+
+VARIANTS = {
+    # The base case at a BTC price where mining pays: IRR and payback are numbers.
+    "base_profitable": ("base", {"network.btc_price_usd": 250_000.0}),
+}
+
+
+def _num(v) -> float:
+    if isinstance(v, dt.datetime):
+        return (v - dt.datetime(1899, 12, 30)).total_seconds() / 86400
+    if v is None or isinstance(v, str):  # '#N/A' and friends
+        return float("nan")
+    return float(v)
+
+
+def read_model(path: Path, result: finmodel.Result) -> dict[str, np.ndarray]:
+    """Every line (by the name in column D) and scalar of a workbook, as arrays."""
+    wb = openpyxl.load_workbook(path, data_only=True)
+    out: dict[str, np.ndarray] = {}
+    n = result.timeline.months
+    for ws in wb.worksheets:
+        if ws.title in ("Summary", "Inputs", "Annual", "Timeline"):
+            continue
+        for row in ws.iter_rows(values_only=True):
+            name = row[3] if len(row) > 3 else None
+            node = result.model.nodes.get(name) if isinstance(name, str) else None
+            if node is None:
+                continue
+            if isinstance(node, Line):
+                out[name] = np.array([_num(v) for v in row[FIRST_COL:FIRST_COL + n]])
+            else:
+                out[name] = np.array([_num(row[2])])
+    for metric in result.model.metrics():
+        dn = f"{metric.strategy}_{metric.metric}"
+        sheet, cell = next(iter(wb.defined_names[dn].destinations))
+        out["metric:" + dn] = np.array([_num(wb[sheet][cell.replace("$", "")].value)])
+    annual = wb["Annual"]
+    for row in annual.iter_rows(values_only=True):
+        name = row[3] if len(row) > 3 else None
+        if isinstance(name, str) and name in result.model.nodes:
+            out["annual:" + name] = np.array([_num(v) for v in row[FIRST_COL:]
+                                              if v is not None])
+    return out
+
+
+def expected_values(result: finmodel.Result) -> dict[str, np.ndarray]:
+    exp = {}
+    for node in result.model.nodes.values():
+        if node.sheet == "Summary":  # metrics: read through their defined names below
+            continue
+        v = result.values[node.name]
+        exp[node.name] = v[0] if isinstance(node, Line) else v[:1]
+    for metric in result.model.metrics():
+        exp[f"metric:{metric.strategy}_{metric.metric}"] = result.values[metric.name][:1]
+    for name, row in result.annual.iterrows():
+        exp["annual:" + name] = row.to_numpy()
+    return exp
+
+
+def assert_parity(got: dict, exp: dict, rel: float, irr_rel: float) -> None:
+    missing = set(exp) - set(got)
+    assert not missing, f"not in the workbook: {sorted(missing)[:5]}"
+    worst = []
+    for name, e in exp.items():
+        g = got[name]
+        assert g.shape == e.shape, name
+        assert np.array_equal(np.isnan(g), np.isnan(e)), f"{name}: missing values differ"
+        ok = ~np.isnan(e)
+        tol = irr_rel if "irr" in name else rel
+        err = np.abs(g[ok] - e[ok]) / np.maximum(1.0, np.abs(e[ok]))
+        if err.size and err.max() > tol:
+            k = int(np.argmax(err))
+            worst.append(f"{name}[{k}]: workbook {g[ok][k]!r} vs python {e[ok][k]!r}")
+    assert not worst, "\n".join(worst[:20])
+
+
+def _result(case: str) -> finmodel.Result:
+    if case in VARIANTS:
+        base, changes = VARIANTS[case]
+        a = finmodel.with_values(finmodel.load_assumptions(f"assumptions/{base}.toml"),
+                                 changes)
+    else:
+        a = finmodel.load_assumptions(f"assumptions/{case}.toml")
+    return finmodel.run(a)
+
+
+CASE_NAMES = [p.stem for p in CASES] + list(VARIANTS)
+
+
+@pytest.fixture(scope="module", params=CASE_NAMES)
+def exported(request, tmp_path_factory, libreoffice):
+    result = _result(request.param)
+    d = tmp_path_factory.mktemp(request.param)
+    path = finmodel.export_excel(result, d / f"{request.param}.xlsx")
+    recalculated = recalculate(path, d / "lo")
+    return result, path, recalculated
+
+
+def test_libreoffice_recalculation_reproduces_every_line_and_metric(exported):
+    result, _, recalculated = exported
+    # Each formula recalculated by LibreOffice from the Inputs sheet, against numpy.
+    # IRR: LibreOffice's iteration stops at its own tolerance, looser than ours.
+    assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)
+
+
+def test_cached_values_match_without_recalculation(exported):
+    # What a mail preview or pandas.read_excel shows: the values stored with the formulas.
+    result, path, _ = exported
+    assert_parity(read_model(path, result), expected_values(result), 1e-12, 1e-12)
+    frame = __import__("pandas").read_excel(path, sheet_name="Summary", header=None)
+    assert frame.shape[0] > 10
+
+
+def test_every_calculated_cell_is_a_formula_and_none_is_volatile(exported):
+    result, path, _ = exported
+    wb = openpyxl.load_workbook(path)
+    formulas = 0
+    for ws in wb.worksheets:
+        if ws.title == "Inputs":
+            continue
+        for row in ws.iter_rows(min_col=FIRST_COL + 1):
+            for c in row:
+                if c.value is None:
+                    continue
+                if isinstance(c.value, (int, float)):
+                    pytest.fail(f"{ws.title}!{c.coordinate} holds a pasted number")
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    formulas += 1
+                    assert not re.search(r"\b(OFFSET|INDIRECT|NOW|TODAY|RAND)\(", c.value)
+    n = result.timeline.months
+    assert formulas >= len(result.model.lines) * n
+
+
+def test_inputs_and_metrics_have_defined_names(exported):
+    result, path, _ = exported
+    wb = openpyxl.load_workbook(path)
+    names = set(wb.defined_names)
+    from finmodel.inputs.load import input_fields
+
+    for f in input_fields(result.assumptions):
+        assert f.defined_name in names
+        assert f.defined_name == f.path.replace(".", "_")
+    for m in result.model.metrics():
+        dn = f"{m.strategy}_{m.metric}"
+        sheet, cell = next(iter(wb.defined_names[dn].destinations))
+        value = wb[sheet][cell.replace("$", "")].value
+        if m.solved:
+            assert not (isinstance(value, str) and value.startswith("="))
+        else:
+            assert isinstance(value, str) and value.startswith("="), dn
+    assert "mining_npv_usd" in names and "network_block_height" in names
+
+
+def test_summary_carries_the_stamp(exported):
+    result, path, _ = exported
+    ws = openpyxl.load_workbook(path)["Summary"]
+    stamp = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(3, 8)}
+    assert stamp["finmodel version"] == finmodel.__version__
+    src = result.assumptions._source
+    if src is not None:
+        assert stamp["Case file"] == src.name
+        assert stamp["Case file SHA-256"] == src.sha256
+    assert stamp["Run date"] == dt.date.today().isoformat()
+
+
+def test_an_edited_input_cell_flows_through_to_npv(tmp_path, libreoffice):
+    # Change the BTC price on the Inputs sheet, let LibreOffice recalculate, and compare
+    # with Python's run of the same change.
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    path = finmodel.export_excel(finmodel.run(a), tmp_path / "base.xlsx")
+    wb = openpyxl.load_workbook(path)
+    sheet, cell = next(iter(wb.defined_names["network_btc_price_usd"].destinations))
+    wb[sheet][cell.replace("$", "")].value = 123_456.0
+    sheet, cell = next(iter(wb.defined_names["power_ppa_price_usd_per_mwh"].destinations))
+    wb[sheet][cell.replace("$", "")].value = 33.0
+    wb.save(tmp_path / "edited.xlsx")
+    lo = recalculate(tmp_path / "edited.xlsx", tmp_path / "lo")
+    changed = finmodel.run(finmodel.with_values(a, {"network.btc_price_usd": 123_456.0,
+                                                    "power.ppa_price_usd_per_mwh": 33.0}))
+    got = openpyxl.load_workbook(lo, data_only=True)
+    sheet, cell = next(iter(got.defined_names["mining_npv_usd"].destinations))
+    npv = got[sheet][cell.replace("$", "")].value
+    expected = changed.summary.loc["npv_usd", "mining"]
+    assert expected != pytest.approx(finmodel.run(a).summary.loc["npv_usd", "mining"])
+    assert npv == pytest.approx(expected, rel=PARITY)
+
+
+def test_libreoffice_really_recalculates(tmp_path, libreoffice):
+    # Without the forced recalculation LibreOffice would keep the cached 5.
+    path = tmp_path / "stale.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    wb.add_worksheet().write_formula("A1", "=1+1", None, 5)
+    wb.close()
+    lo = recalculate(path, tmp_path / "lo")
+    assert openpyxl.load_workbook(lo, data_only=True).active["A1"].value == 2
+
+
+def test_text_from_the_case_file_never_becomes_a_formula(tmp_path):
+    from tests.conftest import small
+
+    a = small(case={"name": '=HYPERLINK("http://example.com","click")'})
+    path = finmodel.export_excel(finmodel.run(a, breakevens=False), tmp_path / "t.xlsx")
+    with zipfile.ZipFile(path) as z:
+        sheets = "".join(z.read(n).decode() for n in z.namelist()
+                         if n.startswith("xl/worksheets/"))
+    assert "HYPERLINK" not in sheets  # not a formula anywhere; it lives in sharedStrings
+    ws = openpyxl.load_workbook(path)["Inputs"]
+    cell = next(c for row in ws.iter_rows() for c in row if c.value and
+                str(c.value).startswith("=HYPERLINK"))
+    assert cell.data_type == "s"
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    from finmodel.excel import workbook
+
+    def boom(*args, **kwargs):
+        Path(args[1]).write_bytes(b"half a workbook")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(workbook, "_write", boom)
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    with pytest.raises(RuntimeError):
+        finmodel.export_excel(finmodel.run(a, breakevens=False), tmp_path / "x.xlsx")
+    assert list(tmp_path.iterdir()) == []

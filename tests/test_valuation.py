@@ -1,0 +1,128 @@
+"""Valuation conventions against numpy-financial, pyxirr and hand calculations."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy_financial as npf
+import pytest
+import pyxirr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import finmodel
+from finmodel.engine.solve import bracketed_root, irr_periodic, irr_reasons
+from tests.conftest import small
+
+
+@pytest.fixture(scope="module")
+def base():
+    return finmodel.run(finmodel.load_assumptions("assumptions/base.toml"))
+
+
+@pytest.fixture(scope="module")
+def profitable():
+    # The base case at a higher BTC price, so that IRR and payback exist.
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    a = finmodel.with_values(a, {"network.btc_price_usd": 250_000.0})
+    return finmodel.run(a)
+
+
+def test_npv_is_excels_npv_which_is_numpy_financial_with_a_leading_zero(profitable):
+    # Excel NPV(r, v1..vn) discounts v1 by one period; numpy_financial.npv discounts the
+    # first value by zero periods, hence the leading 0.
+    cf = profitable.values["mining.unlevered_fcf_usd"][0]
+    r_m = 1.10 ** (1 / 12) - 1
+    assert profitable.values["valuation.monthly_discount_rate"][0] == pytest.approx(r_m)
+    assert profitable.summary.loc["npv_usd", "mining"] == pytest.approx(
+        npf.npv(r_m, np.r_[0.0, cf]), rel=1e-12)
+
+
+def test_project_irr_agrees_with_numpy_financial_and_pyxirr():
+    # One sign change (an outlay, then 5 years of constant margin): a single root, which
+    # numpy-financial and pyxirr must both find.
+    a = small(case={"horizon_years": 5}, mining={"purchase_price_usd_per_th": 20.0})
+    r = finmodel.run(a, breakevens=False)
+    cf = r.values["mining.unlevered_fcf_usd"][0]
+    assert (np.diff(np.sign(cf[cf != 0])) != 0).sum() == 1
+    irr = r.summary.loc["project_irr", "mining"]
+    assert irr == pytest.approx((1 + npf.irr(cf)) ** 12 - 1, rel=1e-9)
+    assert irr == pytest.approx((1 + pyxirr.irr(cf)) ** 12 - 1, rel=1e-9)
+
+
+def test_with_several_roots_the_irr_is_the_one_newton_finds_from_the_guess(profitable):
+    # Opex after the fleet is curtailed and refresh capex give several sign changes, so
+    # several rates zero the NPV. Like Excel and pyxirr, finmodel runs Newton from the
+    # guess and says so; numpy-financial returns a different root (-8.3 % here).
+    cf = profitable.values["mining.unlevered_fcf_usd"][0]
+    irr = profitable.summary.loc["project_irr", "mining"]
+    assert irr == pytest.approx((1 + pyxirr.irr(cf, guess=0.01)) ** 12 - 1, rel=1e-9)
+    assert npf.npv((1 + irr) ** (1 / 12) - 1, cf) == pytest.approx(0.0, abs=1e-3)
+    assert "several sign changes" in profitable.reasons["mining.project_irr"][0]
+
+
+def test_payback_is_interpolated_within_the_month():
+    # Hand case: -13,000,000 at month 0 then EBITDA; payback where cumulative turns >= 0.
+    a = small(case={"horizon_years": 5},
+              mining={"purchase_price_usd_per_th": 20.0,
+                      "infrastructure_capex_usd_per_mw": 300_000.0})
+    r = finmodel.run(a, breakevens=False)
+    cf = r.values["mining.unlevered_fcf_usd"][0]
+    cum = np.cumsum(cf)
+    assert cum[0] < 0 < cum[-1]
+    k = int(np.argmax(cum >= 0))  # first month (0-based) with cumulative >= 0
+    # Flows at month ends: cumulative is cum[k-1] at the end of month k-1 (time k months)
+    # and crosses zero a fraction -cum[k-1] / cf[k] into month k.
+    expected = (k + (-cum[k - 1]) / cf[k]) / 12
+    assert r.summary.loc["payback_years", "mining"] == pytest.approx(expected, rel=1e-12)
+    assert 3.0 < expected < 5.0
+
+
+def test_payback_never_reached_is_missing_not_zero(base):
+    assert base.values["mining.cumulative_fcf_usd"][0].max() < 0
+    assert np.isnan(base.summary.loc["payback_years", "mining"])
+    assert base.summary_json()["strategies"]["mining"]["payback_years"] is None
+
+
+def test_breakeven_btc_price_put_back_gives_zero_npv(base):
+    be = base.summary.loc["breakeven_btc_price_usd", "mining"]
+    a = finmodel.with_values(base.assumptions, {"network.btc_price_usd": be})
+    npv = finmodel.run(a, breakevens=False).summary.loc["npv_usd", "mining"]
+    # 1 USD on a project of several hundred million USD of capex.
+    assert abs(npv) < 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-50, 100), min_size=12, max_size=120),
+       st.floats(10, 500))
+def test_npv_at_the_irr_is_zero(flows, outlay):
+    cf = np.array([[-outlay, *flows]])
+    r = irr_periodic(cf)[0]
+    if np.isnan(r):
+        assert irr_reasons(cf, np.array([r]))[0] != ""
+        return
+    scale = np.abs(cf).sum()
+    assert abs(npf.npv(r, cf[0])) <= 1e-7 * scale
+    if np.sum(np.diff(np.sign(cf[0][cf[0] != 0])) != 0) == 1:
+        # One sign change: one root above -100 %, which pyxirr must find too.
+        assert r == pytest.approx(pyxirr.irr(cf[0]), abs=1e-8)
+
+
+def test_irr_reasons_say_why_there_is_none():
+    flows = np.array([[1.0, 2.0, 0.0], [-1.0, -2.0, 0.0], [-10.0, 1.0, 12.0]])
+    rates = irr_periodic(flows)
+    why = irr_reasons(flows, rates)
+    assert np.isnan(rates[:2]).all()
+    assert why[0].startswith("no negative") and why[1].startswith("no positive")
+    assert why[2] == ""
+
+
+def test_bracketed_root_matches_brentq_and_reports_no_bracket():
+    from scipy.optimize import brentq
+
+    k = np.array([2.0, 5.0, 10.0, -1.0])
+    f = lambda x: x ** 3 - k * x - 5  # noqa: E731
+    roots, why = bracketed_root(f, np.zeros(4), np.array([10.0, 10.0, 10.0, 0.5]))
+    for i in range(3):
+        assert roots[i] == pytest.approx(brentq(lambda x: x ** 3 - k[i] * x - 5, 0, 10),
+                                         rel=1e-9)
+    assert np.isnan(roots[3]) and "not crossed" in why[3]

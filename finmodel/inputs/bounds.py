@@ -38,7 +38,7 @@ def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool = Fa
                 limit = getattr(meta, attr)
                 ok = op(arr, limit)
                 if not ok.all():
-                    bad = arr[~ok].flat[0]
+                    bad = float(arr[~ok].flat[0])
                     raise InputError(f"{path}: scenario value {bad!r} breaks the bound "
                                      f"{sym} {limit!r}")
     if rows and np.any(arr <= 0):

@@ -1,0 +1,88 @@
+"""The command line: a readable run, and bad input refused with status 2, one clear
+message naming the field, the value and the expectation, no traceback, no output file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BASE = (ROOT / "assumptions" / "base.toml").read_text()
+
+
+def finmodel_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "finmodel.cli", *args], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=120)
+
+
+def test_run_writes_workbook_and_json_and_prints_a_summary(tmp_path):
+    out, js = tmp_path / "out.xlsx", tmp_path / "out.json"
+    p = finmodel_cli("run", "assumptions/base.toml", "-o", str(out), "--json", str(js))
+    assert p.returncode == 0, p.stderr
+    assert "NPV at the discount rate" in p.stdout and "mining" in p.stdout
+    summary = json.loads(js.read_text())
+    m = summary["strategies"]["mining"]
+    assert set(m) >= {"npv_usd", "project_irr", "payback_years", "hashcost_usd_per_ph_day",
+                      "all_in_cost_per_btc_usd", "breakeven_btc_price_usd"}
+    assert summary["case"]["file"] == "base.toml" and len(summary["case"]["sha256"]) == 64
+    assert out.stat().st_size > 10_000
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["out.json", "out.xlsx"]
+
+
+def test_validate_and_schema():
+    p = finmodel_cli("validate", "assumptions/base.toml")
+    assert p.returncode == 0 and "valid" in p.stdout
+    p = finmodel_cli("schema")
+    schema = json.loads(p.stdout)
+    props = schema["$defs"]["MiningSection"]["properties"]["efficiency_j_per_th"]
+    assert props["unit"] == "J/TH" and props["exclusiveMinimum"] == 0
+
+
+BAD = {
+    "wrong type": (BASE.replace("interconnect_mw = 100.0", 'interconnect_mw = "lots"'),
+                   ["site.interconnect_mw", "'lots'", "number"]),
+    "negative MW": (BASE.replace("interconnect_mw = 100.0", "interconnect_mw = -5.0"),
+                    ["site.interconnect_mw", "-5.0", "greater than 0"]),
+    "zero efficiency": (BASE.replace("efficiency_j_per_th = 13.5", "efficiency_j_per_th = 0"),
+                        ["mining.efficiency_j_per_th", "0", "greater than 0"]),
+    "unknown key": (BASE.replace("[site]", "[site]\ninterconect_mw = 3.0"),
+                    ["site.interconect_mw", "unknown key"]),
+    "malformed TOML": (BASE.replace("[site]", "[site"), ["malformed TOML", "line"]),
+    "oversubscribed site": (BASE.replace("mining_it_mw = 95.0", "mining_it_mw = 99.0"),
+                            ["site.mining_it_mw", "99", "exceeds site.interconnect_mw"]),
+    "bad month": (BASE.replace('"2026-01"', '"2026-13"'), ["case.start_month", "YYYY-MM"]),
+    "short path": (BASE.replace("btc_price_usd = 90_000.0", "btc_price_path_usd = [1.0, 2.0]")
+                   .replace("btc_price_drift_rate = 0.10", ""),
+                   ["btc_price_path_usd", "has 2 values", "15"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_bad_input_exits_2_with_one_clear_message(kind, tmp_path):
+    text, expected = BAD[kind]
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    out, js = tmp_path / "out.xlsx", tmp_path / "out.json"
+    p = finmodel_cli("run", str(case), "-o", str(out), "--json", str(js))
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    assert p.stderr.startswith("finmodel: error: ")
+    for fragment in expected:
+        assert fragment in p.stderr, (fragment, p.stderr)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["case.toml"]
+    assert p.stdout == ""
+
+
+def test_missing_file_and_bad_output_paths(tmp_path):
+    p = finmodel_cli("run", str(tmp_path / "nope.toml"))
+    assert p.returncode == 2 and "case file not found" in p.stderr
+    p = finmodel_cli("run", "assumptions/base.toml", "-o", str(tmp_path / "no" / "x.xlsx"))
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    p = finmodel_cli("run", "assumptions/base.toml", "-o", str(tmp_path / "x.csv"))
+    assert p.returncode == 2 and ".xlsx" in p.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -9,26 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import brentq
-
-# Grid of periodic rates scanned for a sign change when Newton's method fails.
-_SCAN = np.concatenate([np.linspace(-0.99, -0.1, 90), np.linspace(-0.1, 0.1, 401)[1:],
-                        np.geomspace(0.1, 10.0, 60)[1:]])
-
 
 def _npv0(values: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """sum(c_i / (1 + r) ** i), i from 0 (Excel IRR's own convention)."""
+    """sum(c_i / (1 + r) ** i), i from 0 (Excel IRR's own convention), row by row."""
     i = np.arange(values.shape[1])
     return (values * (1.0 + rate[:, None]) ** -i).sum(axis=1)
 
 
 def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
-                 maxiter: int = 100) -> np.ndarray:
+                 maxiter: int = 30) -> np.ndarray:
     """Periodic IRR of each row of ``values`` (scenarios, periods).
 
-    Newton's method from ``guess`` for every row at once (as Excel's IRR does, so both find
-    the same root when a series has several), then a scan-and-``brentq`` fallback for rows
-    where Newton did not converge. Rows with no sign change give NaN.
+    A scan of NPV over a grid of rates (one matrix product for all rows) finds the rows
+    that have a root at all. Those run Newton's method from ``guess`` together, as Excel's
+    IRR does, so both find the same root when a series has several; rows where Newton has
+    not converged after ``maxiter`` steps are solved, all at once, in the grid's sign
+    change nearest the guess. Rows with no root give NaN (see :func:`irr_reasons`).
 
     Parameters
     ----------
@@ -45,39 +41,58 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
     c = np.atleast_2d(np.asarray(values, dtype=float))
     s, n = c.shape
     i = np.arange(n, dtype=float)
-    r = np.full(s, float(guess))
-    done = np.zeros(s, dtype=bool)
-    has_root = (c.max(axis=1) > 0) & (c.min(axis=1) < 0)
+    out = np.full(s, np.nan)
+    lo, hi = _brackets(c, guess)
+    rows = np.flatnonzero(np.isfinite(lo))
+    bracketed = rows.copy()
+    r = np.full(rows.size, float(guess))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(maxiter):
-            x = (1.0 + r)[:, None] ** -i
-            f = (c * x).sum(axis=1)
-            fp = -(i * c * x).sum(axis=1) / (1.0 + r)
-            step = f / fp
-            new = r - step
-            new = np.where(new <= -1.0, (r - 1.0) / 2.0, new)  # stay above -100 %
-            conv = np.abs(new - r) <= tol * (1.0 + np.abs(r))
-            r = np.where(done, r, new)
-            done |= conv & np.isfinite(new)
-            if done.all():
+            if rows.size == 0:
                 break
-        ok = done & np.isfinite(r) & has_root
-        ok[ok] = np.abs(_npv0(c[ok], r[ok])) <= 1e-7 * np.abs(c[ok]).sum(axis=1)
-    out = np.where(ok, r, np.nan)
-    for k in np.flatnonzero(~ok & has_root):
-        out[k] = _scan_root(c[k], guess)
+            cc = c[rows]
+            x = (1.0 + r)[:, None] ** -i
+            f = (cc * x).sum(axis=1)
+            fp = -(i * cc * x).sum(axis=1) / (1.0 + r)
+            new = r - f / fp
+            new = np.where(new <= -1.0, (r - 1.0) / 2.0, new)  # stay above -100 %
+            conv = (np.abs(new - r) <= tol * (1.0 + np.abs(r))) & np.isfinite(new)
+            out[rows[conv]] = new[conv]
+            keep = ~conv & np.isfinite(new)
+            rows, r = rows[keep], new[keep]
+        # Newton may also have stopped on a point that is not a root: check the residual
+        # against the size of the discounted flows.
+        done = bracketed[np.isfinite(out[bracketed])]
+        disc = c[done] * (1.0 + out[done])[:, None] ** -i
+        bad = np.abs(disc.sum(axis=1)) > 1e-9 * np.abs(disc).sum(axis=1)
+        out[done[bad]] = np.nan
+    failed = bracketed[np.isnan(out[bracketed])]
+    if failed.size:
+        rows_c = c[failed]
+        roots, _ = bracketed_root(lambda x: _npv0(rows_c, x), lo[failed], hi[failed],
+                                  xtol=1e-15)
+        out[failed] = roots
     return out
 
 
-def _scan_root(row: np.ndarray, guess: float) -> float:
-    """The root nearest ``guess`` among the sign changes on a rate grid, or NaN."""
-    f = _npv0(np.broadcast_to(row, (_SCAN.size, row.size)), _SCAN)
-    change = np.flatnonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)
-    if change.size == 0:
-        return float("nan")
-    k = change[np.argmin(np.abs(_SCAN[change] - guess))]
-    g = lambda rate: float(_npv0(row[None, :], np.array([rate]))[0])  # noqa: E731
-    return float(brentq(g, _SCAN[k], _SCAN[k + 1], xtol=1e-15, rtol=1e-14))
+def _brackets(c: np.ndarray, guess: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the grid interval of the NPV sign change nearest ``guess`` (NaN when
+    NPV does not change sign on the grid)."""
+    n = c.shape[1]
+    # Lowest rate whose discount factors stay finite over n periods.
+    low = max(10.0 ** (-250.0 / max(n - 1, 1)) - 1.0, -0.99)
+    grid = np.unique(np.concatenate([np.linspace(low, -0.1, 60), np.linspace(-0.1, 0.1, 201),
+                                     np.geomspace(0.1, 10.0, 40)]))
+    disc = (1.0 + grid)[None, :] ** -np.arange(n, dtype=float)[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = c @ disc  # (rows, grid): NPV of every row at every grid rate
+    change = np.sign(f[:, :-1]) * np.sign(f[:, 1:]) < 0
+    dist = np.where(change, np.abs(grid[:-1] - guess)[None, :], np.inf)
+    k = np.argmin(dist, axis=1)
+    found = np.isfinite(dist[np.arange(len(k)), k])
+    lo = np.where(found, grid[k], np.nan)
+    hi = np.where(found, grid[np.minimum(k + 1, grid.size - 1)], np.nan)
+    return lo, hi
 
 
 def irr_reasons(values: np.ndarray, rates: np.ndarray) -> np.ndarray:

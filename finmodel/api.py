@@ -193,7 +193,8 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
         def npv_at(scale: np.ndarray) -> np.ndarray:
             trial = dict(overrides)
             trial[PRICE_LINE] = base * scale[:, None]
-            return np.broadcast_to(evaluate(model, tl, scalars, paths, trial)[npv_name], (n,))
+            npv = evaluate(model, tl, scalars, paths, trial, only=[npv_name])[npv_name]
+            return np.broadcast_to(npv, (n,))
 
         lo, hi = np.zeros(n), np.ones(n)
         f_hi = npv_at(hi)

@@ -42,6 +42,7 @@ def evaluate(
     paths: Mapping[str, np.ndarray] | None = None,
     overrides: Mapping[str, np.ndarray] | None = None,
     solved: Mapping[str, np.ndarray] | None = None,
+    only: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Evaluate every line and scalar of ``model``.
 
@@ -57,6 +58,8 @@ def evaluate(
         paths): 1-D (periods) or 2-D (scenarios, periods).
     solved
         Values of scalars solved outside the evaluator (break-evens), per scenario.
+    only
+        Evaluate just these nodes and what they depend on (a solver needing one metric).
 
     Returns
     -------
@@ -64,7 +67,7 @@ def evaluate(
         Line name -> array (scenarios or 1, periods); scalar name -> array (scenarios or 1,).
     """
     ev = _Evaluator(model, timeline, inputs, paths or {}, overrides or {}, solved or {})
-    return ev.run()
+    return ev.run(None if only is None else model.needed_for(only))
 
 
 class _Evaluator:
@@ -94,9 +97,11 @@ class _Evaluator:
         self.values: dict[str, np.ndarray] = {}
         self._cum: dict[str, np.ndarray] = {}
 
-    def run(self) -> dict[str, np.ndarray]:
+    def run(self, needed: set[str] | None) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for group in self.model.schedule():
+                if needed is not None and not any(g.name in needed for g in group):
+                    continue
                 if len(group) == 1 and not _self_lagged(group[0]):
                     self._evaluate_node(group[0])
                 else:

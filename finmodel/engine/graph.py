@@ -145,6 +145,19 @@ class Model:
     def metrics(self) -> list[Scalar]:
         return [s for s in self.scalars if s.metric is not None]
 
+    def needed_for(self, names: list[str]) -> set[str]:
+        """Names of the nodes ``names`` depend on, themselves included."""
+        seen: set[str] = set()
+        stack = [self.nodes[n] for n in names]
+        while stack:
+            node = stack.pop()
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            hard, soft = _dependencies(node)
+            stack.extend(hard | soft)
+        return seen
+
     def schedule(self) -> list[list[Node]]:
         """Evaluation order: a list of groups, each evaluated after the ones before it.
 

@@ -185,28 +185,31 @@ def run(
 
 
 def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) -> None:
-    base = np.broadcast_to(values[PRICE_LINE], (n, tl.months))
-    solved: dict[str, np.ndarray] = {}
     for strategy in dict.fromkeys(s.strategy for s in model.metrics()):
-        npv_name = f"{strategy}.npv"
-
-        def npv_at(scale: np.ndarray) -> np.ndarray:
-            trial = dict(overrides)
-            trial[PRICE_LINE] = base * scale[:, None]
-            npv = evaluate(model, tl, scalars, paths, trial, only=[npv_name])[npv_name]
-            return np.broadcast_to(npv, (n,))
-
-        lo, hi = np.zeros(n), np.ones(n)
-        f_hi = npv_at(hi)
-        for _ in range(30):  # widen the bracket until NPV turns positive (up to 2^30 x)
-            grow = f_hi < 0
-            if not grow.any():
-                break
-            hi = np.where(grow, hi * 2, hi)
-            f_hi = np.where(grow, npv_at(hi), f_hi)
-        scale, why = bracketed_root(npv_at, lo, hi)
-        why = np.where(npv_at(lo) >= 0, "NPV is not negative even at a zero BTC price", why)
         name = f"{strategy}.{BREAKEVEN_BTC_PRICE}"
-        solved[name] = np.where(why == "", scale * base[:, 0], np.nan)
-        reasons[name] = why
-    values.update(solved)
+        values[name], reasons[name] = _breakeven_btc_price(
+            model, tl, scalars, paths, overrides, values, n, f"{strategy}.npv")
+
+
+def _breakeven_btc_price(model, tl, scalars, paths, overrides, values, n, npv_name):
+    """Start-level BTC price at which ``npv_name`` is zero, scaling the whole price path
+    (every scenario at once). Returns (prices, reasons)."""
+    base = np.broadcast_to(values[PRICE_LINE], (n, tl.months))
+
+    def npv_at(scale: np.ndarray) -> np.ndarray:
+        trial = dict(overrides)
+        trial[PRICE_LINE] = base * scale[:, None]
+        npv = evaluate(model, tl, scalars, paths, trial, only=[npv_name])[npv_name]
+        return np.broadcast_to(npv, (n,))
+
+    lo, hi = np.zeros(n), np.ones(n)
+    f_hi = npv_at(hi)
+    for _ in range(30):  # widen the bracket until NPV turns positive (up to 2^30 x)
+        grow = f_hi < 0
+        if not grow.any():
+            break
+        hi = np.where(grow, hi * 2, hi)
+        f_hi = np.where(grow, npv_at(hi), f_hi)
+    scale, why = bracketed_root(npv_at, lo, hi)
+    why = np.where(npv_at(lo) >= 0, "NPV is not negative even at a zero BTC price", why)
+    return np.where(why == "", scale * base[:, 0], np.nan), why

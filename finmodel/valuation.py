@@ -35,7 +35,7 @@ IRR_GUESS_MONTHLY = 0.01
 def monthly_discount_rate(m: Model) -> Scalar:
     """The case's annual discount rate as a monthly rate, derived once."""
     return m.scalar("valuation.monthly_discount_rate",
-                    (1 + inp("case.discount_rate")) ** (1 / MONTHS_PER_YEAR) - 1,
+                    (1 + inp("case.discount_rate")) ** (wrap(1) / MONTHS_PER_YEAR) - 1,
                     "Monthly discount rate", "rate", SHEET)
 
 

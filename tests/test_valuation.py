@@ -123,7 +123,7 @@ def test_bracketed_root_matches_brentq_and_reports_no_bracket():
     k = np.array([2.0, 5.0, 10.0, -1.0])
     f = lambda x: x ** 3 - k * x - 5  # noqa: E731
     roots, why = bracketed_root(f, np.zeros(4), np.array([10.0, 10.0, 10.0, 0.5]))
-    for i in range(3):
-        assert roots[i] == pytest.approx(brentq(lambda x: x ** 3 - k[i] * x - 5, 0, 10),
+    for i, ki in enumerate(k[:3]):
+        assert roots[i] == pytest.approx(brentq(lambda x, ki=ki: x ** 3 - ki * x - 5, 0, 10),
                                          rel=1e-9)
     assert np.isnan(roots[3]) and "not crossed" in why[3]

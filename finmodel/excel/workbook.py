@@ -262,6 +262,7 @@ def _write(result: Result, path: str, scenario: int) -> None:
         ws.set_column(3, 3, 28, None, {"hidden": False})
         ws.set_column(FIRST_COL, FIRST_COL + n - 1, 12)
         ws.freeze_panes(HEADER_ROWS, FIRST_COL)
+        _print_setup(ws)
 
     # --- Annual -------------------------------------------------------------------------
     ws = sheets["Annual"]
@@ -310,6 +311,7 @@ def _write(result: Result, path: str, scenario: int) -> None:
     ws.set_column(3, 3, 28)
     ws.set_column(FIRST_COL, FIRST_COL + len(years), 14)
     ws.freeze_panes(4, FIRST_COL)
+    _print_setup(ws)
 
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
@@ -381,6 +383,8 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(1, 1, 14)
     ws.set_column(2, 1 + len(strategies), 18)
     ws.set_column(notes_col, notes_col, 60)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 1)
 
 
 def _sheet_header(ws, st, title, result, lay, fw) -> None:
@@ -404,6 +408,14 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
                          st.header, float(years[t]))
+
+
+def _print_setup(ws) -> None:
+    """Landscape, labels and dates repeated on every printed page."""
+    ws.set_landscape()
+    ws.repeat_columns(0, FIRST_COL - 1)
+    ws.repeat_rows(3, 4)
+    ws.fit_to_pages(0, 1)
 
 
 def _section(ws, st, row: int, title: str, n: int) -> None:

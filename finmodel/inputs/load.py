@@ -115,7 +115,7 @@ class InputField:
 def input_fields(assumptions: Assumptions) -> list[InputField]:
     """Every input that has a value, in schema order, with its unit and description."""
     out: list[InputField] = []
-    for section_name, section_field in type(assumptions).model_fields.items():
+    for section_name in type(assumptions).model_fields:
         section: BaseModel = getattr(assumptions, section_name)
         for name, f in type(section).model_fields.items():
             value = getattr(section, name)

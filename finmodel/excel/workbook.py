@@ -118,8 +118,11 @@ def _write(result: Result, path: str, scenario: int) -> None:
     n = tl.months
     lay = Layout(FIRST_COL, n)
 
-    sheets = {name: wb.add_worksheet(name) for name in SHEET_ORDER}
-    calc_sheets = [s for s in SHEET_ORDER
+    # Known sheets in their order, then any other sheet a model uses, in order of use.
+    extra = [n.sheet for n in model.nodes.values() if n.sheet not in SHEET_ORDER]
+    order = SHEET_ORDER[:-1] + list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
+    sheets = {name: wb.add_worksheet(name) for name in order}
+    calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
                    and s != "Summary"]
 

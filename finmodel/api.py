@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finmodel.analysis.timing import conversion_timing, timing_summary
 from finmodel.engine.evaluate import evaluate
 from finmodel.engine.graph import Line, Model
 from finmodel.engine.solve import bracketed_root, irr_reasons
 from finmodel.engine.timeline import Timeline
-from finmodel.errors import InputError
+from finmodel.errors import InputError, ModelError
 from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_scenario_array
+from finmodel.models.capex import CATEGORIES
+from finmodel.valuation import metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, build_model
 
 PRICE_LINE = "network.btc_price_usd"
@@ -38,6 +41,7 @@ class Result:
     values: dict[str, np.ndarray]
     n_scenarios: int
     reasons: dict[str, np.ndarray] = field(default_factory=dict)
+    timing: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def strategies(self) -> list[str]:
@@ -89,12 +93,14 @@ class Result:
         return pd.DataFrame(cols)
 
     def summary_frame(self, scenario: int = 0) -> pd.DataFrame:
-        """Metrics x strategies for one scenario."""
+        """Metrics x strategies for one scenario (NaN where a strategy has no such metric
+        or its value does not exist)."""
         data: dict[str, dict[str, float]] = {}
         for s in self.model.metrics():
             v = self.values[s.name]
             data.setdefault(s.strategy, {})[s.metric] = float(v[min(scenario, v.size - 1)])
-        return pd.DataFrame(data)
+        keys = sorted({k for d in data.values() for k in d}, key=metric_rank)
+        return pd.DataFrame(data).reindex(keys)
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -104,16 +110,19 @@ class Result:
     def summary_json(self, scenario: int = 0) -> dict[str, Any]:
         """``{"strategies": {name: {metric: value}}, "case": {...}, "notes": {...}}``;
         a metric that does not exist (payback never reached) is null."""
-        frame = self.summary_frame(scenario)
-        strategies = {
-            s: {k: (None if not np.isfinite(v) else float(v)) for k, v in frame[s].items()}
-            for s in frame.columns
-        }
+        strategies: dict[str, dict[str, float | None]] = {}
+        for s in sorted(self.model.metrics(), key=lambda x: metric_rank(x.metric)):
+            v = float(self.values[s.name][min(scenario, self.values[s.name].size - 1)])
+            strategies.setdefault(s.strategy, {})[s.metric] = v if np.isfinite(v) else None
+        strategies = {k: strategies[k] for k in self.strategies}
         notes = {k: str(v[min(scenario, v.size - 1)]) for k, v in self.reasons.items()
                  if v[min(scenario, v.size - 1)]}
         src = getattr(self.assumptions, "_source", None)
+        halving = float(self.values["network.next_halving_date"][0])
+        timing = {s: timing_summary(t, halving) for s, t in self.timing.items()}
         return {
             "strategies": strategies,
+            "timing": timing,
             "case": {
                 "name": self.assumptions.case.name,
                 "file": src.name if src else None,
@@ -153,7 +162,8 @@ def run(
         Lines given instead of computed (``{"network.btc_price_usd": paths}``), shape
         (scenarios, months) — for example BTC price paths from a simulation.
     breakevens
-        Solve the break-even BTC price (a few more model evaluations).
+        Solve the break-evens and, for a single scenario, the value of converting by start
+        month (a few more vectorised evaluations).
 
     Returns
     -------
@@ -179,37 +189,84 @@ def run(
         monthly = (1.0 + np.broadcast_to(values[f"{strategy}.project_irr"], (flows.shape[0],))
                    ) ** (1 / 12) - 1
         reasons[f"{strategy}.project_irr"] = irr_reasons(flows, monthly)
+    timing: dict[str, pd.DataFrame] = {}
     if breakevens:
         _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n)
-    return Result(assumptions, model, tl, values, n, reasons)
+        if n == 1:
+            for name, spec in assumptions.strategies.items():
+                if spec.kind != "mining":
+                    timing[name] = conversion_timing(model, tl, scalars, paths, overrides,
+                                                     name)
+    return Result(assumptions, model, tl, values, n, reasons, timing)
+
+
+class _Solver:
+    """Re-evaluates the model with one input, or the BTC price path, scaled per scenario —
+    only the lines the target NPVs depend on."""
+
+    def __init__(self, model, tl, scalars, paths, overrides, values, n):
+        self.model, self.tl, self.n = model, tl, n
+        self.scalars, self.paths, self.overrides = scalars, paths, overrides
+        self.price = np.broadcast_to(values[PRICE_LINE], (n, tl.months))
+
+    def npvs(self, names: list[str], *, price_scale=None, inputs=None) -> list[np.ndarray]:
+        scalars, overrides = self.scalars, self.overrides
+        if inputs:
+            scalars = {**scalars, **inputs}
+        if price_scale is not None:
+            overrides = {**overrides, PRICE_LINE: self.price * price_scale[:, None]}
+        out = evaluate(self.model, self.tl, scalars, self.paths, overrides, only=names)
+        return [np.broadcast_to(out[k], (self.n,)) for k in names]
+
+    def root(self, f, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """Roots of ``f`` (scenarios -> scenarios) in [lo, hi], widening hi (x2, up to
+        2^30 x) until the sign differs from f(lo)."""
+        lo_a, hi_a = np.full(self.n, lo), np.full(self.n, hi)
+        f_lo, f_hi = f(lo_a), f(hi_a)
+        for _ in range(30):
+            grow = np.sign(f_hi) == np.sign(f_lo)
+            if not grow.any():
+                break
+            hi_a = np.where(grow, hi_a * 2, hi_a)
+            f_hi = np.where(grow, f(hi_a), f_hi)
+        return bracketed_root(f, lo_a, hi_a)
 
 
 def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) -> None:
-    for strategy in dict.fromkeys(s.strategy for s in model.metrics()):
-        name = f"{strategy}.{BREAKEVEN_BTC_PRICE}"
-        values[name], reasons[name] = _breakeven_btc_price(
-            model, tl, scalars, paths, overrides, values, n, f"{strategy}.npv")
-
-
-def _breakeven_btc_price(model, tl, scalars, paths, overrides, values, n, npv_name):
-    """Start-level BTC price at which ``npv_name`` is zero, scaling the whole price path
-    (every scenario at once). Returns (prices, reasons)."""
-    base = np.broadcast_to(values[PRICE_LINE], (n, tl.months))
-
-    def npv_at(scale: np.ndarray) -> np.ndarray:
-        trial = dict(overrides)
-        trial[PRICE_LINE] = base * scale[:, None]
-        npv = evaluate(model, tl, scalars, paths, trial, only=[npv_name])[npv_name]
-        return np.broadcast_to(npv, (n,))
-
-    lo, hi = np.zeros(n), np.ones(n)
-    f_hi = npv_at(hi)
-    for _ in range(30):  # widen the bracket until NPV turns positive (up to 2^30 x)
-        grow = f_hi < 0
-        if not grow.any():
-            break
-        hi = np.where(grow, hi * 2, hi)
-        f_hi = np.where(grow, npv_at(hi), f_hi)
-    scale, why = bracketed_root(npv_at, lo, hi)
-    why = np.where(npv_at(lo) >= 0, "NPV is not negative even at a zero BTC price", why)
-    return np.where(why == "", scale * base[:, 0], np.nan), why
+    sv = _Solver(model, tl, scalars, paths, overrides, values, n)
+    start_price = sv.price[:, 0]
+    for node in [x for x in model.scalars if x.solved]:
+        s, kind = node.name.split(".", 1)
+        npv_s, npv_m = f"{s}.npv", "mining.npv"
+        if kind == BREAKEVEN_BTC_PRICE:
+            root, why = sv.root(lambda k: sv.npvs([npv_s], price_scale=k)[0], 0.0, 1.0)
+            why = np.where(sv.npvs([npv_s], price_scale=np.zeros(n))[0] >= 0,
+                           "NPV is not negative even at a zero BTC price", why)
+            value = root * start_price
+        elif kind == "btc_price_mining_matches":
+            def gap(k):
+                a, b = sv.npvs([npv_m, npv_s], price_scale=k)
+                return a - b
+            root, why = sv.root(gap, 0.0, 1.0)
+            value = root * start_price
+        elif kind == "breakeven_lease_rate":
+            name = "hosting_lease_rate_usd_per_kw_month"
+            def gap(x):
+                a, b = sv.npvs([npv_s, npv_m], inputs={name: x})
+                return a - b
+            root, why = sv.root(gap, 0.0, float(np.max(scalars[name])))
+            value = root
+        elif kind == "breakeven_capex":
+            cats = [f"conversion_{c}_usd_per_mw" for c in CATEGORIES]
+            per_mw = sum(np.asarray(scalars[c], dtype=float) for c in cats) * (
+                1 + np.asarray(scalars["conversion_contingency_share"], dtype=float))
+            def gap(k):
+                a, b = sv.npvs([npv_s, npv_m],
+                               inputs={c: np.asarray(scalars[c]) * k for c in cats})
+                return a - b
+            root, why = sv.root(gap, 0.0, 1.0)
+            value = root * np.broadcast_to(per_mw, (n,))
+        else:  # pragma: no cover - every solved scalar has a solver above
+            raise ModelError(f"no solver for {node.name!r}")
+        values[node.name] = np.where(why == "", value, np.nan)
+        reasons[node.name] = why

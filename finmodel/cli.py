@@ -129,9 +129,21 @@ def format_summary(result) -> str:
              f"{result.assumptions.case.discount_rate:.1%}", ""]
     width = max(len(v) for v in labels.values()) + 2
     lines.append(" " * width + "".join(f"{s:>18}" for s in frame.columns))
+    has = {(s.strategy, s.metric) for s in result.model.metrics()}
     for key in frame.index:
-        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]):>18}" for s in frame.columns)
+        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]) if (s, key) in has else '':>18}"
+                        for s in frame.columns)
         lines.append(f"{labels[key]:<{width}}{cells}")
+    timing = result.summary_json()["timing"]
+    if timing:
+        lines.append("\nWhen to convert (value of converting vs mining, by start month):")
+        for s, t in timing.items():
+            after = (f"; after the next halving ({t['after_next_halving_start_month']}) "
+                     f"{_fmt(t['after_next_halving_npv_vs_mining_usd'], 'USD')}"
+                     if "after_next_halving_start_month" in t else "")
+            lines.append(f"  {s}: now {_fmt(t['start_now_npv_vs_mining_usd'], 'USD')}{after}; "
+                         f"best {t['best_start_month']} "
+                         f"{_fmt(t['npv_vs_mining_at_best_usd'], 'USD')}")
     for name, why in result.reasons.items():
         if why[0]:
             lines.append(f"note: {name}: {why[0]}")

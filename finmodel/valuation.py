@@ -4,7 +4,13 @@ Conventions (see :mod:`finmodel.conventions`): flows at period end, valued at th
 of the first period. ``npv_usd`` is Excel's ``NPV(monthly_rate, flows)``; ``project_irr``
 is Excel's ``IRR(flows, guess)`` on the monthly flows, annualised ``(1 + irr) ** 12 - 1``;
 ``payback_years`` is when cumulative cash first turns non-negative, interpolated within
-the month, counted from the valuation date (not available when it never does).
+the month, counted from the valuation date (not available when it never does);
+``moic`` is cash in / cash out over the horizon (terminal value included);
+``peak_funding_usd`` is the deepest point of cumulative free cash flow.
+
+Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
+twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
+``FCF_ltm x (1 + g) / (r - g)``, added to the last month's flow.
 """
 
 from __future__ import annotations
@@ -15,21 +21,41 @@ from finmodel.conventions import MONTHS_PER_YEAR
 from finmodel.engine.expr import (
     Expr,
     cumulative,
+    eq,
     irr,
     lag,
+    maximum,
     minimum,
     not_available,
     npv,
+    row_min,
+    time,
     total,
     where,
     wrap,
 )
 from finmodel.engine.graph import Line, Model, Scalar
+from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import inp
 
 SHEET = "Cash Flow"
 #: Monthly IRR starting guess; 10 %/month (Excel's default) fails on long monthly series.
 IRR_GUESS_MONTHLY = 0.01
+
+#: The order headline metrics are shown in.
+METRIC_ORDER = (
+    "npv_usd", "npv_vs_mining_usd", "project_irr", "moic", "payback_years",
+    "peak_funding_usd", "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd",
+    "btc_mined", "hashcost_usd_per_ph_day", "cash_cost_per_btc_usd",
+    "all_in_cost_per_btc_usd", "breakeven_btc_price_usd",
+    "breakeven_lease_rate_usd_per_kw_month", "btc_price_mining_matches_usd",
+    "breakeven_capex_usd_per_mw",
+)
+
+
+def metric_rank(metric: str) -> int:
+    """Position of a metric in :data:`METRIC_ORDER` (unknown metrics last)."""
+    return METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER)
 
 
 def monthly_discount_rate(m: Model) -> Scalar:
@@ -41,32 +67,65 @@ def monthly_discount_rate(m: Model) -> Scalar:
 
 @dataclass(frozen=True)
 class CashFlow:
+    revenue: Line
     ebitda: Line
     capex: Line
     fcf: Line
 
 
-def add_cash_flow(m: Model, strategy: str, revenue: list[Line], costs: list[Line],
-                  capex: list[Line], title: str) -> CashFlow:
-    """EBITDA and unlevered free cash flow of a strategy from its signed lines."""
-    s, sec = strategy, title
-    rev = [m.line(f"{s}.cf.{ln.name.split('.')[-1]}", ln, ln.label, ln.unit, SHEET,
-                  section=sec) for ln in revenue]
-    cst = [m.line(f"{s}.cf.{ln.name.split('.')[-1]}", ln, ln.label, ln.unit, SHEET,
-                  section=sec) for ln in costs]
-    ebitda = m.line(f"{s}.ebitda_usd", _sum(rev + cst), "EBITDA", "USD", SHEET, section=sec)
-    cpx = [m.line(f"{s}.cf.{ln.name.split('.')[-1]}", ln, ln.label, ln.unit, SHEET,
-                  section=sec) for ln in capex]
-    capex_total = m.line(f"{s}.capex_total_usd", _sum(cpx), "Capital expenditure", "USD",
-                         SHEET, section=sec)
-    fcf = m.line(f"{s}.unlevered_fcf_usd", ebitda + capex_total,
+def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
+                  costs: list[Line], capex: list[Line], other: list[Line]) -> CashFlow:
+    """Revenue, EBITDA, capex, other cash and free cash flow of a strategy from its signed
+    lines, with the terminal value the case asks for."""
+    s, sec = strategy, f"{strategy}: cash flow"
+
+    def link(lines: list[Line]) -> list[Line]:
+        return [m.line(f"{s}.cf.{ln.name.removeprefix(s + '.').replace('.', '_')}", ln,
+                       ln.label, ln.unit, SHEET, section=sec) for ln in lines]
+
+    rev_total = m.line(f"{s}.revenue_total_usd", _sum(link(revenue)), "Revenue", "USD",
+                       SHEET, section=sec)
+    ebitda = m.line(f"{s}.ebitda_usd", rev_total + _sum(link(costs)), "EBITDA", "USD",
+                    SHEET, section=sec)
+    capex_total = m.line(f"{s}.capex_total_usd", _sum(link(capex)), "Capital expenditure",
+                         "USD", SHEET, section=sec)
+    flows = ebitda + capex_total
+    if other:
+        other_total = m.line(f"{s}.other_cash_usd", _sum(link(other)),
+                             "Other cash (prepayments, deposits, asset sales)", "USD", SHEET,
+                             section=sec)
+        flows = flows + other_total
+    method = a.valuation.terminal_method
+    if method == "none":
+        fcf = m.line(f"{s}.unlevered_fcf_usd", flows, "Unlevered free cash flow (pre-tax)",
+                     "USD", SHEET, section=sec)
+        return CashFlow(rev_total, ebitda, capex_total, fcf)
+    operating = m.line(f"{s}.operating_fcf_usd", flows,
+                       "Free cash flow before terminal value", "USD", SHEET, section=sec)
+    base = ebitda if method == "exit_multiple" else operating
+    cum = m.line(f"{s}.cumulative_{'ebitda' if base is ebitda else 'operating_fcf'}_usd",
+                 cumulative(base), "Cumulative, for the last twelve months", "USD", SHEET,
+                 agg="none", section=sec)
+    ltm = m.line(f"{s}.ltm_{'ebitda' if base is ebitda else 'operating_fcf'}_usd",
+                 cum - lag(cum, MONTHS_PER_YEAR, 0), "Last twelve months", "USD", SHEET,
+                 agg="none", section=sec)
+    if method == "exit_multiple":
+        value: Expr = inp("valuation.exit_multiple") * ltm
+    else:
+        g = inp("valuation.terminal_growth_rate")
+        value = ltm * (1 + g) / (inp("case.discount_rate") - g)
+    last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
+    tv = m.line(f"{s}.terminal_value_usd", where(last, value, 0), "Terminal value", "USD",
+                SHEET, section=sec)
+    fcf = m.line(f"{s}.unlevered_fcf_usd", operating + tv,
                  "Unlevered free cash flow (pre-tax)", "USD", SHEET, section=sec)
-    return CashFlow(ebitda, capex_total, fcf)
+    return CashFlow(rev_total, ebitda, capex_total, fcf)
 
 
-def add_valuation(m: Model, strategy: str, fcf: Line, rate: Scalar) -> None:
-    """NPV, project IRR and payback of a strategy's free cash flow."""
-    s, sec = strategy, f"{strategy}: payback"
+def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
+    """NPV, project IRR, MOIC, payback, peak funding and per-MW-year figures."""
+    s, sec = strategy, f"{strategy}: payback and funding"
+    fcf = cf.fcf
     cum = m.line(f"{s}.cumulative_fcf_usd", cumulative(fcf), "Cumulative free cash flow",
                  "USD", SHEET, agg="last", section=sec)
     nonneg = m.line(f"{s}.cum_nonnegative", where(cum >= 0, 1, 0),
@@ -80,15 +139,32 @@ def add_valuation(m: Model, strategy: str, fcf: Line, rate: Scalar) -> None:
                   where(paid - lag(paid, 1, 0) > 0,
                         where(fcf > 0, -lag(cum, 1, 0) / fcf, 0), 0),
                   "Fraction of the payback month", "months", SHEET, agg="none", section=sec)
+    cash_in = m.line(f"{s}.cash_in_usd", maximum(fcf, 0), "Cash in", "USD", SHEET,
+                     section=sec)
+    cash_out = m.line(f"{s}.cash_out_usd", minimum(fcf, 0), "Cash out", "USD", SHEET,
+                      section=sec)
     kw = dict(sheet="Summary", strategy=s)
     m.scalar(f"{s}.npv", npv(rate, fcf), "NPV at the discount rate", "USD",
              metric="npv_usd", **kw)
     m.scalar(f"{s}.project_irr", (1 + irr(fcf, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR - 1,
              "Project IRR (unlevered, pre-tax)", "rate", metric="project_irr", **kw)
+    m.scalar(f"{s}.moic", where(total(cash_out) < 0, total(cash_in) / -total(cash_out),
+                                not_available()),
+             "MOIC (cash in / cash out)", "x", metric="moic", **kw)
     m.scalar(f"{s}.payback_years",
              where(total(paid) > 0, (total(before) + total(frac)) / MONTHS_PER_YEAR,
                    not_available()),
              "Payback", "years", metric="payback_years", **kw)
+    m.scalar(f"{s}.peak_funding", maximum(-row_min(cum), 0),
+             "Peak funding need (deepest cumulative cash)", "USD", metric="peak_funding_usd",
+             **kw)
+    mw_years = inp("site.interconnect_mw") * inp("case.horizon_years")
+    m.scalar(f"{s}.revenue_per_mw_year", total(cf.revenue) / mw_years,
+             "Revenue per MW of interconnect per year", "USD",
+             metric="revenue_per_mw_year_usd", **kw)
+    m.scalar(f"{s}.ebitda_per_mw_year", total(cf.ebitda) / mw_years,
+             "EBITDA per MW of interconnect per year", "USD",
+             metric="ebitda_per_mw_year_usd", **kw)
 
 
 def _sum(lines: list[Line]) -> Expr:

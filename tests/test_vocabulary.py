@@ -22,8 +22,11 @@ from finmodel.engine.expr import (
     lag,
     maximum,
     minimum,
+    months_between,
     ne,
     not_available,
+    row_max,
+    row_min,
     npv,
     on_or_after,
     time,
@@ -54,6 +57,8 @@ def vocabulary_result() -> Result:
     m.line("v.floor", floor(idx / 5), "Floor", "", S)
     m.line("v.dates", on_or_after(date(dt.date(2027, 3, 1))), "On or after a date", "flag", S)
     m.line("v.since", time("end") - inp("case.start_month"), "Days since start", "days", S)
+    m.line("v.months", months_between(inp("case.start_month"), time("end")),
+           "Months between dates", "months", S)
     flow = m.line("v.flow", where(eq(idx, 0), -1000, 60 + idx), "A cash flow", "USD", S)
     m.line("v.cum", cumulative(flow), "Cumulative", "USD", S)
     # A loan balance: each month interest accrues on the opening balance and 40 is repaid.
@@ -62,6 +67,7 @@ def vocabulary_result() -> Result:
     m.define(bal, maximum(lag(bal, 1, 500.0) + interest - 40, 0))
     m.line("v.lag2", lag(flow, 2, -1), "Lag of two with an initial value", "USD", S)
     m.scalar("v.total", total(flow), "Total", "USD", S)
+    m.scalar("v.extremes", row_max(flow) - row_min(flow), "Max - min", "USD", S)
     m.scalar("v.npv", npv(0.01, flow), "NPV at 1 %", "USD", S)
     m.scalar("v.irr", irr(flow, 0.01), "IRR", "rate", S)
     m.scalar("v.na", where(total(flow) < -1e12, 1, not_available()), "Missing", "", S)
@@ -80,6 +86,7 @@ def test_every_vocabulary_node_recalculates_to_the_numpy_value(tmp_path, libreof
     assert v["v.neg_pow"][0, 5] == -0.25
     assert v["v.dates"][0].tolist() == [0] * 14 + [1] * 22  # March 2027 is month 14
     assert np.isnan(v["v.na"][0])
+    assert v["v.months"][0, :3].tolist() == [1, 2, 3]  # Jan 2026 ends on 1 Feb 2026
     balance = 500.0
     for t in range(36):
         balance = max(balance * 1.01 - 40, 0)

@@ -193,6 +193,8 @@ class _Evaluator:
                 return np.floor(args[0])
             if e.name == "and":
                 return ((args[0] != 0) & (args[1] != 0)).astype(float)
+            if e.name == "months_between":
+                return _month_number(args[1]) - _month_number(args[0])
             if e.name == "na":
                 return np.array([[np.nan]])
             if e.name == "or":
@@ -260,6 +262,10 @@ class _Evaluator:
         arr = self._value(e.target)
         if e.kind == "total":
             return arr.sum(axis=1, keepdims=True)
+        if e.kind == "row_min":
+            return arr.min(axis=1, keepdims=True)
+        if e.kind == "row_max":
+            return arr.max(axis=1, keepdims=True)
         if e.kind == "npv":
             rate = self.eval(e.arg, None)
             periods = np.arange(1, self.n + 1)[None, :]
@@ -268,6 +274,12 @@ class _Evaluator:
             guess = self.eval(e.arg, None)
             return irr_periodic(arr, guess=float(guess.ravel()[0]))[:, None]
         raise ModelError(f"unknown reduction {e.kind!r}")
+
+
+def _month_number(serial: np.ndarray) -> np.ndarray:
+    """Months since January 1970 of spreadsheet date serials."""
+    days = np.floor(serial).astype("int64") - 25569  # serial 25569 is 1970-01-01
+    return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64").astype(float)
 
 
 def _self_lagged(node: Node) -> bool:

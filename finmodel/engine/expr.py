@@ -163,7 +163,8 @@ class Compare(Expr):
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Func(Expr):
-    """``min``, ``max``, ``if``, ``floor``, ``and``, ``or`` (element-wise), ``na``."""
+    """``min``, ``max``, ``if``, ``floor``, ``and``, ``or``, ``months_between`` (element-wise),
+    ``na``."""
 
     name: str
     args: tuple[Expr, ...]
@@ -182,7 +183,8 @@ class TimeRow(Expr):
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Reduce(Expr):
-    """A whole-row reduction giving one value per scenario: ``total``, ``npv``, ``irr``."""
+    """A whole-row reduction giving one value per scenario: ``total``, ``row_min``,
+    ``row_max``, ``npv``, ``irr``."""
 
     kind: str
     target: Line
@@ -227,6 +229,11 @@ def floor(a: ExprLike) -> Expr:
     return Func("floor", (wrap(a),))
 
 
+def months_between(start: ExprLike, end: ExprLike) -> Expr:
+    """Whole calendar months from the month of ``start`` to the month of ``end`` (dates)."""
+    return Func("months_between", (wrap(start), wrap(end)))
+
+
 def not_available() -> Expr:
     """A missing value: NaN in numpy, ``NA()`` in Excel (for a metric that does not exist,
     such as the payback of a project that never pays back)."""
@@ -258,6 +265,16 @@ def cumulative(line: Line) -> Expr:
 def total(line: Line) -> Expr:
     """Sum of a line over every period (Excel ``SUM`` of the row)."""
     return Reduce("total", line)
+
+
+def row_min(line: Line) -> Expr:
+    """Smallest value of a line over the periods (Excel ``MIN`` of the row)."""
+    return Reduce("row_min", line)
+
+
+def row_max(line: Line) -> Expr:
+    """Largest value of a line over the periods (Excel ``MAX`` of the row)."""
+    return Reduce("row_max", line)
 
 
 def npv(monthly_rate: ExprLike, line: Line) -> Expr:

@@ -130,6 +130,9 @@ class FormulaWriter:
         if isinstance(e, Func):
             if e.name == "na":
                 return "NA()"
+            if e.name == "months_between":
+                a, b = (self._r(x, t, here, 0) for x in e.args)
+                return f"((YEAR({b})-YEAR({a}))*12+MONTH({b})-MONTH({a}))"
             args = ",".join(self._r(a, t, here, 0) for a in e.args)
             return f"{_FUNC[e.name]}({args})"
         if isinstance(e, Lag):
@@ -152,6 +155,10 @@ class FormulaWriter:
             rng = self.row_range(e.target, here)
             if e.kind == "total":
                 return f"SUM({rng})"
+            if e.kind == "row_min":
+                return f"MIN({rng})"
+            if e.kind == "row_max":
+                return f"MAX({rng})"
             if e.kind == "npv":
                 return f"NPV({self._r(e.arg, None, here, 0)},{rng})"
             if e.kind == "irr":

@@ -19,6 +19,7 @@ from finmodel.engine.graph import Line
 from finmodel.errors import ExportError
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
 from finmodel.inputs.load import input_fields
+from finmodel.valuation import metric_rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from finmodel.api import Result
@@ -29,8 +30,8 @@ TIME_LABELS = {
     "start": "Period start", "end": "Period end", "days": "Days in period",
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
 }
-SHEET_ORDER = ["Summary", "Inputs", TIMELINE_SHEET, "Network", "Power", "Mining",
-               "Cash Flow", "Annual"]
+SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
+               "Mining", "Hosting", "Capex", "Cash Flow", "Annual"]
 
 
 def _number_format(unit: str) -> str:
@@ -118,9 +119,13 @@ def _write(result: Result, path: str, scenario: int) -> None:
     n = tl.months
     lay = Layout(FIRST_COL, n)
 
-    # Known sheets in their order, then any other sheet a model uses, in order of use.
+    # Known sheets in their order, then any other sheet a model uses, in order of use;
+    # a calculation sheet only when some line lives on it.
+    used = {n.sheet for n in model.nodes.values()}
     extra = [n.sheet for n in model.nodes.values() if n.sheet not in SHEET_ORDER]
-    order = SHEET_ORDER[:-1] + list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
+    order = [x for x in SHEET_ORDER[:-1] if x in used or x in ("Inputs", TIMELINE_SHEET)
+             or (x == "Comparison" and len(result.strategies) > 1)]
+    order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
     sheets = {name: wb.add_worksheet(name) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
@@ -148,7 +153,7 @@ def _write(result: Result, path: str, scenario: int) -> None:
             row += 1
         next_row[s] = row
     strategies = result.strategies
-    metric_keys = list(dict.fromkeys(x.metric for x in model.metrics()))
+    metric_keys = sorted(dict.fromkeys(x.metric for x in model.metrics()), key=metric_rank)
     summary_top = 9
     for x in model.metrics():
         lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
@@ -319,6 +324,8 @@ def _write(result: Result, path: str, scenario: int) -> None:
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
     _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
+    if "Comparison" in sheets:
+        _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     sheets["Summary"].activate()
     try:
         wb.close()
@@ -388,6 +395,94 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(notes_col, notes_col, 60)
     ws.set_landscape()
     ws.fit_to_pages(1, 1)
+
+
+#: Metrics compared strategy by strategy against mining on the Comparison sheet.
+COMPARED = ("npv_usd", "project_irr", "moic", "payback_years", "peak_funding_usd",
+            "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd")
+
+
+def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
+    """Each strategy against mining (live differences of Summary cells), the value of
+    converting by start month (values), and the charts."""
+    model, strategies = result.model, result.strategies
+    others = [s for s in strategies if s != "mining"]
+    by_key = {(x.strategy, x.metric): x for x in model.metrics()}
+    ws.write_string(0, 0, "Comparison: each strategy against keeping mining", st.title)
+    ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    ws.write_string(3, 0, "Difference to mining", st.header_left)
+    ws.write_string(3, 1, "Unit", st.header_left)
+    for j, s in enumerate(others):
+        ws.write_string(3, 2 + j, f"{s} - mining", st.header)
+    row = 4
+    for key in (k for k in COMPARED if k in metric_keys):
+        x = by_key[("mining", key)]
+        ws.write_string(row, 0, x.label, st.label)
+        ws.write_string(row, 1, x.unit, st.unit)
+        for j, s in enumerate(others):
+            mine, theirs = lay.scalar_cells[x.name], lay.scalar_cells[by_key[(s, key)].name]
+            a = f"Summary!{xl_rowcol_to_cell(theirs[1], theirs[2], True, True)}"
+            b = f"Summary!{xl_rowcol_to_cell(mine[1], mine[2], True, True)}"
+            va = float(result.values[by_key[(s, key)].name][0])
+            vb = float(result.values[x.name][0])
+            ws.write_formula(row, 2 + j, f"={a}-{b}", st.cell(x.unit), _cached(va - vb))
+        row += 1
+
+    row += 1
+    ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
+                    "model re-run for each start month; re-run finmodel after changing "
+                    "inputs)", st.section)
+    row += 1
+    ws.write_string(row, 0, "Conversion start", st.header_left)
+    ws.write_string(row, 1, "", st.header_left)
+    for j, s in enumerate(result.timing):
+        ws.write_string(row, 2 + 2 * j, f"{s}: NPV", st.header)
+        ws.write_string(row, 3 + 2 * j, f"{s}: vs mining", st.header)
+    first = row + 1
+    tables = list(result.timing.values())
+    if tables:
+        for i, period in enumerate(tables[0].index):
+            r = first + i
+            ws.write_number(r, 0, to_serial(period.start_time.date()), st.cell("date"))
+            for j, t in enumerate(tables):
+                ws.write_number(r, 2 + 2 * j, float(t["npv_usd"].iloc[i]), st.cell("USD"))
+                ws.write_number(r, 3 + 2 * j, float(t["npv_vs_mining_usd"].iloc[i]),
+                                st.cell("USD"))
+        last = first + len(tables[0]) - 1
+        for j in range(len(tables)):
+            ws.conditional_format(first, 3 + 2 * j, last, 3 + 2 * j,
+                                  {"type": "3_color_scale"})
+    ws.set_column(0, 0, 46)
+    ws.set_column(1, 1, 12)
+    ws.set_column(2, 2 + 2 * max(len(tables), len(others)), 18)
+
+    # Charts: cumulative cash by strategy over time, and NPV by strategy.
+    n = lay.n_periods
+    line = wb.add_chart({"type": "line"})
+    for s in strategies:
+        sheet, r = lay.line_rows[f"{s}.cumulative_fcf_usd"]
+        line.add_series({
+            "name": s,
+            "categories": [TIMELINE_SHEET, lay.time_rows["end"], FIRST_COL,
+                           lay.time_rows["end"], FIRST_COL + n - 1],
+            "values": [sheet, r, FIRST_COL, r, FIRST_COL + n - 1],
+        })
+    line.set_title({"name": "Cumulative free cash flow by strategy"})
+    line.set_x_axis({"date_axis": True, "num_format": "yyyy"})
+    line.set_y_axis({"num_format": "#,##0,,\"M\""})
+    line.set_size({"width": 760, "height": 340})
+    ws.insert_chart(3, 4 + 2 * max(len(tables), len(others)), line)
+    bar = wb.add_chart({"type": "column"})
+    npv = by_key[("mining", "npv_usd")]
+    _, r, _ = lay.scalar_cells[npv.name]
+    bar.add_series({"name": "NPV", "categories": ["Summary", 9, 2, 9, 1 + len(strategies)],
+                    "values": ["Summary", r, 2, r, 1 + len(strategies)],
+                    "data_labels": {"value": True, "num_format": "#,##0,,\"M\""}})
+    bar.set_title({"name": "NPV by strategy"})
+    bar.set_legend({"none": True})
+    bar.set_y_axis({"num_format": "#,##0,,\"M\""})
+    bar.set_size({"width": 760, "height": 300})
+    ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
 
 
 def _sheet_header(ws, st, title, result, lay, fw) -> None:

@@ -114,20 +114,32 @@ class InputField:
 
 def input_fields(assumptions: Assumptions) -> list[InputField]:
     """Every input that has a value, in schema order, with its unit and description."""
+    from finmodel.inputs.schema import month_date
+
     out: list[InputField] = []
-    for section_name in type(assumptions).model_fields:
-        section: BaseModel = getattr(assumptions, section_name)
-        for name, f in type(section).model_fields.items():
-            value = getattr(section, name)
+
+    def visit(model: BaseModel, path: str, section: str) -> None:
+        for name, f in type(model).model_fields.items():
+            value = getattr(model, name)
+            here = f"{path}.{name}" if path else name
             if value is None:
                 continue
-            if section_name == "case" and name == "start_month":
-                value = section.start_date
+            if isinstance(value, BaseModel):
+                visit(value, here, here)
+                continue
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    visit(sub, f"{here}.{key}", f"{here}.{key}")
+                continue
+            extra = f.json_schema_extra or {}
+            unit = str(extra.get("unit", ""))
+            if unit == "YYYY-MM":
+                value = month_date(value)
             if isinstance(value, bool):
                 value = 1.0 if value else 0.0
-            extra = f.json_schema_extra or {}
-            out.append(InputField(f"{section_name}.{name}", section_name, value,
-                                  str(extra.get("unit", "")), f.description or ""))
+            out.append(InputField(here, section, value, unit, f.description or ""))
+
+    visit(assumptions, "", "")
     return out
 
 

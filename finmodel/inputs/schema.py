@@ -8,7 +8,32 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+
+
+def _check_month(v: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
+        raise ValueError(f"expected a month as 'YYYY-MM' (for example '2026-01'), got {v!r}")
+    return v
+
+
+#: A calendar month written 'YYYY-MM'; the workbook shows it as the month's first day.
+Month = Annotated[str, AfterValidator(_check_month)]
+
+
+def month_date(v: str) -> dt.date:
+    """The first day of a 'YYYY-MM' month."""
+    year, month = map(int, v.split("-"))
+    return dt.date(year, month, 1)
 
 
 def _f(default: Any = ..., *, unit: str, description: str, **bounds: Any) -> Any:
@@ -24,22 +49,14 @@ class CaseSection(_Section):
 
     name: str = _f(unit="text", description="Case title shown on every sheet", min_length=1,
                    max_length=200)
-    start_month: str = _f(unit="YYYY-MM", description="First month of the model")
+    start_month: Month = _f(unit="YYYY-MM", description="First month of the model")
     horizon_years: int = _f(unit="years", description="Length of the model", ge=1, le=40)
     discount_rate: float = _f(unit="rate", description="Annual discount rate for NPV "
                               "(unlevered, nominal)", ge=0.0, le=1.0)
 
-    @field_validator("start_month")
-    @classmethod
-    def _month(cls, v: str) -> str:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
-            raise ValueError(f"expected a month as 'YYYY-MM' (for example '2026-01'), got {v!r}")
-        return v
-
     @property
     def start_date(self) -> dt.date:
-        year, month = map(int, self.start_month.split("-"))
-        return dt.date(year, month, 1)
+        return month_date(self.start_month)
 
 
 class NetworkSection(_Section):
@@ -163,6 +180,153 @@ class MiningSection(_Section):
                                     "power")
 
 
+class StrategySpec(_Section):
+    """One way to use the site: keep mining, convert it all to AI hosting, or split."""
+
+    kind: Literal["mining", "ai_hosting", "hybrid"] = _f(
+        unit="choice", description="'mining': keep mining every MW; 'ai_hosting': convert "
+        "every MW the site can give; 'hybrid': convert ai_it_mw and keep mining the rest")
+    ai_it_mw: float | None = _f(None, unit="MW", description="Critical IT MW converted to AI "
+                                "hosting (hybrid; for ai_hosting, at most what the site can "
+                                "give)", gt=0.0)
+    conversion_start_month: Month | None = _f(None, unit="YYYY-MM", description="Month the "
+                                              "conversion starts: mining stops on the "
+                                              "converted MW and construction begins")
+    mining_it_mw: float | None = _f(None, unit="MW", description="Mining IT MW kept after "
+                                    "the conversion (hybrid; default: all the site has left)",
+                                    ge=0.0)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> StrategySpec:
+        if self.kind == "mining" and (self.ai_it_mw is not None or self.mining_it_mw is not None
+                                      or self.conversion_start_month is not None):
+            raise ValueError("a 'mining' strategy converts nothing: remove ai_it_mw and "
+                             "conversion_start_month")
+        if self.kind != "mining" and self.conversion_start_month is None:
+            raise ValueError(f"a '{self.kind}' strategy needs conversion_start_month")
+        if self.kind == "hybrid" and self.ai_it_mw is None:
+            raise ValueError("a 'hybrid' strategy needs ai_it_mw (the MW it converts)")
+        return self
+
+
+class HostingSection(_Section):
+    """The AI/HPC hosting lease signed for converted MW (critical IT)."""
+
+    pue: float = _f(unit="ratio", description="Facility overhead of the AI data hall: grid "
+                    "draw / critical IT load", ge=1.0, le=3.0)
+    phase_it_shares: list[float] = _f(unit="share", description="Share of the converted IT "
+                                      "MW delivered in each phase (sums to 1)")
+    phase_ready_months: list[int] = _f(unit="months", description="Months from the "
+                                       "conversion start until each phase is ready for "
+                                       "service (its construction period)")
+    rent_start_month: Month | None = _f(None, unit="YYYY-MM", description="Contractual rent "
+                                        "commencement, if later than the first phase's "
+                                        "readiness")
+    lease_rate_usd_per_kw_month: float = _f(unit="USD/kW-month", description="Rent per kW of"
+                                            " critical IT per month at commencement", gt=0.0,
+                                            le=10_000.0)
+    lease_escalator_rate: float = _f(0.0, unit="rate", description="Annual rent escalator, "
+                                     "stepped on each anniversary of commencement", ge=-0.5,
+                                     le=0.5)
+    term_years: float = _f(unit="years", description="Initial lease term from commencement",
+                           gt=0.0, le=40.0)
+    renewal_probability: float = _f(0.0, unit="share", description="Probability the tenant "
+                                    "renews at the end of the term", ge=0.0, le=1.0)
+    renewal_rate_reset_share: float = _f(1.0, unit="ratio", description="Renewal rent as a "
+                                         "multiple of the expiring rent", ge=0.0, le=5.0)
+    renewal_term_years: float = _f(0.0, unit="years", description="Length of the renewal",
+                                   ge=0.0, le=40.0)
+    power_pass_through: bool = _f(True, unit="flag", description="Tenant reimburses the power "
+                                  "its load draws (else power is included in the rent)")
+    pass_through_margin_share: float = _f(0.0, unit="share", description="Margin over cost on"
+                                          " passed-through power", ge=0.0, le=1.0)
+    it_load_factor: float = _f(0.8, unit="share", description="Average IT draw as a share of "
+                               "contracted critical IT", gt=0.0, le=1.0)
+    opex_usd_per_mw_year: float = _f(0.0, unit="USD/MW-year", description="Operating cost "
+                                     "per MW of critical IT in service", ge=0.0, le=1e8)
+    opex_escalator_rate: float = _f(0.0, unit="rate", description="Annual inflation of "
+                                    "hosting opex", gt=-1.0, le=1.0)
+    prepayment_share: float = _f(0.0, unit="share", description="Share of the initial-term "
+                                 "contract value prepaid at signing", ge=0.0, le=1.0)
+    prepayment_credit_months: int = _f(12, unit="months", description="Months over which the"
+                                       " prepayment is credited against rent, from "
+                                       "commencement", ge=1, le=480)
+    security_deposit_months: float = _f(0.0, unit="months", description="Security deposit in"
+                                        " months of full-ramp rent, paid at signing and "
+                                        "returned at the end of the term", ge=0.0, le=60.0)
+    tenant_default_probability_rate: float = _f(0.0, unit="rate", description="Annual "
+                                                "probability of tenant default", ge=0.0,
+                                                lt=1.0)
+    loss_given_default_share: float = _f(1.0, unit="share", description="Share of rent lost "
+                                         "after a default", ge=0.0, le=1.0)
+    default_month: Month | None = _f(None, unit="YYYY-MM", description="Explicit tenant "
+                                     "default: no rent from this month (a stress case)")
+    sla_credit_share: float = _f(0.0, unit="share", description="SLA credits as a share of "
+                                 "rent", ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _phases(self) -> HostingSection:
+        if len(self.phase_it_shares) != len(self.phase_ready_months) or \
+                not self.phase_it_shares:
+            raise ValueError("phase_it_shares and phase_ready_months need one value per "
+                             f"phase (got {len(self.phase_it_shares)} and "
+                             f"{len(self.phase_ready_months)})")
+        if any(x <= 0 for x in self.phase_it_shares) or \
+                abs(sum(self.phase_it_shares) - 1) > 1e-9:
+            raise ValueError(f"phase_it_shares: expected positive shares summing to 1, got "
+                             f"{self.phase_it_shares}")
+        if any(m < 1 for m in self.phase_ready_months):
+            raise ValueError(f"phase_ready_months: expected whole months >= 1, got "
+                             f"{self.phase_ready_months}")
+        return self
+
+
+class ConversionSection(_Section):
+    """What converting a MW to AI hosting costs, how it is paid and depreciated."""
+
+    electrical_usd_per_mw: float = _f(unit="USD/MW", description="Electrical (substation, "
+                                      "UPS, switchgear) per MW of critical IT", ge=0.0,
+                                      le=1e9)
+    cooling_usd_per_mw: float = _f(unit="USD/MW", description="Cooling (liquid, chillers) per"
+                                   " MW of critical IT", ge=0.0, le=1e9)
+    building_usd_per_mw: float = _f(unit="USD/MW", description="Shell and building works per "
+                                    "MW of critical IT", ge=0.0, le=1e9)
+    fit_out_usd_per_mw: float = _f(unit="USD/MW", description="White space and fit-out "
+                                   "(GPUs too, when the owner supplies them) per MW of "
+                                   "critical IT", ge=0.0, le=1e9)
+    contingency_share: float = _f(0.0, unit="share", description="Contingency on all "
+                                  "categories", ge=0.0, le=2.0)
+    draw_curve: Literal["even", "s_curve"] = _f("s_curve", unit="choice", description="How "
+                                                "each phase's capex is drawn over its "
+                                                "construction months")
+    asic_sale_price_usd_per_th: float = _f(0.0, unit="USD/TH", description="Proceeds per TH "
+                                           "of ASICs displaced by the conversion", ge=0.0,
+                                           le=1_000.0)
+    sustaining_capex_usd_per_mw_year: float = _f(0.0, unit="USD/MW-year", description=
+                                                 "Sustaining capex per MW of IT in service",
+                                                 ge=0.0, le=1e8)
+    electrical_life_years: float = _f(15.0, unit="years", description="Depreciation life, "
+                                      "electrical", gt=0.0, le=50.0)
+    cooling_life_years: float = _f(15.0, unit="years", description="Depreciation life, "
+                                   "cooling", gt=0.0, le=50.0)
+    building_life_years: float = _f(39.0, unit="years", description="Depreciation life, "
+                                    "building", gt=0.0, le=50.0)
+    fit_out_life_years: float = _f(5.0, unit="years", description="Depreciation life, "
+                                   "fit-out", gt=0.0, le=50.0)
+
+
+class ValuationSection(_Section):
+    """Value at the horizon."""
+
+    terminal_method: Literal["none", "exit_multiple", "perpetuity_growth"] = _f(
+        "none", unit="choice", description="Terminal value at the horizon: none, an EBITDA "
+        "multiple, or a growing perpetuity of free cash flow")
+    exit_multiple: float = _f(0.0, unit="x", description="EV / last-twelve-months EBITDA at "
+                              "the horizon", ge=0.0, le=50.0)
+    terminal_growth_rate: float = _f(0.0, unit="rate", description="Growth of free cash flow"
+                                     " after the horizon", ge=-0.5, le=0.2)
+
+
 class Assumptions(_Section):
     """A whole case file."""
 
@@ -174,6 +338,13 @@ class Assumptions(_Section):
     site: SiteSection
     power: PowerSection
     mining: MiningSection
+    strategies: dict[str, StrategySpec] = Field(
+        default_factory=lambda: {"mining": StrategySpec(kind="mining")},
+        description="The strategies to compare, by name; 'mining' (keep mining) is the "
+        "reference every other is compared with")
+    hosting: HostingSection | None = None
+    conversion: ConversionSection | None = None
+    valuation: ValuationSection = Field(default_factory=ValuationSection)
 
     @model_validator(mode="after")
     def _site_fits(self) -> Assumptions:
@@ -199,7 +370,81 @@ class Assumptions(_Section):
                 f"power.contract_mw: {self.power.contract_mw:g} MW exceeds "
                 f"site.interconnect_mw = {self.site.interconnect_mw:g} MW"
             )
+        self._check_strategies()
+        v = self.valuation
+        if v.terminal_method == "perpetuity_growth" and \
+                v.terminal_growth_rate >= self.case.discount_rate:
+            raise ValueError(f"valuation.terminal_growth_rate: {v.terminal_growth_rate:g} must "
+                             f"be below case.discount_rate = {self.case.discount_rate:g}")
         return self
+
+    def _check_strategies(self) -> None:
+        specs = self.strategies
+        if "mining" not in specs or specs["mining"].kind != "mining":
+            raise ValueError("strategies.mining: the reference strategy 'mining' (kind = "
+                             "'mining') is required")
+        for name, spec in specs.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
+                raise ValueError(f"strategies.{name}: a strategy name is lower case letters, "
+                                 "digits and _, starting with a letter (it becomes part of "
+                                 "workbook names)")
+            if spec.kind == "mining":
+                continue
+            where = f"strategies.{name}"
+            if self.hosting is None or self.conversion is None:
+                raise ValueError(f"{where}: converting needs the [hosting] and [conversion] "
+                                 "sections")
+            start = month_date(spec.conversion_start_month)
+            if start < self.case.start_date:
+                raise ValueError(f"{where}.conversion_start_month: "
+                                 f"{spec.conversion_start_month} is before case.start_month "
+                                 f"{self.case.start_month}")
+            ai_mw = self.ai_it_mw(name)
+            if ai_mw <= 0:
+                raise ValueError(f"{where}: the site has no MW left to convert")
+            draw = ai_mw * self.hosting.pue
+            kept = spec.mining_it_mw or 0.0
+            if draw + kept * self.power.pue > self.site.interconnect_mw * (1 + 1e-9):
+                raise ValueError(
+                    f"{where}: ai_it_mw {ai_mw:g} MW x hosting.pue {self.hosting.pue:g} + "
+                    f"mining_it_mw {kept:g} MW x power.pue {self.power.pue:g} = "
+                    f"{draw + kept * self.power.pue:g} MW oversubscribes "
+                    f"site.interconnect_mw = {self.site.interconnect_mw:g} MW")
+            if spec.kind == "ai_hosting" and spec.mining_it_mw is not None:
+                raise ValueError(f"{where}.mining_it_mw: an 'ai_hosting' strategy keeps no "
+                                 "mining; use kind = 'hybrid'")
+            first_ready = _add_months(start, min(self.hosting.phase_ready_months))
+            rent = self.hosting.rent_start_month
+            if rent is not None and month_date(rent) < first_ready:
+                raise ValueError(
+                    f"hosting.rent_start_month: {rent} is before the conversion of "
+                    f"{where} delivers its first phase ({first_ready:%Y-%m}): a lease cannot "
+                    "start before its conversion ends")
+
+    def ai_it_mw(self, strategy: str) -> float:
+        """Critical IT MW a strategy converts ('ai_hosting': all the site can give)."""
+        spec = self.strategies[strategy]
+        if spec.kind == "mining":
+            return 0.0
+        most = self.site.interconnect_mw / self.hosting.pue
+        if spec.kind == "ai_hosting":
+            return most if spec.ai_it_mw is None else spec.ai_it_mw
+        return spec.ai_it_mw
+
+    def mining_it_mw_after(self, strategy: str) -> float:
+        """Mining IT MW left once a strategy's conversion starts."""
+        spec = self.strategies[strategy]
+        if spec.kind != "hybrid":
+            return self.site.mining_it_mw if spec.kind == "mining" else 0.0
+        if spec.mining_it_mw is not None:
+            return min(spec.mining_it_mw, self.site.mining_it_mw)
+        spare = self.site.interconnect_mw - self.ai_it_mw(strategy) * self.hosting.pue
+        return max(0.0, min(self.site.mining_it_mw, spare / self.power.pue))
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    k = day.month - 1 + months
+    return dt.date(day.year + k // 12, k % 12 + 1, 1)
 
 
 def _one_of(model: BaseModel, a: str, b: str) -> None:

@@ -17,7 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
-from finmodel.engine.expr import eq, floor, lag, maximum, minimum, time, total, where
+from finmodel.engine.expr import (
+    ExprLike,
+    eq,
+    floor,
+    lag,
+    maximum,
+    minimum,
+    time,
+    total,
+    where,
+    wrap,
+)
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import escalated, inp
@@ -32,21 +43,24 @@ TH_PER_EH = 1e6
 class Mining:
     btc_mined: Line
     revenue: Line
-    power_cost: Line
+    energy: Line
     opex: Line
     capex: Line
     running_ph_days: Line
+    asic_sale: Line | None
 
 
-def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
-                 strategy: str = "mining") -> Mining:
-    """Add a mining fleet on ``site.mining_it_mw`` of IT load to ``m``."""
+def build_mining(m: Model, a: Assumptions, net: Network, power: Power, strategy: str,
+                 site_mw: Line, base_mwh: ExprLike = 0.0) -> Mining:
+    """Add a mining fleet on ``site_mw`` (a line: the mining IT MW, which a conversion
+    reduces) to ``m``. ``base_mwh`` is the site's other load in the month (AI hosting),
+    billed on the same PPA, so the fleet's marginal cost of power is measured on top of it.
+    """
     s = strategy
-    site_mw = inp("site.mining_it_mw")
     refresh_years = inp("mining.refresh_interval_years")
     hours = time("days") * HOURS_PER_DAY
 
-    sec = "Fleet"
+    sec = f"{s}: fleet"
     gen = m.line(f"{s}.generation",
                  where(refresh_years > 0,
                        floor(time("index") / maximum(refresh_years * MONTHS_PER_YEAR, 1)), 0),
@@ -64,7 +78,7 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
     it_mw = m.line(f"{s}.it_load_mw", powered * eff, "IT load when running", "MW", SHEET,
                    agg="mean", section=sec)
 
-    sec = "Curtailment decision"
+    sec = f"{s}: curtailment decision"
     e_run = m.line(f"{s}.energy_if_running_mwh",
                    it_mw * inp("mining.uptime") * hours * inp("power.pue"),
                    "Grid energy if running", "MWh", SHEET, section=sec)
@@ -76,10 +90,10 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
                      "BTC earned if running (after pool fee)", "BTC", SHEET, section=sec)
     rev_run = m.line(f"{s}.revenue_if_running_usd", btc_run * net.btc_price_usd,
                      "Revenue if running", "USD", SHEET, section=sec)
-    cost_run = m.line(f"{s}.power_cost_if_running_usd", power.cost(e_run),
-                      "Power cost if running", "USD", SHEET, section=sec)
-    cost_stop = m.line(f"{s}.power_cost_if_stopped_usd", power.cost(0),
-                       "Power cost if stopped", "USD", SHEET, section=sec)
+    cost_run = m.line(f"{s}.power_cost_if_running_usd", power.cost(wrap(base_mwh) + e_run),
+                      "Site power cost if the fleet runs", "USD", SHEET, section=sec)
+    cost_stop = m.line(f"{s}.power_cost_if_stopped_usd", power.cost(base_mwh),
+                       "Site power cost if the fleet stops", "USD", SHEET, section=sec)
     m.line(f"{s}.revenue_per_mwh", where(e_run > 0, rev_run / e_run, 0),
            "Revenue per MWh if running", "USD/MWh", SHEET, agg="mean", section=sec)
     m.line(f"{s}.marginal_power_cost_per_mwh",
@@ -90,7 +104,7 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
                        where(rev_run >= cost_run - cost_stop, 1, 0), 1),
                  "Fleet running (1) or curtailed (0)", "flag", SHEET, section=sec)
 
-    sec = "Production and cost"
+    sec = f"{s}: production and cost"
     btc = m.line(f"{s}.btc_mined", btc_run * run, "BTC mined", "BTC", SHEET, section=sec)
     ph_days = m.line(f"{s}.running_ph_days",
                      powered * inp("mining.uptime") * 1000 * time("days") * run,
@@ -99,18 +113,12 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
                     section=sec)
     revenue = m.line(f"{s}.revenue_usd", btc * net.btc_price_usd, "Mining revenue", "USD",
                      SHEET, section=sec)
-    m.line(f"{s}.curtailment_credit_usd", power.credit(energy),
-                    "Curtailment credit (energy sold back)", "USD", "Power",
-                    section="Mining power bill")
-    power_cost = m.line(f"{s}.power_cost_usd", -(power.cost(energy)),
-                        "Power cost, net of credits", "USD", "Power",
-                        section="Mining power bill")
     opex = m.line(f"{s}.opex_usd",
                   -escalated(inp("mining.opex_usd_per_mw_month") * site_mw,
                              "mining.opex_escalator_rate"),
-                  "Site operating cost", "USD", SHEET, section=sec)
+                  "Mining operating cost", "USD", SHEET, section=sec)
 
-    sec = "Capital expenditure"
+    sec = f"{s}: capital expenditure"
     first = eq(time("index"), 0)
     initial = m.line(f"{s}.initial_capex_usd",
                      -where(first, inp("mining.hashrate_eh_s") * TH_PER_EH
@@ -125,12 +133,21 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power,
                      "Fleet refresh", "USD", SHEET, section=sec)
     capex = m.line(f"{s}.capex_usd", initial + refresh, "Mining capex", "USD", SHEET,
                    section=sec)
+    sale = None
+    if a.conversion is not None and a.strategies[s].kind != "mining":
+        # When a conversion takes MW away, the ASICs they powered are sold.
+        sale = m.line(f"{s}.asic_sale_usd",
+                      where(site_mw < lag(site_mw, 1, site_mw),
+                            maximum(lag(powered, 1, powered) - powered, 0) * TH_PER_EH
+                            * inp("conversion.asic_sale_price_usd_per_th"), 0),
+                      "Sale of displaced ASICs", "USD", SHEET, section=sec)
+    return Mining(btc, revenue, energy, opex, capex, ph_days, sale)
 
-    return Mining(btc, revenue, power_cost, opex, capex, ph_days)
 
-
-def add_mining_metrics(m: Model, mining: Mining, strategy: str = "mining") -> None:
-    """Mining's own headline figures: BTC mined, hashcost, cost per BTC."""
+def add_mining_metrics(m: Model, mining: Mining, power_cost: Line,
+                       strategy: str = "mining") -> None:
+    """Mining's own headline figures: BTC mined, hashcost, cost per BTC. ``power_cost`` is
+    the part of the site's power bill that falls on mining (signed)."""
     s = strategy
     btc = m.scalar(f"{s}.btc_mined_total", total(mining.btc_mined),
                    "BTC mined over the horizon", "BTC", "Summary", metric="btc_mined",
@@ -138,7 +155,7 @@ def add_mining_metrics(m: Model, mining: Mining, strategy: str = "mining") -> No
     ph_days = m.scalar(f"{s}.ph_days_total", total(mining.running_ph_days),
                        "Hashrate delivered over the horizon", "PH/s-days", SHEET)
     cash = m.scalar(f"{s}.cash_costs_total",
-                    -(total(mining.power_cost) + total(mining.opex)),
+                    -(total(power_cost) + total(mining.opex)),
                     "Power and opex over the horizon", "USD", SHEET)
     all_in = m.scalar(f"{s}.all_in_costs_total", cash - total(mining.capex),
                       "Power, opex and capex over the horizon", "USD", SHEET)

@@ -1,0 +1,95 @@
+"""Conversion capex: cost per MW of critical IT by category, contingency, the draw of each
+phase over its construction months, sustaining capex, and straight-line depreciation.
+
+Draw curves over a phase's ``N`` construction months (month ``j = 0 .. N-1`` after the
+conversion start): ``even`` draws ``1 / N`` a month; ``s_curve`` draws
+``F((j + 1) / N) - F(j / N)`` with the smoothstep ``F(x) = 3x^2 - 2x^3`` — slow at the
+start and the end, fastest mid-build, as construction spending is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finmodel.conventions import MONTHS_PER_YEAR
+from finmodel.engine.expr import Expr, time, where, wrap
+from finmodel.engine.graph import Line, Model
+from finmodel.inputs.schema import Assumptions
+from finmodel.models.common import inp
+from finmodel.models.hosting import Hosting, phase
+
+SHEET = "Capex"
+CATEGORIES = ("electrical", "cooling", "building", "fit_out")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    capex: Line
+    sustaining: Line
+    depreciation: Line
+
+
+def _smoothstep(x: Expr) -> Expr:
+    return 3 * x ** 2 - 2 * x ** 3
+
+
+def draw_fraction(curve: str, j: Expr, n: Expr) -> Expr:
+    """Share of a phase's capex drawn in construction month ``j`` of ``n``."""
+    inside = (j >= 0) & (j < n)
+    if curve == "even":
+        return where(inside, 1 / n, 0)
+    return where(inside, _smoothstep((j + 1) / n) - _smoothstep(j / n), 0)
+
+
+def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> Conversion:
+    """Add the conversion capex of a strategy to ``m``."""
+    s, p = strategy, f"{strategy}.conversion"
+    c = a.conversion
+    phases = range(1, len(a.hosting.phase_it_shares) + 1)
+    sec = f"{s}: conversion capex"
+    j = m.line(f"{p}.construction_month", time("index") - host.start_index,
+               "Months since conversion start", "months", SHEET, agg="none", section=sec)
+    uplift = 1 + inp("conversion.contingency_share")
+    per_phase = {k: m.line(f"{p}.draw_phase_{k}",
+                           draw_fraction(c.draw_curve, j, phase(k, "phase_ready_months"))
+                           * phase(k, "phase_it_shares"),
+                           f"Share of the build drawn, phase {k}", "share", SHEET,
+                           agg="sum", section=sec) for k in phases}
+    drawn = wrap(0.0)
+    for line in per_phase.values():
+        drawn = drawn + line
+    draw = m.line(f"{p}.draw_share", drawn, "Share of the build drawn", "share", SHEET,
+                  section=sec)
+    cats = [m.line(f"{p}.{cat}_usd",
+                   -draw * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw") * uplift,
+                   f"{cat.replace('_', '-').capitalize()} (with contingency)", "USD", SHEET,
+                   section=sec) for cat in CATEGORIES]
+    total: Expr = wrap(cats[0])
+    for line in cats[1:]:
+        total = total + line
+    capex = m.line(f"{p}.capex_usd", total, "Conversion capex", "USD", SHEET, section=sec)
+    sustaining = m.line(f"{p}.sustaining_capex_usd",
+                        -inp("conversion.sustaining_capex_usd_per_mw_year") / MONTHS_PER_YEAR
+                        * host.in_service_mw,
+                        "Sustaining capex", "USD", SHEET, section=sec)
+
+    sec = f"{s}: depreciation (straight line from each phase's readiness)"
+    deps = []
+    for cat in CATEGORIES:
+        life = inp(f"conversion.{cat}_life_years") * MONTHS_PER_YEAR
+        monthly: Expr = wrap(0.0)
+        for k in phases:
+            since_ready = j - phase(k, "phase_ready_months")
+            monthly = monthly + where((since_ready >= 0) & (since_ready < life),
+                                      phase(k, "phase_it_shares"), 0)
+        deps.append(m.line(f"{p}.{cat}_depreciation_usd",
+                           -monthly * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw")
+                           * uplift / life,
+                           f"Depreciation, {cat.replace('_', '-')}", "USD", SHEET,
+                           section=sec))
+    dep_total: Expr = wrap(deps[0])
+    for line in deps[1:]:
+        dep_total = dep_total + line
+    depreciation = m.line(f"{p}.depreciation_usd", dep_total, "Depreciation of conversion "
+                          "capex", "USD", SHEET, section=sec)
+    return Conversion(capex, sustaining, depreciation)

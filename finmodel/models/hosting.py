@@ -1,0 +1,176 @@
+"""AI/HPC hosting lease on converted megawatts (critical IT).
+
+Timeline of a lease, in months from the model start:
+
+    conversion start c  ->  phase k ready at c + ready_k  ->  rent commencement r
+    initial term: r <= t < r + 12 T        renewal: r + 12 T <= t < r + 12 (T + T_renew)
+
+Rent in month t: MW in service x 1,000 x rate_0 x (1 + escalator) ** floor((t - r) / 12),
+times the renewal reset (and probability) in a renewal, less expected credit losses
+(1 - LGD x cumulative default probability, from an annual PD) and SLA credits.
+A prepayment (a share of the initial-term contract value at full ramp) arrives at signing
+(the conversion start) and is credited against rent over its months from commencement;
+a security deposit arrives at signing and is returned at the end of the initial term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
+from finmodel.engine.expr import (
+    Expr,
+    PathInput,
+    eq,
+    floor,
+    maximum,
+    minimum,
+    months_between,
+    time,
+    where,
+    wrap,
+)
+from finmodel.engine.graph import Line, Model, Scalar
+from finmodel.inputs.schema import Assumptions
+from finmodel.models.common import escalated, inp
+
+SHEET = "Hosting"
+
+
+@dataclass(frozen=True)
+class Hosting:
+    ai_mw: Scalar
+    start_index: Scalar
+    in_service_mw: Line
+    energy: Line
+    rent: Line
+    opex: Line
+    prepayment: Line
+    prepayment_credit: Line
+    deposit: Line
+
+
+def phase(k: int, name: str) -> Expr:
+    """Value of a per-phase input list for phase ``k`` (1-based), by its defined name."""
+    return PathInput(f"hosting_{name}", wrap(k))
+
+
+def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
+    """Add the lease of a converting strategy to ``m``."""
+    s, p = strategy, f"{strategy}.hosting"
+    spec = a.strategies[s]
+    h = a.hosting
+    phases = range(1, len(h.phase_it_shares) + 1)
+    sec = f"{s}: conversion and ramp"
+
+    if spec.ai_it_mw is not None:
+        ai_expr: Expr = inp(f"strategies.{s}.ai_it_mw")
+    else:  # 'ai_hosting' without a stated MW: everything the interconnect can feed
+        ai_expr = inp("site.interconnect_mw") / inp("hosting.pue")
+    ai_mw = m.scalar(f"{p}.ai_it_mw", ai_expr, "Critical IT MW converted", "MW", SHEET)
+    start = m.scalar(f"{p}.conversion_start_index",
+                     months_between(inp("case.start_month"),
+                                    inp(f"strategies.{s}.conversion_start_month")),
+                     "Conversion start (months after model start)", "months", SHEET)
+    first_ready: Expr = phase(1, "phase_ready_months")
+    for k in phases[1:]:
+        first_ready = minimum(first_ready, phase(k, "phase_ready_months"))
+    commence_expr = start + first_ready
+    if h.rent_start_month is not None:
+        commence_expr = maximum(commence_expr, months_between(inp("case.start_month"),
+                                                              inp("hosting.rent_start_month")))
+    commence = m.scalar(f"{p}.commencement_index", commence_expr,
+                        "Rent commencement (months after model start)", "months", SHEET)
+    tcv = m.scalar(f"{p}.contract_value_usd",
+                   ai_mw * 1000 * inp("hosting.lease_rate_usd_per_kw_month") * MONTHS_PER_YEAR
+                   * _annuity(inp("hosting.lease_escalator_rate"), inp("hosting.term_years")),
+                   "Contract value of the initial term at full ramp", "USD", SHEET)
+
+    since_start = m.line(f"{p}.months_since_start", time("index") - start,
+                         "Months since conversion start", "months", SHEET, agg="none",
+                         section=sec)
+    ready: Expr = wrap(0.0)
+    for k in phases:
+        ready = ready + where(since_start >= phase(k, "phase_ready_months"),
+                              phase(k, "phase_it_shares"), 0)
+    ready_mw = m.line(f"{p}.ready_mw", ready * ai_mw, "Critical IT ready for service", "MW",
+                      SHEET, agg="last", section=sec)
+    lease_month = m.line(f"{p}.lease_month", time("index") - commence,
+                         "Months since rent commencement", "months", SHEET, agg="none",
+                         section=sec)
+    in_service = m.line(f"{p}.in_service_mw", where(lease_month >= 0, ready_mw, 0),
+                        "Critical IT leased and in service", "MW", SHEET, agg="last",
+                        section=sec)
+
+    sec = f"{s}: rent"
+    term = inp("hosting.term_years") * MONTHS_PER_YEAR
+    renewal_end = term + inp("hosting.renewal_term_years") * MONTHS_PER_YEAR
+    in_term = m.line(f"{p}.in_initial_term", where((lease_month >= 0) & (lease_month < term),
+                                                   1, 0),
+                     "In the initial term", "flag", SHEET, section=sec)
+    in_renewal = m.line(f"{p}.in_renewal",
+                        where((lease_month >= term) & (lease_month < renewal_end), 1, 0),
+                        "In the renewal (expected: x renewal probability)", "flag", SHEET,
+                        section=sec)
+    rate = m.line(f"{p}.rate_usd_per_kw_month",
+                  inp("hosting.lease_rate_usd_per_kw_month")
+                  * (1 + inp("hosting.lease_escalator_rate"))
+                  ** floor(maximum(lease_month, 0) / MONTHS_PER_YEAR)
+                  * where(in_renewal > 0, inp("hosting.renewal_rate_reset_share"), 1),
+                  "Lease rate", "USD/kW-month", SHEET, agg="mean", section=sec)
+    contracted = m.line(f"{p}.contracted_rent_usd",
+                        in_service * 1000 * rate
+                        * (in_term + in_renewal * inp("hosting.renewal_probability")),
+                        "Contracted rent (renewal probability-weighted)", "USD", SHEET,
+                        section=sec)
+    survive = 1 - inp("hosting.loss_given_default_share") * (
+        1 - (1 - inp("hosting.tenant_default_probability_rate"))
+        ** (maximum(lease_month, 0) / MONTHS_PER_YEAR))
+    if h.default_month is not None:
+        default_at = months_between(inp("case.start_month"), inp("hosting.default_month"))
+        survive = where(time("index") >= default_at,
+                        1 - inp("hosting.loss_given_default_share"), survive)
+    credit_loss = m.line(f"{p}.credit_loss_usd", -contracted * (1 - survive),
+                         "Expected credit loss (tenant default)", "USD", SHEET, section=sec)
+    sla = m.line(f"{p}.sla_credits_usd",
+                 -(contracted + credit_loss) * inp("hosting.sla_credit_share"),
+                 "SLA credits", "USD", SHEET, section=sec)
+    rent = m.line(f"{p}.rent_usd", contracted + credit_loss + sla, "Rent revenue", "USD",
+                  SHEET, section=sec)
+
+    sec = f"{s}: prepayment and deposit"
+    signing = eq(time("index"), start)
+    prepay = m.line(f"{p}.prepayment_usd",
+                    where(signing, inp("hosting.prepayment_share") * tcv, 0),
+                    "Prepayment received at signing", "USD", SHEET, section=sec)
+    credit = m.line(f"{p}.prepayment_credit_usd",
+                    -where((lease_month >= 0)
+                           & (lease_month < inp("hosting.prepayment_credit_months")),
+                           inp("hosting.prepayment_share") * tcv
+                           / inp("hosting.prepayment_credit_months"), 0),
+                    "Prepayment credited against rent", "USD", SHEET, section=sec)
+    deposit_amount = inp("hosting.security_deposit_months") * ai_mw * 1000 \
+        * inp("hosting.lease_rate_usd_per_kw_month")
+    refund = eq(lease_month, term)
+    if h.default_month is not None:  # a defaulted tenant forfeits its deposit
+        refund = refund & (default_at > time("index"))
+    deposit = m.line(f"{p}.deposit_usd",
+                     where(signing, deposit_amount, 0) - where(refund, deposit_amount, 0),
+                     "Security deposit received (+) and returned (-)", "USD", SHEET,
+                     section=sec)
+
+    sec = f"{s}: operations"
+    energy = m.line(f"{p}.energy_mwh",
+                    in_service * inp("hosting.it_load_factor") * time("days") * HOURS_PER_DAY
+                    * inp("hosting.pue"),
+                    "Grid energy drawn by the AI load", "MWh", SHEET, section=sec)
+    opex = m.line(f"{p}.opex_usd",
+                  -escalated(inp("hosting.opex_usd_per_mw_year") / MONTHS_PER_YEAR
+                             * in_service, "hosting.opex_escalator_rate"),
+                  "Hosting operating cost", "USD", SHEET, section=sec)
+    return Hosting(ai_mw, start, in_service, energy, rent, opex, prepay, credit, deposit)
+
+
+def _annuity(rate: Expr, years: Expr) -> Expr:
+    """Sum of (1 + rate) ** y for y = 0 .. years - 1 (``years`` when rate is 0)."""
+    return where(eq(rate, 0), years, ((1 + rate) ** years - 1) / where(eq(rate, 0), 1, rate))

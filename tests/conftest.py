@@ -56,3 +56,30 @@ def libreoffice() -> str:
         pytest.fail("LibreOffice (soffice) is not installed: run ./scripts/test.sh, which "
                     "installs libreoffice-calc-nogui")
     return exe
+
+
+def small_hosting_case(**changes: dict) -> dict:
+    """The small case with a 10 MW AI conversion starting in March 2026 (see
+    tests/test_hosting.py for the hand calculations)."""
+    data = small_case(case={"horizon_years": 3})
+    data["strategies"] = {
+        "mining": {"kind": "mining"},
+        "ai_hosting": {"kind": "ai_hosting", "ai_it_mw": 10.0,
+                       "conversion_start_month": "2026-03"},
+    }
+    data["hosting"] = {
+        "pue": 1.2, "phase_it_shares": [0.5, 0.5], "phase_ready_months": [2, 4],
+        "lease_rate_usd_per_kw_month": 100.0, "lease_escalator_rate": 0.10,
+        "term_years": 1.0, "renewal_probability": 0.5, "renewal_rate_reset_share": 1.0,
+        "renewal_term_years": 1.0, "power_pass_through": True, "it_load_factor": 1.0,
+        "opex_usd_per_mw_year": 120_000.0, "prepayment_share": 0.2,
+        "prepayment_credit_months": 6, "security_deposit_months": 2.0,
+    }
+    data["conversion"] = {
+        "electrical_usd_per_mw": 1_000_000.0, "cooling_usd_per_mw": 0.0,
+        "building_usd_per_mw": 0.0, "fit_out_usd_per_mw": 0.0, "contingency_share": 0.1,
+        "draw_curve": "even", "asic_sale_price_usd_per_th": 5.0,
+    }
+    for section, fields in changes.items():
+        data.setdefault(section, {}).update(fields)
+    return data

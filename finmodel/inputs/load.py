@@ -62,7 +62,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: file, field path, what is wrong, the value given."""
     lines = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        loc = ".".join(str(x) for x in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not an input of this section; check the spelling)"
@@ -71,7 +71,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         given = err.get("input")
         shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else \
             f" (got {given!r})"
-        lines.append(f"{source}: {loc}: {msg}{shown}")
+        lines.append(f"{source}: {loc + ': ' if loc else ''}{msg}{shown}")
     head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
     return head
 

@@ -405,11 +405,12 @@ class Assumptions(_Section):
             draw = ai_mw * self.hosting.pue
             kept = spec.mining_it_mw or 0.0
             if draw + kept * self.power.pue > self.site.interconnect_mw * (1 + 1e-9):
+                parts = f"ai_it_mw {ai_mw:g} MW x hosting.pue {self.hosting.pue:g}"
+                if kept:
+                    parts += f" + mining_it_mw {kept:g} MW x power.pue {self.power.pue:g}"
                 raise ValueError(
-                    f"{where}: ai_it_mw {ai_mw:g} MW x hosting.pue {self.hosting.pue:g} + "
-                    f"mining_it_mw {kept:g} MW x power.pue {self.power.pue:g} = "
-                    f"{draw + kept * self.power.pue:g} MW oversubscribes "
-                    f"site.interconnect_mw = {self.site.interconnect_mw:g} MW")
+                    f"{where}: {parts} = {draw + kept * self.power.pue:g} MW of grid draw "
+                    f"oversubscribes site.interconnect_mw = {self.site.interconnect_mw:g} MW")
             if spec.kind == "ai_hosting" and spec.mining_it_mw is not None:
                 raise ValueError(f"{where}.mining_it_mw: an 'ai_hosting' strategy keeps no "
                                  "mining; use kind = 'hybrid'")

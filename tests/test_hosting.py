@@ -1,0 +1,164 @@
+"""The AI hosting lease, the conversion and the comparison, worked by hand.
+
+Small hosting case (tests/conftest.py): the 10 MW mining site converts 10 MW of critical IT
+from March 2026 (month 2). Phase 1 (half) is ready 2 months later (May, month 4), phase 2
+(the other half) 4 months later (July, month 6); rent commences with phase 1. $100/kW-month,
++10 % a year, 1-year term, 50 % chance of a 1-year renewal at the same escalated rate.
+Contract value at full ramp: 10 MW x 1,000 x $100 x 12 = $12.0M; 20 % prepaid ($2.4M) at
+signing, credited over 6 months ($400k a month); a 2-month deposit ($2.0M) is paid at
+signing and returned at the end of the term (month 16).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import finmodel
+from finmodel.inputs.load import parse_assumptions
+from finmodel.models.capex import draw_fraction
+from finmodel.engine.expr import Input
+from finmodel.engine.evaluate import evaluate
+from finmodel.engine.graph import Model
+from finmodel.engine.timeline import Timeline
+from tests.conftest import PENNY, small_hosting_case
+
+
+def run_small(**changes):
+    return finmodel.run(parse_assumptions(small_hosting_case(**changes)), breakevens=False)
+
+
+def row(r, name):
+    return r.values[name][0]
+
+
+def test_ramp_rent_escalator_and_renewal():
+    r = run_small()
+    p = "ai_hosting.hosting."
+    assert row(r, p + "in_service_mw")[:8].tolist() == [0, 0, 0, 0, 5, 5, 10, 10]
+    rent = row(r, p + "rent_usd")
+    assert rent[3] == 0
+    assert rent[4] == pytest.approx(500_000, abs=PENNY)      # 5 MW x 1,000 x $100
+    assert rent[6] == pytest.approx(1_000_000, abs=PENNY)    # 10 MW
+    assert rent[15] == pytest.approx(1_000_000, abs=PENNY)   # last month of the term
+    # Month 16 starts the renewal: rate $110 (one anniversary), x 50 % probability.
+    assert rent[16] == pytest.approx(10 * 1000 * 110 * 0.5, abs=PENNY)
+    assert rent[28] == 0                                     # the renewal has ended
+    assert r.values["ai_hosting.hosting.contract_value_usd"][0] == pytest.approx(12e6)
+
+
+def test_prepayment_credit_and_deposit():
+    r = run_small()
+    p = "ai_hosting.hosting."
+    prepay, credit, dep = (row(r, p + x) for x in ("prepayment_usd", "prepayment_credit_usd",
+                                                   "deposit_usd"))
+    assert prepay[2] == pytest.approx(2.4e6) and np.count_nonzero(prepay) == 1
+    assert credit[4:10].tolist() == pytest.approx([-400_000] * 6)
+    assert np.count_nonzero(credit) == 6 and credit.sum() == pytest.approx(-2.4e6)
+    assert dep[2] == pytest.approx(2e6) and dep[16] == pytest.approx(-2e6)
+    assert np.count_nonzero(dep) == 2
+
+
+def test_conversion_capex_draw_and_asic_sale():
+    # $1.0M/MW x 1.1 contingency x 10 MW = $11M: phase 1's $5.5M evenly over months 2-3,
+    # phase 2's $5.5M over months 2-5 -> 4.125, 4.125, 1.375, 1.375 ($M).
+    r = run_small()
+    capex = row(r, "ai_hosting.conversion.capex_usd")
+    assert capex[2:6] == pytest.approx([-4.125e6, -4.125e6, -1.375e6, -1.375e6])
+    assert capex.sum() == pytest.approx(-11e6)
+    # The whole 0.5 EH/s fleet stops in March and is sold: 500,000 TH x $5 = $2.5M.
+    sale = row(r, "ai_hosting.asic_sale_usd")
+    assert sale[2] == pytest.approx(2.5e6) and np.count_nonzero(sale) == 1
+    assert row(r, "ai_hosting.btc_mined")[2:].sum() == 0
+    assert row(r, "ai_hosting.btc_mined")[:2] == pytest.approx(row(r, "mining.btc_mined")[:2])
+
+
+def test_power_passed_through_and_opex():
+    # July (31 days): 10 MW x 100 % load x 744 h x PUE 1.2 = 8,928 MWh at $50 = $446,400,
+    # reimbursed by the tenant; opex $120,000 / 12 x 10 MW = $100,000.
+    r = run_small()
+    assert row(r, "ai_hosting.hosting.energy_mwh")[6] == pytest.approx(8928)
+    assert row(r, "ai_hosting.power_cost_usd")[6] == pytest.approx(-446_400, abs=PENNY)
+    assert row(r, "ai_hosting.hosting.power_recovery_usd")[6] == pytest.approx(446_400,
+                                                                              abs=PENNY)
+    assert row(r, "ai_hosting.hosting.opex_usd")[6] == pytest.approx(-100_000, abs=PENNY)
+    no_pt = run_small(hosting={"power_pass_through": False})
+    assert row(no_pt, "ai_hosting.hosting.power_recovery_usd")[6] == 0
+
+
+def test_tenant_credit_haircut_and_explicit_default():
+    # PD 10 %/yr, LGD 50 %: at lease month 12 the expected loss is 0.5 x (1 - 0.9) = 5 %.
+    r = run_small(hosting={"tenant_default_probability_rate": 0.1,
+                           "loss_given_default_share": 0.5, "renewal_probability": 1.0})
+    contracted = row(r, "ai_hosting.hosting.contracted_rent_usd")[16]
+    assert row(r, "ai_hosting.hosting.credit_loss_usd")[16] == pytest.approx(
+        -0.05 * contracted)
+    # An explicit default in month 10 (Nov 2026): no rent after it, the deposit is kept.
+    d = run_small(hosting={"default_month": "2026-11"})
+    rent = row(d, "ai_hosting.hosting.rent_usd")
+    assert rent[9] > 0 and not rent[10:].any()
+    assert row(d, "ai_hosting.hosting.deposit_usd")[16] == 0
+
+
+def test_hybrid_keeps_mining_on_the_rest_and_shares_the_bill():
+    # Convert 5 MW of IT (x 1.2 = 6 MW); the rest of the 12 MW feeds (12 - 6) / 1.1 =
+    # 5.45 MW of mining, less than the 10 MW the site had.
+    data = small_hosting_case()
+    data["strategies"]["hybrid"] = {"kind": "hybrid", "ai_it_mw": 5.0,
+                                    "conversion_start_month": "2026-03"}
+    r = finmodel.run(parse_assumptions(data), breakevens=False)
+    assert row(r, "hybrid.mining_it_mw")[[0, 2]] == pytest.approx([10.0, 6 / 1.1])
+    bill = row(r, "hybrid.power_cost_usd")
+    split = row(r, "hybrid.mining_power_cost_usd") + row(r, "hybrid.hosting.power_cost_usd")
+    assert split == pytest.approx(bill)
+
+
+def test_s_curve_draws_the_whole_phase_slowly_at_the_ends():
+    tl = Timeline(__import__("datetime").date(2026, 1, 1), 24)
+    m = Model()
+    from finmodel.engine.expr import time
+
+    m.line("d", draw_fraction("s_curve", time("index") - 2, Input("n")), "", "", "S")
+    d = evaluate(m, tl, {"n": 10.0})["d"][0]
+    assert d.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(d) == 10 and d[2] < d[6] and d[11] < d[7]
+    assert d[2:12] == pytest.approx(d[2:12][::-1])  # symmetric
+
+
+@pytest.fixture(scope="module")
+def base():
+    return finmodel.run(finmodel.load_assumptions("assumptions/base.toml"))
+
+
+@pytest.mark.parametrize("strategy", ["ai_hosting", "hybrid"])
+def test_solved_break_evens_put_back_close_the_gap(base, strategy):
+    a = base.assumptions
+    gap = lambda r: r.summary.loc["npv_usd", strategy] - r.summary.loc["npv_usd", "mining"]  # noqa: E731
+    rate = base.summary.loc["breakeven_lease_rate_usd_per_kw_month", strategy]
+    r = finmodel.run(finmodel.with_values(a, {"hosting.lease_rate_usd_per_kw_month": rate}),
+                     breakevens=False)
+    assert abs(gap(r)) < 10.0  # USD, on NPVs of hundreds of millions
+    price = base.summary.loc["btc_price_mining_matches_usd", strategy]
+    r = finmodel.run(finmodel.with_values(a, {"network.btc_price_usd": price}),
+                     breakevens=False)
+    assert abs(gap(r)) < 10.0
+    per_mw = base.summary.loc["breakeven_capex_usd_per_mw", strategy]
+    c = a.conversion
+    k = per_mw / ((c.electrical_usd_per_mw + c.cooling_usd_per_mw + c.building_usd_per_mw
+                   + c.fit_out_usd_per_mw) * (1 + c.contingency_share))
+    cats = {f"conversion.{x}_usd_per_mw": getattr(c, f"{x}_usd_per_mw") * k
+            for x in ("electrical", "cooling", "building", "fit_out")}
+    r = finmodel.run(finmodel.with_values(a, cats), breakevens=False)
+    assert abs(gap(r)) < 10.0
+
+
+def test_value_by_start_month_matches_separate_runs(base):
+    table = base.timing["hybrid"]
+    for month in ("2026-01", "2027-06", "2028-04"):
+        a = finmodel.with_values(base.assumptions,
+                                 {"strategies.hybrid.conversion_start_month": month})
+        one = finmodel.run(a, breakevens=False)
+        assert table.loc[month, "npv_usd"] == pytest.approx(
+            one.summary.loc["npv_usd", "hybrid"], rel=1e-12)
+    best = table["npv_usd"].idxmax()
+    assert base.summary_json()["timing"]["hybrid"]["best_start_month"] == str(best)

@@ -3,8 +3,9 @@
 Conventions (see :mod:`finmodel.conventions`): flows at period end, valued at the start
 of the first period. ``npv_usd`` is Excel's ``NPV(monthly_rate, flows)``; ``project_irr``
 is Excel's ``IRR(flows, guess)`` on the monthly flows, annualised ``(1 + irr) ** 12 - 1``;
-``payback_years`` is when cumulative cash first turns non-negative, interpolated within
-the month, counted from the valuation date (not available when it never does);
+``payback_years`` is when cumulative cash turns non-negative for good (it never dips below
+zero again), interpolated within the month, counted from the valuation date; 0 when it is
+never negative, not available when it ends negative;
 ``moic`` is cash in / cash out over the horizon (terminal value included);
 ``peak_funding_usd`` is the deepest point of cumulative free cash flow.
 
@@ -128,10 +129,13 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     fcf = cf.fcf
     cum = m.line(f"{s}.cumulative_fcf_usd", cumulative(fcf), "Cumulative free cash flow",
                  "USD", SHEET, agg="last", section=sec)
-    nonneg = m.line(f"{s}.cum_nonnegative", where(cum >= 0, 1, 0),
-                    "Cumulative cash non-negative", "flag", SHEET, agg="none", section=sec)
-    paid = m.line(f"{s}.paid_back", minimum(cumulative(nonneg), 1), "Paid back", "flag",
-                  SHEET, agg="none", section=sec)
+    # Paid back from the month after which cumulative cash never goes negative again: a
+    # prepayment received before the capex is spent does not count as a payback.
+    neg = m.line(f"{s}.cum_negative", where(cum < 0, 1, 0), "Cumulative cash negative",
+                 "flag", SHEET, agg="none", section=sec)
+    paid = m.line(f"{s}.paid_back", where(total(neg) - cumulative(neg) + neg > 0, 0, 1),
+                  "Paid back (non-negative from here on)", "flag", SHEET, agg="none",
+                  section=sec)
     before = m.line(f"{s}.months_before_payback", 1 - paid, "Month before payback", "flag",
                     SHEET, agg="none", section=sec)
     # In the month cumulative cash crosses zero, the fraction of the month it took.

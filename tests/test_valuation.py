@@ -127,3 +127,18 @@ def test_bracketed_root_matches_brentq_and_reports_no_bracket():
         assert roots[i] == pytest.approx(brentq(lambda x, ki=ki: x ** 3 - ki * x - 5, 0, 10),
                                          rel=1e-9)
     assert np.isnan(roots[3]) and "not crossed" in why[3]
+
+
+def test_payback_ignores_a_prepayment_received_before_the_capex():
+    # IREN-style: 20 % of the contract is prepaid at signing, before the GPUs are bought,
+    # so cumulative cash is positive, then deeply negative, then recovers. Payback is the
+    # month it recovers for good: after the last month with negative cumulative cash k,
+    # k + 1 months plus the fraction of month k + 1 that closes the gap.
+    a = finmodel.load_assumptions("assumptions/iren_microsoft_style.toml")
+    r = finmodel.run(a, breakevens=False)
+    cf = r.values["ai_hosting.unlevered_fcf_usd"][0]
+    cum = np.cumsum(cf)
+    assert cum[0] > 0 and cum.min() < 0 < cum[-1]
+    k = int(np.flatnonzero(cum < 0)[-1])
+    expected = (k + 1 + -cum[k] / cf[k + 1]) / 12
+    assert r.summary.loc["payback_years", "ai_hosting"] == pytest.approx(expected, rel=1e-12)

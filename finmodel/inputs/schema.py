@@ -251,6 +251,9 @@ class HostingSection(_Section):
     prepayment_credit_months: int = _f(12, unit="months", description="Months over which the"
                                        " prepayment is credited against rent, from "
                                        "commencement", ge=1, le=480)
+    prepayment_credit_delay_months: int = _f(0, unit="months", description="Months after "
+                                             "commencement before the prepayment starts "
+                                             "being credited", ge=0, le=480)
     security_deposit_months: float = _f(0.0, unit="months", description="Security deposit in"
                                         " months of full-ramp rent, paid at signing and "
                                         "returned at the end of the term", ge=0.0, le=60.0)

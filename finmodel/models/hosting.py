@@ -9,7 +9,8 @@ Rent in month t: MW in service x 1,000 x rate_0 x (1 + escalator) ** floor((t - 
 times the renewal reset (and probability) in a renewal, less expected credit losses
 (1 - LGD x cumulative default probability, from an annual PD) and SLA credits.
 A prepayment (a share of the initial-term contract value at full ramp) arrives at signing
-(the conversion start) and is credited against rent over its months from commencement;
+(the conversion start) and is credited against rent over its months, starting a stated
+delay after commencement;
 a security deposit arrives at signing and is returned at the end of the initial term.
 """
 
@@ -143,9 +144,11 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     prepay = m.line(f"{p}.prepayment_usd",
                     where(signing, inp("hosting.prepayment_share") * tcv, 0),
                     "Prepayment received at signing", "USD", SHEET, section=sec)
+    credit_from = inp("hosting.prepayment_credit_delay_months")
     credit = m.line(f"{p}.prepayment_credit_usd",
-                    -where((lease_month >= 0)
-                           & (lease_month < inp("hosting.prepayment_credit_months")),
+                    -where((lease_month >= credit_from)
+                           & (lease_month < credit_from
+                              + inp("hosting.prepayment_credit_months")),
                            inp("hosting.prepayment_share") * tcv
                            / inp("hosting.prepayment_credit_months"), 0),
                     "Prepayment credited against rent", "USD", SHEET, section=sec)

@@ -21,7 +21,7 @@ from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_scenario_array
 from finmodel.models.capex import CATEGORIES
 from finmodel.valuation import metric_rank
-from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, build_model
+from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
 
 PRICE_LINE = "network.btc_price_usd"
 
@@ -234,39 +234,56 @@ class _Solver:
 
 def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) -> None:
     sv = _Solver(model, tl, scalars, paths, overrides, values, n)
-    start_price = sv.price[:, 0]
     for node in [x for x in model.scalars if x.solved]:
-        s, kind = node.name.split(".", 1)
-        npv_s, npv_m = f"{s}.npv", "mining.npv"
+        strategy, kind = node.name.split(".", 1)
+        f, hi, to_value = _breakeven(sv, kind, f"{strategy}.npv", "mining.npv", scalars)
+        root, why = sv.root(f, 0.0, hi)
         if kind == BREAKEVEN_BTC_PRICE:
-            root, why = sv.root(lambda k: sv.npvs([npv_s], price_scale=k)[0], 0.0, 1.0)
-            why = np.where(sv.npvs([npv_s], price_scale=np.zeros(n))[0] >= 0,
-                           "NPV is not negative even at a zero BTC price", why)
-            value = root * start_price
-        elif kind == "btc_price_mining_matches":
-            def gap(k):
-                a, b = sv.npvs([npv_m, npv_s], price_scale=k)
-                return a - b
-            root, why = sv.root(gap, 0.0, 1.0)
-            value = root * start_price
-        elif kind == "breakeven_lease_rate":
-            name = "hosting_lease_rate_usd_per_kw_month"
-            def gap(x):
-                a, b = sv.npvs([npv_s, npv_m], inputs={name: x})
-                return a - b
-            root, why = sv.root(gap, 0.0, float(np.max(scalars[name])))
-            value = root
-        elif kind == "breakeven_capex":
-            cats = [f"conversion_{c}_usd_per_mw" for c in CATEGORIES]
-            per_mw = sum(np.asarray(scalars[c], dtype=float) for c in cats) * (
-                1 + np.asarray(scalars["conversion_contingency_share"], dtype=float))
-            def gap(k):
-                a, b = sv.npvs([npv_s, npv_m],
-                               inputs={c: np.asarray(scalars[c]) * k for c in cats})
-                return a - b
-            root, why = sv.root(gap, 0.0, 1.0)
-            value = root * np.broadcast_to(per_mw, (n,))
-        else:  # pragma: no cover - every solved scalar has a solver above
-            raise ModelError(f"no solver for {node.name!r}")
-        values[node.name] = np.where(why == "", value, np.nan)
+            why = np.where(f(np.zeros(n)) >= 0, "NPV is not negative even at a zero BTC price",
+                           why)
+        why = np.where(why == NOT_CROSSED, NO_ROOT.get(kind, NOT_CROSSED), why)
+        values[node.name] = np.where(why == "", to_value(root), np.nan)
         reasons[node.name] = why
+
+
+NOT_CROSSED = "the target is not crossed between the bracket's ends"
+#: What it means, for each break-even, that no value in [0, 2^30 x the case's] solves it.
+NO_ROOT = {
+    "btc_price_mining_matches": "mining's NPV stays on the same side of this strategy's at "
+                                "every BTC price",
+    "breakeven_capex": "converting does not match mining even with no conversion capex",
+    "breakeven_lease_rate": "no lease rate makes converting match mining",
+    "breakeven_gpu_hour_price": "no GPU-hour price makes converting match mining",
+    BREAKEVEN_BTC_PRICE: "no BTC price makes the NPV zero",
+}
+
+
+def _breakeven(sv: _Solver, kind: str, npv_s: str, npv_m: str, scalars):
+    """(function whose root is the break-even, first upper bracket, root -> reported value)
+    for one kind of solved metric."""
+    start_price = sv.price[:, 0]
+    if kind == BREAKEVEN_BTC_PRICE:  # the strategy's NPV is zero
+        return (lambda k: sv.npvs([npv_s], price_scale=k)[0], 1.0,
+                lambda k: k * start_price)
+    if kind == "btc_price_mining_matches":  # mining's NPV equals the strategy's
+        def gap(k):
+            a, b = sv.npvs([npv_m, npv_s], price_scale=k)
+            return a - b
+        return gap, 1.0, lambda k: k * start_price
+    if kind in INPUT_BREAKEVENS:  # one input makes the strategy match mining
+        name = INPUT_BREAKEVENS[kind]
+
+        def gap(x):
+            a, b = sv.npvs([npv_s, npv_m], inputs={name: x})
+            return a - b
+        return gap, float(np.max(scalars[name])), lambda x: x
+    if kind == "breakeven_capex":  # all conversion cost categories scaled together
+        cats = [f"conversion_{c}_usd_per_mw" for c in CATEGORIES]
+        per_mw = sum(np.asarray(scalars[c], dtype=float) for c in cats) * (
+            1 + np.asarray(scalars["conversion_contingency_share"], dtype=float))
+
+        def gap(k):
+            a, b = sv.npvs([npv_s, npv_m], inputs={c: np.asarray(scalars[c]) * k for c in cats})
+            return a - b
+        return gap, 1.0, lambda k: k * np.broadcast_to(per_mw, k.shape)
+    raise ModelError(f"no solver for the solved metric {kind!r}")

@@ -49,7 +49,8 @@ METRIC_ORDER = (
     "peak_funding_usd", "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd",
     "btc_mined", "hashcost_usd_per_ph_day", "cash_cost_per_btc_usd",
     "all_in_cost_per_btc_usd", "breakeven_btc_price_usd",
-    "breakeven_lease_rate_usd_per_kw_month", "btc_price_mining_matches_usd",
+    "breakeven_lease_rate_usd_per_kw_month", "breakeven_gpu_hour_price_usd",
+    "btc_price_mining_matches_usd",
     "breakeven_capex_usd_per_mw",
 )
 

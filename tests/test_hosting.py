@@ -162,3 +162,29 @@ def test_value_by_start_month_matches_separate_runs(base):
             one.summary.loc["npv_usd", "hybrid"], rel=1e-12)
     best = table["npv_usd"].idxmax()
     assert base.summary_json()["timing"]["hybrid"]["best_start_month"] == str(best)
+
+
+def test_ai_cloud_sells_gpu_hours_and_buys_gpus_per_phase():
+    # Product 'cloud': 400 GPUs/MW at $50,000; $2.00/GPU-hour falling 10 %/yr as the fleet
+    # ages; 50 % sold; GPUs replaced every year. Phase 1 (5 MW) ready in May (month 4):
+    # 2,000 GPUs x 744 h x 50 % = 744,000 GPU-hours x $2.00 = $1,488,000 in May.
+    data = small_hosting_case(cloud={"gpus_per_mw": 400.0, "gpu_price_usd": 50_000.0,
+                                     "gpu_life_years": 1.0, "price_usd_per_gpu_hour": 2.0,
+                                     "price_change_rate": -0.1, "utilisation_share": 0.5,
+                                     "opex_usd_per_mw_year": 240_000.0})
+    data["strategies"]["ai_hosting"]["product"] = "cloud"
+    r = finmodel.run(parse_assumptions(data), breakevens=False)
+    p = "ai_hosting.cloud."
+    revenue = row(r, p + "revenue_usd")
+    assert revenue[4] == pytest.approx(1_488_000, abs=PENNY)
+    # Six months after commencement the price has aged: 2 x 0.9 ** 0.5.
+    assert row(r, p + "price_usd_per_gpu_hour")[10] == pytest.approx(2 * 0.9 ** 0.5)
+    assert row(r, p + "price_usd_per_gpu_hour")[16] == pytest.approx(2.0)  # refreshed
+    # GPUs: 5 MW x 400 x $50,000 = $100M when each phase is ready (months 4 and 6) and
+    # again a year later (16 and 18).
+    capex = row(r, p + "gpu_capex_usd")
+    assert np.flatnonzero(capex).tolist() == [4, 6, 16, 18, 28, 30]
+    assert capex[4] == pytest.approx(-100e6)
+    # The owner pays the power; nothing is passed through; cloud opex $20,000/MW-month.
+    assert "ai_hosting.hosting.power_recovery_usd" not in r.values
+    assert row(r, p + "opex_usd")[6] == pytest.approx(-20_000 * 10)

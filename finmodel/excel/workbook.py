@@ -31,7 +31,7 @@ TIME_LABELS = {
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
 }
 SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
-               "Mining", "Hosting", "Capex", "Cash Flow", "Annual"]
+               "Mining", "Hosting", "Cloud", "Capex", "Cash Flow", "Annual"]
 
 
 def _number_format(unit: str) -> str:

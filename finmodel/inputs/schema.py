@@ -192,6 +192,10 @@ class StrategySpec(_Section):
     conversion_start_month: Month | None = _f(None, unit="YYYY-MM", description="Month the "
                                               "conversion starts: mining stops on the "
                                               "converted MW and construction begins")
+    product: Literal["lease", "cloud"] = _f("lease", unit="choice", description="How the "
+                                            "converted MW earn: 'lease' the hall to a tenant"
+                                            " ([hosting]); 'cloud': buy GPUs and sell "
+                                            "GPU-hours ([cloud])")
     mining_it_mw: float | None = _f(None, unit="MW", description="Mining IT MW kept after "
                                     "the conversion (hybrid; default: all the site has left)",
                                     ge=0.0)
@@ -199,9 +203,10 @@ class StrategySpec(_Section):
     @model_validator(mode="after")
     def _fields_for_kind(self) -> StrategySpec:
         if self.kind == "mining" and (self.ai_it_mw is not None or self.mining_it_mw is not None
-                                      or self.conversion_start_month is not None):
-            raise ValueError("a 'mining' strategy converts nothing: remove ai_it_mw and "
-                             "conversion_start_month")
+                                      or self.conversion_start_month is not None
+                                      or self.product != "lease"):
+            raise ValueError("a 'mining' strategy converts nothing: remove ai_it_mw, "
+                             "mining_it_mw, product and conversion_start_month")
         if self.kind != "mining" and self.conversion_start_month is None:
             raise ValueError(f"a '{self.kind}' strategy needs conversion_start_month")
         if self.kind == "hybrid" and self.ai_it_mw is None:
@@ -222,14 +227,15 @@ class HostingSection(_Section):
     rent_start_month: Month | None = _f(None, unit="YYYY-MM", description="Contractual rent "
                                         "commencement, if later than the first phase's "
                                         "readiness")
-    lease_rate_usd_per_kw_month: float = _f(unit="USD/kW-month", description="Rent per kW of"
-                                            " critical IT per month at commencement", gt=0.0,
-                                            le=10_000.0)
+    lease_rate_usd_per_kw_month: float | None = _f(None, unit="USD/kW-month", description=
+                                                   "Rent per kW of critical IT per month at "
+                                                   "commencement (lease strategies)", gt=0.0,
+                                                   le=10_000.0)
     lease_escalator_rate: float = _f(0.0, unit="rate", description="Annual rent escalator, "
                                      "stepped on each anniversary of commencement", ge=-0.5,
                                      le=0.5)
-    term_years: float = _f(unit="years", description="Initial lease term from commencement",
-                           gt=0.0, le=40.0)
+    term_years: float | None = _f(None, unit="years", description="Initial lease term from "
+                                  "commencement (lease strategies)", gt=0.0, le=40.0)
     renewal_probability: float = _f(0.0, unit="share", description="Probability the tenant "
                                     "renews at the end of the term", ge=0.0, le=1.0)
     renewal_rate_reset_share: float = _f(1.0, unit="ratio", description="Renewal rent as a "
@@ -282,6 +288,31 @@ class HostingSection(_Section):
             raise ValueError(f"phase_ready_months: expected whole months >= 1, got "
                              f"{self.phase_ready_months}")
         return self
+
+
+class CloudSection(_Section):
+    """Selling compute instead of space: the owner buys the GPUs and sells GPU-hours."""
+
+    gpus_per_mw: float = _f(unit="GPUs/MW", description="GPUs per MW of critical IT",
+                            gt=0.0, le=10_000.0)
+    gpu_price_usd: float = _f(unit="USD/GPU", description="All-in price per GPU (servers, "
+                              "networking, storage)", ge=0.0, le=1e7)
+    gpu_price_change_rate: float = _f(0.0, unit="rate", description="Annual change of the "
+                                      "price of new GPUs (for refreshes)", gt=-1.0, le=1.0)
+    gpu_life_years: float = _f(unit="years", description="GPU life: replaced (and "
+                               "depreciated) over this many years", gt=0.0, le=20.0)
+    price_usd_per_gpu_hour: float = _f(unit="USD/GPU-hour", description="Price of a GPU-hour"
+                                       " sold on a new GPU", gt=0.0, le=1_000.0)
+    price_change_rate: float = _f(0.0, unit="rate", description="Annual change of the "
+                                  "GPU-hour price as a generation ages (a refresh resets it)",
+                                  gt=-1.0, le=1.0)
+    utilisation_share: float = _f(unit="share", description="Share of GPU-hours sold",
+                                  gt=0.0, le=1.0)
+    opex_usd_per_mw_year: float = _f(0.0, unit="USD/MW-year", description="Cloud operating "
+                                     "cost per MW of critical IT in service (instead of "
+                                     "hosting opex)", ge=0.0, le=1e9)
+    opex_escalator_rate: float = _f(0.0, unit="rate", description="Annual inflation of cloud"
+                                    " opex", gt=-1.0, le=1.0)
 
 
 class ConversionSection(_Section):
@@ -346,6 +377,7 @@ class Assumptions(_Section):
         description="The strategies to compare, by name; 'mining' (keep mining) is the "
         "reference every other is compared with")
     hosting: HostingSection | None = None
+    cloud: CloudSection | None = None
     conversion: ConversionSection | None = None
     valuation: ValuationSection = Field(default_factory=ValuationSection)
 
@@ -395,8 +427,14 @@ class Assumptions(_Section):
                 continue
             where = f"strategies.{name}"
             if self.hosting is None or self.conversion is None:
-                raise ValueError(f"{where}: converting needs the [hosting] and [conversion] "
-                                 "sections")
+                raise ValueError(f"{where}: converting needs the [hosting] (the data hall) "
+                                 "and [conversion] sections")
+            if spec.product == "cloud" and self.cloud is None:
+                raise ValueError(f"{where}.product: 'cloud' needs a [cloud] section")
+            if spec.product == "lease":
+                for field in ("lease_rate_usd_per_kw_month", "term_years"):
+                    if getattr(self.hosting, field) is None:
+                        raise ValueError(f"hosting.{field}: required by the lease of {where}")
             start = month_date(spec.conversion_start_month)
             if start < self.case.start_date:
                 raise ValueError(f"{where}.conversion_start_month: "

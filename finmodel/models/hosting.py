@@ -1,4 +1,4 @@
-"""AI/HPC hosting lease on converted megawatts (critical IT).
+"""The converted data hall, and the AI/HPC hosting lease signed for it (critical IT).
 
 Timeline of a lease, in months from the model start:
 
@@ -39,16 +39,42 @@ SHEET = "Hosting"
 
 
 @dataclass(frozen=True)
-class Hosting:
+class Hall:
+    """The converted data hall of a strategy: its size, timing and load."""
+
     ai_mw: Scalar
     start_index: Scalar
+    commencement: Scalar
+    lease_month: Line
     in_service_mw: Line
     energy: Line
-    rent: Line
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """What a strategy's AI hall earns and costs, whatever the product."""
+
+    hall: Hall
+    revenue: Line
     opex: Line
-    prepayment: Line
-    prepayment_credit: Line
-    deposit: Line
+    capex: list[Line]
+    other_cash: list[Line]
+
+    @property
+    def ai_mw(self) -> Scalar:
+        return self.hall.ai_mw
+
+    @property
+    def start_index(self) -> Scalar:
+        return self.hall.start_index
+
+    @property
+    def in_service_mw(self) -> Line:
+        return self.hall.in_service_mw
+
+    @property
+    def energy(self) -> Line:
+        return self.hall.energy
 
 
 def phase(k: int, name: str) -> Expr:
@@ -56,8 +82,8 @@ def phase(k: int, name: str) -> Expr:
     return PathInput(f"hosting_{name}", wrap(k))
 
 
-def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
-    """Add the lease of a converting strategy to ``m``."""
+def build_hall(m: Model, a: Assumptions, strategy: str) -> Hall:
+    """The converted MW of a strategy, phase by phase, and the energy they draw."""
     s, p = strategy, f"{strategy}.hosting"
     spec = a.strategies[s]
     h = a.hosting
@@ -77,16 +103,11 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     for k in phases[1:]:
         first_ready = minimum(first_ready, phase(k, "phase_ready_months"))
     commence_expr = start + first_ready
-    if h.rent_start_month is not None:
+    if h.rent_start_month is not None and spec.product == "lease":
         commence_expr = maximum(commence_expr, months_between(inp("case.start_month"),
                                                               inp("hosting.rent_start_month")))
     commence = m.scalar(f"{p}.commencement_index", commence_expr,
-                        "Rent commencement (months after model start)", "months", SHEET)
-    tcv = m.scalar(f"{p}.contract_value_usd",
-                   ai_mw * 1000 * inp("hosting.lease_rate_usd_per_kw_month") * MONTHS_PER_YEAR
-                   * _annuity(inp("hosting.lease_escalator_rate"), inp("hosting.term_years")),
-                   "Contract value of the initial term at full ramp", "USD", SHEET)
-
+                        "Commencement (months after model start)", "months", SHEET)
     since_start = m.line(f"{p}.months_since_start", time("index") - start,
                          "Months since conversion start", "months", SHEET, agg="none",
                          section=sec)
@@ -97,11 +118,28 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     ready_mw = m.line(f"{p}.ready_mw", ready * ai_mw, "Critical IT ready for service", "MW",
                       SHEET, agg="last", section=sec)
     lease_month = m.line(f"{p}.lease_month", time("index") - commence,
-                         "Months since rent commencement", "months", SHEET, agg="none",
+                         "Months since commencement", "months", SHEET, agg="none",
                          section=sec)
     in_service = m.line(f"{p}.in_service_mw", where(lease_month >= 0, ready_mw, 0),
-                        "Critical IT leased and in service", "MW", SHEET, agg="last",
-                        section=sec)
+                        "Critical IT in service", "MW", SHEET, agg="last", section=sec)
+    energy = m.line(f"{p}.energy_mwh",
+                    in_service * inp("hosting.it_load_factor") * time("days") * HOURS_PER_DAY
+                    * inp("hosting.pue"),
+                    "Grid energy drawn by the AI load", "MWh", SHEET, section=sec)
+    return Hall(ai_mw, start, commence, lease_month, in_service, energy)
+
+
+def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
+    """The lease of a converting strategy: rent, credit, prepayment, deposit, opex."""
+    s, p = strategy, f"{strategy}.hosting"
+    h = a.hosting
+    hall = build_hall(m, a, s)
+    ai_mw, start, lease_month, in_service = (hall.ai_mw, hall.start_index, hall.lease_month,
+                                             hall.in_service_mw)
+    tcv = m.scalar(f"{p}.contract_value_usd",
+                   ai_mw * 1000 * inp("hosting.lease_rate_usd_per_kw_month") * MONTHS_PER_YEAR
+                   * _annuity(inp("hosting.lease_escalator_rate"), inp("hosting.term_years")),
+                   "Contract value of the initial term at full ramp", "USD", SHEET)
 
     sec = f"{s}: rent"
     term = inp("hosting.term_years") * MONTHS_PER_YEAR
@@ -162,16 +200,11 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
                      "Security deposit received (+) and returned (-)", "USD", SHEET,
                      section=sec)
 
-    sec = f"{s}: operations"
-    energy = m.line(f"{p}.energy_mwh",
-                    in_service * inp("hosting.it_load_factor") * time("days") * HOURS_PER_DAY
-                    * inp("hosting.pue"),
-                    "Grid energy drawn by the AI load", "MWh", SHEET, section=sec)
     opex = m.line(f"{p}.opex_usd",
                   -escalated(inp("hosting.opex_usd_per_mw_year") / MONTHS_PER_YEAR
                              * in_service, "hosting.opex_escalator_rate"),
-                  "Hosting operating cost", "USD", SHEET, section=sec)
-    return Hosting(ai_mw, start, in_service, energy, rent, opex, prepay, credit, deposit)
+                  "Hosting operating cost", "USD", SHEET, section=f"{s}: operations")
+    return Hosting(hall, rent, opex, [], [prepay, credit, deposit])
 
 
 def _annuity(rate: Expr, years: Expr) -> Expr:

@@ -13,6 +13,7 @@ from finmodel.engine.expr import Expr, maximum, minimum, time, where, wrap
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions, StrategySpec
 from finmodel.models.capex import build_conversion
+from finmodel.models.cloud import build_cloud
 from finmodel.models.common import inp
 from finmodel.models.hosting import build_hosting
 from finmodel.models.mining import add_mining_metrics, build_mining
@@ -22,20 +23,34 @@ from finmodel.valuation import add_cash_flow, add_valuation, monthly_discount_ra
 
 #: Solved metrics: written as values, computed by root-finding on the whole model.
 BREAKEVEN_BTC_PRICE = "breakeven_btc_price"
+#: Break-evens that solve one input for "this strategy's NPV = mining's NPV".
+INPUT_BREAKEVENS = {
+    "breakeven_lease_rate": "hosting_lease_rate_usd_per_kw_month",
+    "breakeven_gpu_hour_price": "cloud_price_usd_per_gpu_hour",
+}
+
+
+def _converts(product: str | None = None):
+    return lambda spec: spec.kind != "mining" and product in (None, spec.product)
+
+
 SOLVED = {
-    # name suffix: (metric key, label, unit, for which kinds)
+    # name suffix: (metric key, label, unit, which strategies have it)
     BREAKEVEN_BTC_PRICE: ("breakeven_btc_price_usd",
                           "Break-even BTC price (start level; NPV = 0, solved)", "USD/BTC",
-                          ("mining",)),
+                          lambda spec: spec.kind == "mining"),
     "breakeven_lease_rate": ("breakeven_lease_rate_usd_per_kw_month",
                              "Lease rate at which converting matches mining (solved)",
-                             "USD/kW-month", ("ai_hosting", "hybrid")),
+                             "USD/kW-month", _converts("lease")),
+    "breakeven_gpu_hour_price": ("breakeven_gpu_hour_price_usd",
+                                 "GPU-hour price at which converting matches mining "
+                                 "(solved)", "USD/GPU-hour", _converts("cloud")),
     "btc_price_mining_matches": ("btc_price_mining_matches_usd",
                                  "BTC price (start level) at which mining matches this "
-                                 "strategy (solved)", "USD/BTC", ("ai_hosting", "hybrid")),
+                                 "strategy (solved)", "USD/BTC", _converts()),
     "breakeven_capex": ("breakeven_capex_usd_per_mw",
                         "Conversion capex per MW at which converting stops paying (solved)",
-                        "USD/MW", ("ai_hosting", "hybrid")),
+                        "USD/MW", _converts()),
 }
 
 
@@ -52,8 +67,8 @@ def build_model(a: Assumptions) -> Model:
             m.scalar(f"{name}.npv_vs_mining", m.nodes[f"{name}.npv"] - m.nodes["mining.npv"],
                      "NPV minus mining's NPV (the value of converting)", "USD", "Summary",
                      metric="npv_vs_mining_usd", strategy=name)
-        for suffix, (metric, label, unit, kinds) in SOLVED.items():
-            if spec.kind in kinds:
+        for suffix, (metric, label, unit, applies) in SOLVED.items():
+            if applies(spec):
                 m.scalar(f"{name}.{suffix}", None, label, unit, "Summary", metric=metric,
                          strategy=name, solved=True)
     return m
@@ -67,7 +82,7 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
         mining_mw = m.line(f"{s}.mining_it_mw", site_mining, "Mining IT load available",
                            "MW", "Mining", agg="mean", section=f"{s}: fleet")
     else:
-        host = build_hosting(m, a, s)
+        host = (build_cloud if spec.product == "cloud" else build_hosting)(m, a, s)
         conv = build_conversion(m, a, s, host)
         after = _mining_mw_after(a, s, spec, host.ai_mw)
         mining_mw = m.line(f"{s}.mining_it_mw",
@@ -94,15 +109,16 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
     if host is not None:
         hosting_bill = m.line(f"{s}.hosting.power_cost_usd", bill - mining_bill,
                               "Power cost falling on the AI load", "USD", "Power", section=sec)
-        recovery = m.line(f"{s}.hosting.power_recovery_usd",
-                          -hosting_bill * (1 + inp("hosting.pass_through_margin_share"))
-                          * inp("hosting.power_pass_through"),
-                          "Power passed through to the tenant", "USD", "Hosting",
-                          section=f"{s}: operations")
-        revenue += [host.rent, recovery]
+        revenue += [host.revenue]
+        if spec.product == "lease":
+            revenue += [m.line(f"{s}.hosting.power_recovery_usd",
+                               -hosting_bill * (1 + inp("hosting.pass_through_margin_share"))
+                               * inp("hosting.power_pass_through"),
+                               "Power passed through to the tenant", "USD", "Hosting",
+                               section=f"{s}: operations")]
         costs += [host.opex]
-        capex += [conv.capex, conv.sustaining]
-        other += [mining.asic_sale, host.prepayment, host.prepayment_credit, host.deposit]
+        capex += [conv.capex, conv.sustaining, *host.capex]
+        other += [mining.asic_sale, *host.other_cash]
     cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
     add_valuation(m, s, cf, rate)
     add_mining_metrics(m, mining, mining_bill, s)

@@ -1,0 +1,60 @@
+"""AI cloud: the owner buys the GPUs for its converted hall and sells GPU-hours (as IREN and
+Bitdeer do), instead of leasing the space.
+
+    GPU-hours sold = IT MW in service x GPUs per MW x hours x utilisation
+    price          = price_0 x (1 + change) ** (age / 12), age = months since the GPU
+                     generation in service was installed (a refresh resets it)
+    GPU capex      = each phase's GPUs when the phase is ready, again every GPU life, at
+                     gpu_price_0 x (1 + gpu price change) ** (t / 12)
+
+The site's power is the owner's cost (a cloud price includes it), as is cloud opex.
+"""
+
+from __future__ import annotations
+
+from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
+from finmodel.engine.expr import Expr, eq, floor, time, where, wrap
+from finmodel.engine.graph import Model
+from finmodel.inputs.schema import Assumptions
+from finmodel.models.common import escalated, inp
+from finmodel.models.hosting import Hosting, build_hall, phase
+
+SHEET = "Cloud"
+
+
+def _age(months: Expr, life: Expr) -> Expr:
+    """Months since the latest replacement, for a cycle of ``life`` months."""
+    return months - floor(months / life) * life
+
+
+def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
+    """GPU-hour revenue, GPU purchases and cloud opex of a strategy's converted hall."""
+    s, p = strategy, f"{strategy}.cloud"
+    hall = build_hall(m, a, s)
+    life = inp("cloud.gpu_life_years") * MONTHS_PER_YEAR
+    sec = f"{s}: GPU cloud"
+    gpus = m.line(f"{p}.gpus", hall.in_service_mw * inp("cloud.gpus_per_mw"), "GPUs in service",
+                  "GPUs", SHEET, agg="last", section=sec)
+    price = m.line(f"{p}.price_usd_per_gpu_hour",
+                   inp("cloud.price_usd_per_gpu_hour") * (1 + inp("cloud.price_change_rate"))
+                   ** (_age(time("index") - hall.commencement, life) / MONTHS_PER_YEAR),
+                   "Price per GPU-hour", "USD/GPU-hour", SHEET, agg="mean", section=sec)
+    hours = m.line(f"{p}.gpu_hours_sold",
+                   gpus * time("days") * HOURS_PER_DAY * inp("cloud.utilisation_share"),
+                   "GPU-hours sold", "GPU-hours", SHEET, section=sec)
+    revenue = m.line(f"{p}.revenue_usd", hours * price, "Compute revenue", "USD", SHEET,
+                     section=sec)
+    bought: Expr = wrap(0.0)
+    for k in range(1, len(a.hosting.phase_it_shares) + 1):
+        since_ready = time("index") - hall.start_index - phase(k, "phase_ready_months")
+        bought = bought + where((since_ready >= 0) & eq(_age(since_ready, life), 0),
+                                phase(k, "phase_it_shares"), 0)
+    capex = m.line(f"{p}.gpu_capex_usd",
+                   -bought * hall.ai_mw * inp("cloud.gpus_per_mw")
+                   * escalated(inp("cloud.gpu_price_usd"), "cloud.gpu_price_change_rate"),
+                   "GPU purchases and refreshes", "USD", SHEET, section=sec)
+    opex = m.line(f"{p}.opex_usd",
+                  -escalated(inp("cloud.opex_usd_per_mw_year") / MONTHS_PER_YEAR
+                             * hall.in_service_mw, "cloud.opex_escalator_rate"),
+                  "Cloud operating cost", "USD", SHEET, section=sec)
+    return Hosting(hall, revenue, opex, [capex], [])

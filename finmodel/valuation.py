@@ -29,6 +29,7 @@ from finmodel.engine.expr import (
     minimum,
     not_available,
     npv,
+    or_not_available,
     row_min,
     time,
     total,
@@ -151,7 +152,8 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     kw = dict(sheet="Summary", strategy=s)
     m.scalar(f"{s}.npv", npv(rate, fcf), "NPV at the discount rate", "USD",
              metric="npv_usd", **kw)
-    m.scalar(f"{s}.project_irr", (1 + irr(fcf, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR - 1,
+    m.scalar(f"{s}.project_irr",
+             or_not_available((1 + irr(fcf, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR - 1),
              "Project IRR (unlevered, pre-tax)", "rate", metric="project_irr", **kw)
     m.scalar(f"{s}.moic", where(total(cash_out) < 0, total(cash_in) / -total(cash_out),
                                 not_available()),

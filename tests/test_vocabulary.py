@@ -71,6 +71,9 @@ def vocabulary_result() -> Result:
     m.scalar("v.npv", npv(0.01, flow), "NPV at 1 %", "USD", S)
     m.scalar("v.irr", irr(flow, 0.01), "IRR", "rate", S)
     m.scalar("v.na", where(total(flow) < -1e12, 1, not_available()), "Missing", "", S)
+    positive = m.line("v.positive", 1 + idx, "Only inflows", "USD", S)
+    m.scalar("v.irr_none", or_not_available(irr(positive, 0.01)), "IRR without a root", "rate",
+             S)
     tl = timeline_of(a)
     scalars, paths = numeric_inputs(a)
     values = evaluate(m, tl, scalars, paths)
@@ -85,7 +88,7 @@ def test_every_vocabulary_node_recalculates_to_the_numpy_value(tmp_path, libreof
     assert v["v.path"][0, 11] == 60e3 and v["v.path"][0, 12] == 80e3
     assert v["v.neg_pow"][0, 5] == -0.25
     assert v["v.dates"][0].tolist() == [0] * 14 + [1] * 22  # March 2027 is month 14
-    assert np.isnan(v["v.na"][0])
+    assert np.isnan(v["v.na"][0]) and np.isnan(v["v.irr_none"][0])
     assert v["v.months"][0, :3].tolist() == [1, 2, 3]  # Jan 2026 ends on 1 Feb 2026
     balance = 500.0
     for t in range(36):

@@ -197,6 +197,8 @@ class _Evaluator:
                 return _month_number(args[1]) - _month_number(args[0])
             if e.name == "na":
                 return np.array([[np.nan]])
+            if e.name == "or_na":
+                return args[0]
             if e.name == "or":
                 return ((args[0] != 0) | (args[1] != 0)).astype(float)
             raise ModelError(f"unknown function {e.name!r}")

@@ -234,6 +234,12 @@ def months_between(start: ExprLike, end: ExprLike) -> Expr:
     return Func("months_between", (wrap(start), wrap(end)))
 
 
+def or_not_available(a: ExprLike) -> Expr:
+    """``a``, or a missing value where it cannot be computed (a solver such as IRR that
+    does not converge): NaN stays NaN in numpy, Excel's error becomes ``NA()``."""
+    return Func("or_na", (wrap(a),))
+
+
 def not_available() -> Expr:
     """A missing value: NaN in numpy, ``NA()`` in Excel (for a metric that does not exist,
     such as the payback of a project that never pays back)."""

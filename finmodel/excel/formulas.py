@@ -130,6 +130,8 @@ class FormulaWriter:
         if isinstance(e, Func):
             if e.name == "na":
                 return "NA()"
+            if e.name == "or_na":
+                return f"IFERROR({self._r(e.args[0], t, here, 0)},NA())"
             if e.name == "months_between":
                 a, b = (self._r(x, t, here, 0) for x in e.args)
                 return f"((YEAR({b})-YEAR({a}))*12+MONTH({b})-MONTH({a}))"

@@ -37,6 +37,8 @@ SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Po
 def _number_format(unit: str) -> str:
     if unit in ("rate", "share"):
         return "0.00%"
+    if unit == "x":
+        return '0.00"x"'
     if unit == "date":
         return "d mmm yyyy"
     if unit in ("BTC", "BTC/block"):
@@ -383,16 +385,19 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
             names.append(name)
         note = ", ".join(names)
         if any(by_key.get((s, key)) is not None and by_key[(s, key)].solved for s in strategies):
-            note += ("  (solved in Python by root-finding on the whole model and written as a"
-                     " value: re-run finmodel after changing inputs)")
-            reasons = [str(result.reasons.get(by_key[(s, key)].name, [""])[0])
-                       for s in strategies if (s, key) in by_key]
-            note += "".join(f"; {r}" for r in reasons if r)
+            note = "solved (*): " + note
         ws.write_string(r, notes_col, note, st.name)
+    r = top + len(metric_keys) + 2
+    ws.write_string(r, 0, "(*) Solved in Python by root-finding on the whole model and "
+                    "written as values: re-run finmodel after changing inputs.", st.subtitle)
+    for name, why in result.reasons.items():
+        if why[0]:
+            r += 1
+            ws.write_string(r, 0, f"{name}: {why[0]}", st.unit)
     ws.set_column(0, 0, 46)
     ws.set_column(1, 1, 14)
     ws.set_column(2, 1 + len(strategies), 18)
-    ws.set_column(notes_col, notes_col, 60)
+    ws.set_column(notes_col, notes_col, 40)
     ws.set_landscape()
     ws.fit_to_pages(1, 1)
 
@@ -468,7 +473,8 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
             "values": [sheet, r, FIRST_COL, r, FIRST_COL + n - 1],
         })
     line.set_title({"name": "Cumulative free cash flow by strategy"})
-    line.set_x_axis({"date_axis": True, "num_format": "yyyy"})
+    line.set_x_axis({"date_axis": True, "num_format": "yyyy", "major_unit": 1,
+                     "major_unit_type": "years"})
     line.set_y_axis({"num_format": "#,##0,,\"M\""})
     line.set_size({"width": 760, "height": 340})
     ws.insert_chart(3, 4 + 2 * max(len(tables), len(others)), line)
@@ -483,6 +489,8 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     bar.set_y_axis({"num_format": "#,##0,,\"M\""})
     bar.set_size({"width": 760, "height": 300})
     ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
 
 
 def _sheet_header(ws, st, title, result, lay, fw) -> None:

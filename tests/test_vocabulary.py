@@ -25,6 +25,7 @@ from finmodel.engine.expr import (
     months_between,
     ne,
     not_available,
+    or_not_available,
     row_max,
     row_min,
     npv,

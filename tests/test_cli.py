@@ -100,3 +100,13 @@ def test_missing_file_and_bad_output_paths(tmp_path):
     p = finmodel_cli("run", "assumptions/base.toml", "-o", str(tmp_path / "x.csv"))
     assert p.returncode == 2 and ".xlsx" in p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_example_script_prints_the_comparison_and_writes_the_workbook(tmp_path):
+    out = tmp_path / "cmp.xlsx"
+    p = subprocess.run([sys.executable, "examples/compare_strategies.py",
+                        "assumptions/base.toml", str(out)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "ai_hosting" in p.stdout and "best start" in p.stdout
+    assert out.stat().st_size > 10_000

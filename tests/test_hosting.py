@@ -188,3 +188,38 @@ def test_ai_cloud_sells_gpu_hours_and_buys_gpus_per_phase():
     # The owner pays the power; nothing is passed through; cloud opex $20,000/MW-month.
     assert "ai_hosting.hosting.power_recovery_usd" not in r.values
     assert row(r, p + "opex_usd")[6] == pytest.approx(-20_000 * 10)
+
+
+@pytest.mark.parametrize("method", ["exit_multiple", "perpetuity_growth"])
+def test_terminal_value_at_the_horizon(method):
+    # Exit: 7 x the last twelve months' EBITDA. Perpetuity at r = 10 %, g = 2 %: the last
+    # twelve months' free cash flow x 1.02 / (0.10 - 0.02). Both in the last month only.
+    r = run_small(valuation={"terminal_method": method, "exit_multiple": 7.0,
+                             "terminal_growth_rate": 0.02})
+    tv = row(r, "ai_hosting.terminal_value_usd")
+    assert np.flatnonzero(tv).tolist() == [35]
+    if method == "exit_multiple":
+        expected = 7.0 * row(r, "ai_hosting.ebitda_usd")[-12:].sum()
+    else:
+        expected = row(r, "ai_hosting.operating_fcf_usd")[-12:].sum() * 1.02 / 0.08
+    assert tv[35] == pytest.approx(expected, rel=1e-12)
+    assert row(r, "ai_hosting.unlevered_fcf_usd")[35] == pytest.approx(
+        row(r, "ai_hosting.operating_fcf_usd")[35] + expected, rel=1e-12)
+
+
+def test_growth_at_or_above_the_discount_rate_is_refused():
+    with pytest.raises(finmodel.InputError, match="valuation.terminal_growth_rate"):
+        run_small(valuation={"terminal_method": "perpetuity_growth",
+                             "terminal_growth_rate": 0.10})
+
+
+def test_gpu_hour_break_even_put_back_closes_the_gap():
+    a = finmodel.load_assumptions("assumptions/bitdeer_hybrid.toml")
+    r = finmodel.run(a)
+    price = r.summary.loc["breakeven_gpu_hour_price_usd", "cloud_hybrid"]
+    back = finmodel.run(finmodel.with_values(a, {"cloud.price_usd_per_gpu_hour": price}),
+                        breakevens=False)
+    gap = back.summary.loc["npv_usd", "cloud_hybrid"] - back.summary.loc["npv_usd", "mining"]
+    assert abs(gap) < 10.0
+    assert "not match mining even with no conversion capex" in \
+        r.reasons["cloud_hybrid.breakeven_capex"][0]

@@ -1,0 +1,1 @@
+"""Financing: convertible notes, project debt, equity cash flows."""

@@ -28,6 +28,7 @@ from finmodel.engine.expr import (
     or_not_available,
     row_max,
     row_min,
+    shifted,
     npv,
     on_or_after,
     time,
@@ -67,6 +68,8 @@ def vocabulary_result() -> Result:
     interest = m.line("v.interest", lag(bal, 1, 500.0) * 0.01, "Interest", "USD", S)
     m.define(bal, maximum(lag(bal, 1, 500.0) + interest - 40, 0))
     m.line("v.lag2", lag(flow, 2, -1), "Lag of two with an initial value", "USD", S)
+    m.line("v.shift", shifted(flow, inp("case.horizon_years") * 4, -7),
+           "Shift by an input (12 periods)", "USD", S)
     m.scalar("v.total", total(flow), "Total", "USD", S)
     m.scalar("v.extremes", row_max(flow) - row_min(flow), "Max - min", "USD", S)
     m.scalar("v.npv", npv(0.01, flow), "NPV at 1 %", "USD", S)
@@ -91,6 +94,8 @@ def test_every_vocabulary_node_recalculates_to_the_numpy_value(tmp_path, libreof
     assert v["v.dates"][0].tolist() == [0] * 14 + [1] * 22  # March 2027 is month 14
     assert np.isnan(v["v.na"][0]) and np.isnan(v["v.irr_none"][0])
     assert v["v.months"][0, :3].tolist() == [1, 2, 3]  # Jan 2026 ends on 1 Feb 2026
+    assert v["v.shift"][0, :12].tolist() == [-7] * 12
+    assert v["v.shift"][0, 12:].tolist() == v["v.flow"][0, :-12].tolist()
     balance = 500.0
     for t in range(36):
         balance = max(balance * 1.01 - 40, 0)

@@ -25,6 +25,7 @@ from finmodel.engine.expr import (
     PathInput,
     Reduce,
     Ref,
+    Shift,
     TimeRow,
 )
 from finmodel.engine.graph import Line, Model, Node, Scalar
@@ -211,6 +212,8 @@ class _Evaluator:
             return self.tl.rows[e.kind][None, cols]
         if isinstance(e, Lag):
             return self._lag(e, t)
+        if isinstance(e, Shift):
+            return self._shift(e, t)
         if isinstance(e, Cumulative):
             cum = self._cum.get(e.target.name)
             if cum is None:
@@ -243,6 +246,20 @@ class _Evaluator:
              np.broadcast_to(arr[:, :self.n - k], (rows, self.n - k))],
             axis=1,
         )
+
+    def _shift(self, e: Shift, t: int | None) -> np.ndarray:
+        arr = self._value(e.target)
+        k = self.eval(e.k, None)
+        if k.shape[1] != 1:
+            raise ModelError(f"the shift of {e.target.name!r} must not vary by period")
+        cols = np.arange(self.n)[None, :] if t is None else np.array([[t]])
+        src = cols - np.rint(k).astype(int)  # (S or 1, periods)
+        init = self.eval(e.initial, t)
+        rows = max(arr.shape[0], src.shape[0], init.shape[0])
+        arr = np.broadcast_to(arr, (rows, self.n))
+        src = np.broadcast_to(src, (rows, src.shape[1]))
+        got = np.take_along_axis(arr, np.clip(src, 0, self.n - 1), axis=1)
+        return np.where(src >= 0, got, np.broadcast_to(init, got.shape))
 
     def _path(self, e: PathInput, t: int | None) -> np.ndarray:
         try:

@@ -134,6 +134,16 @@ class Lag(Expr):
 
 
 @dataclass(frozen=True, eq=False, slots=True)
+class Shift(Expr):
+    """A line's value ``k`` periods earlier where ``k`` is an expression (an input);
+    ``initial`` before the first period. Unlike :class:`Lag` it may not be recursive."""
+
+    target: Line
+    k: Expr
+    initial: Expr
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Cumulative(Expr):
     """Running sum of a line from the first period to this one."""
 
@@ -263,6 +273,13 @@ def lag(line: Line, k: int = 1, initial: ExprLike = 0.0) -> Expr:
     return Lag(line, k, wrap(initial))
 
 
+def shifted(line: Line, k: ExprLike, initial: ExprLike = 0.0) -> Expr:
+    """The value of ``line`` ``k`` periods earlier, ``k`` any non-negative expression that
+    does not vary by period (a life in years x 12, say); ``initial`` before the start.
+    Excel: ``IF(t - k >= 0, INDEX(row, t - k + 1), initial)``."""
+    return Shift(line, wrap(k), wrap(initial))
+
+
 def cumulative(line: Line) -> Expr:
     """Running sum of ``line`` up to and including this period."""
     return Cumulative(line)
@@ -327,6 +344,8 @@ def children(expr: Expr) -> tuple[Expr, ...]:
         return (expr.index,)
     if isinstance(expr, Lag):
         return (expr.initial,)
+    if isinstance(expr, Shift):
+        return (expr.k, expr.initial)
     if isinstance(expr, Reduce):
         return (expr.arg,) if expr.arg is not None else ()
     return ()

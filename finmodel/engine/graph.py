@@ -23,6 +23,7 @@ from finmodel.engine.expr import (
     Operand,
     Reduce,
     Ref,
+    Shift,
     children,
     wrap,
 )
@@ -247,12 +248,13 @@ def _dependencies(node: Node) -> tuple[set[Node], set[Node]]:
     for e in walk(node.expr):
         if isinstance(e, Lag):
             soft.add(e.target)
-        elif isinstance(e, (Ref, Cumulative, Reduce)):
+        elif isinstance(e, (Ref, Cumulative, Reduce, Shift)):
             hard.add(e.target)
     return hard, soft
 
 
 def _has_row_reduction_within(line: Line, group: set[int]) -> bool:
     return any(
-        isinstance(e, (Cumulative, Reduce)) and id(e.target) in group for e in walk(line.expr)
+        isinstance(e, (Cumulative, Reduce, Shift)) and id(e.target) in group
+        for e in walk(line.expr)
     )

@@ -26,6 +26,7 @@ from finmodel.engine.expr import (
     PathInput,
     Reduce,
     Ref,
+    Shift,
     TimeRow,
 )
 from finmodel.engine.graph import Line, Node, Scalar
@@ -142,6 +143,13 @@ class FormulaWriter:
                 raise ExportError("lag used where a single value is needed")
             return self.ref(e.target, t - e.k, here) if t >= e.k else \
                 self._r(e.initial, t, here, outer)
+        if isinstance(e, Shift):
+            if t is None:
+                raise ExportError("shifted used where a single value is needed")
+            k = self._r(e.k, None, here, 0)
+            idx = self._r(TimeRow("index"), t, here, 0)
+            return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
+                    f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):
             sheet, row = self.lay.line_rows[e.target.name]
             a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)

@@ -349,6 +349,112 @@ class ConversionSection(_Section):
                                    "fit-out", gt=0.0, le=50.0)
 
 
+class TaxSection(_Section):
+    """Corporate income tax, computed month by month on each strategy's taxable income."""
+
+    rate: float = _f(unit="rate", description="Corporate income tax rate (US federal 21 %)",
+                     ge=0.0, le=0.6)
+    depreciation: Literal["straight_line", "macrs"] = _f(
+        "macrs", unit="choice", description="Tax depreciation: straight line over each "
+        "category's life, or MACRS half-year tables (5, 7, 15 years; other lives straight "
+        "line)")
+    bonus_depreciation_share: float = _f(0.0, unit="share", description="Share of qualified "
+                                         "property (lives of 20 years or less) expensed when "
+                                         "placed in service", ge=0.0, le=1.0)
+    mining_asset_life_years: float = _f(5.0, unit="years", description="Tax life of ASICs "
+                                        "and mining infrastructure", gt=0.0, le=40.0)
+    gpu_life_years: float = _f(5.0, unit="years", description="Tax life of GPUs (cloud)",
+                               gt=0.0, le=40.0)
+    nol_usage_limit_share: float = _f(0.8, unit="share", description="Share of taxable "
+                                      "income that losses carried forward may offset", ge=0.0,
+                                      le=1.0)
+    interest_limit_share: float = _f(0.3, unit="share", description="Deductible interest as "
+                                     "a share of EBITDA (adjusted taxable income)", ge=0.0,
+                                     le=10.0)
+
+
+class DebtSection(_Section):
+    """A term loan on a converting strategy's contracted cash flows, drawn at commencement."""
+
+    sizing: Literal["dscr", "amount"] = _f("dscr", unit="choice", description="'dscr': sized "
+                                           "and sculpted so that cash flow available for debt "
+                                           "service / debt service = target_dscr each month; "
+                                           "'amount': a stated amount")
+    target_dscr: float = _f(1.35, unit="ratio", description="Target debt service cover ratio",
+                            ge=1.0, le=10.0)
+    max_loan_to_cost_share: float = _f(0.8, unit="share", description="Cap on the loan as a "
+                                       "share of conversion capex", ge=0.0, le=1.0)
+    amount_usd: float = _f(0.0, unit="USD", description="Loan amount (sizing 'amount')",
+                           ge=0.0, le=1e12)
+    amortisation: Literal["annuity", "straight"] = _f("annuity", unit="choice", description=
+                                                      "Repayment profile of a stated amount")
+    rate: float = _f(unit="rate", description="Annual interest rate", ge=0.0, le=0.5)
+    tenor_years: float = _f(unit="years", description="Years from drawdown to final "
+                            "repayment", gt=0.0, le=40.0)
+    upfront_fee_share: float = _f(0.0, unit="share", description="Arrangement fee as a share "
+                                  "of the loan, paid at drawdown", ge=0.0, le=0.2)
+    dsra_months: float = _f(0.0, unit="months", description="Debt service reserve, in months "
+                            "of the first debt service, funded at drawdown and released at "
+                            "maturity", ge=0.0, le=24.0)
+
+
+class ConvertibleSection(_Section):
+    """A convertible note issued to fund the conversion (cash flows, dilution, capped call)."""
+
+    principal_usd: float = _f(unit="USD", description="Principal", gt=0.0, le=1e12)
+    issue_month: Month = _f(unit="YYYY-MM", description="Month of issue")
+    issue_price_share: float = _f(1.0, unit="share", description="Issue price as a share of "
+                                  "par", gt=0.0, le=2.0)
+    issuance_cost_share: float = _f(0.0, unit="share", description="Underwriting and other "
+                                    "costs as a share of principal", ge=0.0, le=0.2)
+    coupon_rate: float = _f(unit="rate", description="Annual coupon", ge=0.0, le=0.3)
+    coupons_per_year: int = _f(2, unit="count", description="Coupon frequency", ge=1, le=12)
+    term_years: float = _f(unit="years", description="Years from issue to maturity", gt=0.0,
+                           le=30.0)
+    conversion_price_usd: float = _f(unit="USD/share", description="Conversion price (1,000 /"
+                                     " conversion rate per $1,000)", gt=0.0, le=1e6)
+    call_from_years: float | None = _f(None, unit="years", description="Issuer may call "
+                                       "(forcing conversion) from this many years after "
+                                       "issue...", gt=0.0, le=30.0)
+    call_trigger_share: float = _f(1.3, unit="ratio", description="...when the share price is"
+                                   " at least this multiple of the conversion price",
+                                   ge=1.0, le=5.0)
+    put_years: float | None = _f(None, unit="years", description="Holders may put at par this"
+                                 " many years after issue (they do when the note is out of "
+                                 "the money)", gt=0.0, le=30.0)
+    settlement: Literal["physical", "net_share"] = _f("net_share", unit="choice", description=
+                                                      "On conversion: 'physical' all in "
+                                                      "shares; 'net_share' principal in cash, "
+                                                      "the excess in shares")
+    capped_call_cap_price_usd: float | None = _f(None, unit="USD/share", description="Cap of "
+                                                 "the capped call bought at issue (none if "
+                                                 "absent)", gt=0.0, le=1e6)
+    capped_call_cost_usd: float = _f(0.0, unit="USD", description="Premium paid for the "
+                                     "capped call at issue", ge=0.0, le=1e12)
+    credit_spread: float = _f(0.05, unit="rate", description="Issuer credit spread over the "
+                              "risk-free rate (lattice valuation)", ge=0.0, le=0.3)
+    risk_free_rate: float = _f(0.04, unit="rate", description="Risk-free rate (lattice)",
+                               ge=0.0, le=0.3)
+    volatility: float = _f(0.6, unit="rate", description="Share price volatility (lattice)",
+                           gt=0.0, le=3.0)
+
+
+class FinancingSection(_Section):
+    """How converting strategies pay for their capex, and the company's shares."""
+
+    cost_of_equity_rate: float = _f(unit="rate", description="Annual discount rate for equity"
+                                    " cash flows", ge=0.0, le=1.0)
+    shares_outstanding: float = _f(unit="shares", description="Shares outstanding before the "
+                                   "financing", gt=0.0, le=1e12)
+    share_price_usd: float = _f(unit="USD/share", description="Share price at the start "
+                                "(reference for the convertible)", gt=0.0, le=1e6)
+    share_price_drift_rate: float = _f(0.0, unit="rate", description="Annual drift of the "
+                                       "share price path used to decide conversion",
+                                       gt=-1.0, le=5.0)
+    debt: DebtSection | None = None
+    convertible: ConvertibleSection | None = None
+
+
 class ValuationSection(_Section):
     """Value at the horizon."""
 
@@ -380,6 +486,8 @@ class Assumptions(_Section):
     cloud: CloudSection | None = None
     conversion: ConversionSection | None = None
     valuation: ValuationSection = Field(default_factory=ValuationSection)
+    tax: TaxSection | None = None
+    financing: FinancingSection | None = None
 
     @model_validator(mode="after")
     def _site_fits(self) -> Assumptions:

@@ -42,6 +42,7 @@ class Result:
     n_scenarios: int
     reasons: dict[str, np.ndarray] = field(default_factory=dict)
     timing: dict[str, pd.DataFrame] = field(default_factory=dict)
+    convertible: dict[str, float] | None = None
 
     @property
     def strategies(self) -> list[str]:
@@ -120,7 +121,7 @@ class Result:
         src = getattr(self.assumptions, "_source", None)
         halving = float(self.values["network.next_halving_date"][0])
         timing = {s: timing_summary(t, halving) for s, t in self.timing.items()}
-        return {
+        out = {
             "strategies": strategies,
             "timing": timing,
             "case": {
@@ -132,10 +133,36 @@ class Result:
             },
             "notes": notes,
         }
+        if self.convertible is not None:
+            out["convertible"] = dict(self.convertible)
+            out["convertible"]["all_in_cost_rate"] = _finite(
+                self.values["convertible.all_in_cost"][0])
+            out["convertible"]["dilution"] = self.dilution_table().to_dict(orient="records")
+        return out
+
+    def dilution_table(self) -> pd.DataFrame:
+        """Shares delivered, capped-call offset and net dilution across share prices."""
+        from finmodel.financing.notes import DILUTION_MULTIPLES
+
+        rows = []
+        for i, mult in enumerate(DILUTION_MULTIPLES, start=1):
+            p = f"convertible.dilution_{i}."
+            rows.append({
+                "price_multiple": mult,
+                "share_price_usd": float(self.values[p + "share_price_usd"][0]),
+                "gross_shares": float(self.values[p + "gross_shares"][0]),
+                "capped_call_shares": float(self.values[p + "capped_call_shares"][0]),
+                "net_dilution_share": float(self.values[p + "net_share"][0]),
+            })
+        return pd.DataFrame(rows)
 
     def _row(self, ln: Line, scenario: int) -> np.ndarray:
         v = self.values[ln.name]
         return v[min(scenario, v.shape[0] - 1)]
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def timeline_of(a: Assumptions) -> Timeline:
@@ -197,7 +224,12 @@ def run(
                 if spec.kind != "mining":
                     timing[name] = conversion_timing(model, tl, scalars, paths, overrides,
                                                      name)
-    return Result(assumptions, model, tl, values, n, reasons, timing)
+    note = None
+    if assumptions.financing is not None and assumptions.financing.convertible is not None:
+        from finmodel.financing.notes import lattice_value
+
+        note = lattice_value(assumptions)
+    return Result(assumptions, model, tl, values, n, reasons, timing, note)
 
 
 class _Solver:

@@ -47,6 +47,8 @@ IRR_GUESS_MONTHLY = 0.01
 #: The order headline metrics are shown in.
 METRIC_ORDER = (
     "npv_usd", "npv_vs_mining_usd", "project_irr", "moic", "payback_years",
+    "equity_npv_usd", "equity_irr", "value_per_share_usd", "value_per_share_diluted_usd",
+    "debt_usd", "min_dscr",
     "peak_funding_usd", "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd",
     "btc_mined", "hashcost_usd_per_ph_day", "cash_cost_per_btc_usd",
     "all_in_cost_per_btc_usd", "breakeven_btc_price_usd",

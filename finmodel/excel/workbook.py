@@ -31,7 +31,8 @@ TIME_LABELS = {
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
 }
 SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
-               "Mining", "Hosting", "Cloud", "Capex", "Cash Flow", "Annual"]
+               "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
+               "Annual"]
 
 
 def _number_format(unit: str) -> str:
@@ -274,6 +275,9 @@ def _write(result: Result, path: str, scenario: int) -> None:
         ws.freeze_panes(HEADER_ROWS, FIRST_COL)
         _print_setup(ws)
 
+    if result.convertible is not None and "Financing" in sheets:
+        _write_lattice(sheets["Financing"], st, result, next_row["Financing"] + 1)
+
     # --- Annual -------------------------------------------------------------------------
     ws = sheets["Annual"]
     ws.write_string(0, 0, "Annual summary", st.title)
@@ -491,6 +495,38 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
+
+
+LATTICE_LABELS = {
+    "share_price_usd": ("Share price at issue", "USD/share"),
+    "volatility": ("Volatility", "rate"), "risk_free_rate": ("Risk-free rate", "rate"),
+    "credit_spread": ("Credit spread", "rate"), "steps": ("Tree steps", "count"),
+    "price_per_100": ("Value per 100 of par", "USD"),
+    "bond_floor_per_100": ("Bond floor per 100 (no conversion)", "USD"),
+    "conversion_value_per_100": ("Conversion value per 100 (parity)", "USD"),
+    "equity_part_per_100": ("Equity-like part per 100 (conversion probability x value)",
+                            "USD"),
+    "delta_shares_per_100": ("Delta: shares per 100 of par", "ratio"),
+    "gamma_per_100": ("Gamma per 100 of par", "ratio"),
+    "value_usd": ("Value of the whole issue", "USD"),
+    "issue_discount_usd": ("Value above (+) or below (-) the issue price", "USD"),
+}
+
+
+def _write_lattice(ws, st, result, row: int) -> None:
+    """The lattice valuation, which is no formula row: labelled values with their inputs."""
+    ws.write_string(row, 0, "Convertible valuation at issue: binomial lattice, credit spread "
+                    "on the cash-like part (computed in Python; re-run after changing "
+                    "inputs)", st.section)
+    for c in range(1, FIRST_COL):
+        ws.write_blank(row, c, None, st.section)
+    for key, value in result.convertible.items():
+        row += 1
+        label, unit = LATTICE_LABELS[key]
+        ws.write_string(row, 0, label, st.label)
+        ws.write_string(row, 1, unit, st.unit)
+        ws.write_number(row, 2, float(value), st.cell(unit))
+        ws.write_string(row, 3, f"lattice.{key}", st.name)
 
 
 def _sheet_header(ws, st, title, result, lay, fw) -> None:

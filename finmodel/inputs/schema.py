@@ -563,6 +563,12 @@ class Assumptions(_Section):
             if spec.kind == "ai_hosting" and spec.mining_it_mw is not None:
                 raise ValueError(f"{where}.mining_it_mw: an 'ai_hosting' strategy keeps no "
                                  "mining; use kind = 'hybrid'")
+            debt = self.financing.debt if self.financing is not None else None
+            if debt is not None and spec.product == "lease" and \
+                    debt.tenor_years > self.hosting.term_years:
+                raise ValueError(f"financing.debt.tenor_years: {debt.tenor_years:g} years is "
+                                 f"longer than the lease of {where} (hosting.term_years = "
+                                 f"{self.hosting.term_years:g})")
             first_ready = _add_months(start, min(self.hosting.phase_ready_months))
             rent = self.hosting.rent_start_month
             if rent is not None and month_date(rent) < first_ready:

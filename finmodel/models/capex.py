@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, time, where, wrap
+from finmodel.engine.expr import Expr, eq, time, where, wrap
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import inp
@@ -27,6 +27,7 @@ class Conversion:
     capex: Line
     sustaining: Line
     depreciation: Line
+    placed: dict[str, Line]  # category -> cost placed in service (positive), by month
 
 
 def _smoothstep(x: Expr) -> Expr:
@@ -73,7 +74,19 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
                         * host.in_service_mw,
                         "Sustaining capex", "USD", SHEET, section=sec)
 
-    sec = f"{s}: depreciation (straight line from each phase's readiness)"
+    sec = f"{s}: placed in service (each phase at its readiness)"
+    placed = {}
+    for cat in CATEGORIES:
+        ready: Expr = wrap(0.0)
+        for k in phases:
+            ready = ready + where(eq(j, phase(k, "phase_ready_months")),
+                                  phase(k, "phase_it_shares"), 0)
+        placed[cat] = m.line(f"{p}.{cat}_placed_usd",
+                             ready * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw") * uplift,
+                             f"{cat.replace('_', '-').capitalize()} placed in service", "USD",
+                             SHEET, section=sec)
+
+    sec = f"{s}: book depreciation (straight line from each phase's readiness)"
     deps = []
     for cat in CATEGORIES:
         life = inp(f"conversion.{cat}_life_years") * MONTHS_PER_YEAR
@@ -92,4 +105,4 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
         dep_total = dep_total + line
     depreciation = m.line(f"{p}.depreciation_usd", dep_total, "Depreciation of conversion "
                           "capex", "USD", SHEET, section=sec)
-    return Conversion(capex, sustaining, depreciation)
+    return Conversion(capex, sustaining, depreciation, placed)

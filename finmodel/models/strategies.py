@@ -9,10 +9,25 @@ the mining and AI loads, and split between them by energy drawn.
 
 from __future__ import annotations
 
-from finmodel.engine.expr import Expr, maximum, minimum, time, where, wrap
+from finmodel.engine.expr import (
+    Expr,
+    irr,
+    maximum,
+    minimum,
+    npv,
+    or_not_available,
+    time,
+    total,
+    where,
+    wrap,
+)
+from finmodel.engine.graph import Line
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions, StrategySpec
-from finmodel.models.capex import build_conversion
+from finmodel.financing.debt import build_debt
+from finmodel.financing.notes import Note, build_note
+from finmodel.models.capex import CATEGORIES, build_conversion
+from finmodel.models.tax import build_tax
 from finmodel.models.cloud import build_cloud
 from finmodel.models.common import inp
 from finmodel.models.hosting import build_hosting
@@ -60,8 +75,11 @@ def build_model(a: Assumptions) -> Model:
     net = build_network(m, a)
     power = build_power(m, a)
     rate = monthly_discount_rate(m)
+    note = None
+    if a.financing is not None and a.financing.convertible is not None:
+        note = build_note(m, a)
     for name, spec in a.strategies.items():
-        _build_strategy(m, a, name, spec, net, power, rate)
+        _build_strategy(m, a, name, spec, net, power, rate, note)
     for name, spec in a.strategies.items():
         if spec.kind != "mining":
             m.scalar(f"{name}.npv_vs_mining", m.nodes[f"{name}.npv"] - m.nodes["mining.npv"],
@@ -75,7 +93,7 @@ def build_model(a: Assumptions) -> Model:
 
 
 def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: Network,
-                    power: Power, rate) -> None:
+                    power: Power, rate, note: Note | None) -> None:
     site_mining = inp("site.mining_it_mw")
     host = conv = None
     if spec.kind == "mining":
@@ -106,22 +124,95 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
                          section=sec)
     revenue, costs = [mining.revenue], [bill, mining.opex]
     capex, other = [mining.capex], []
+    hall_flows: list[Line] = []
     if host is not None:
         hosting_bill = m.line(f"{s}.hosting.power_cost_usd", bill - mining_bill,
                               "Power cost falling on the AI load", "USD", "Power", section=sec)
         revenue += [host.revenue]
+        hall_flows = [host.revenue, hosting_bill, host.opex, conv.sustaining]
         if spec.product == "lease":
-            revenue += [m.line(f"{s}.hosting.power_recovery_usd",
-                               -hosting_bill * (1 + inp("hosting.pass_through_margin_share"))
-                               * inp("hosting.power_pass_through"),
-                               "Power passed through to the tenant", "USD", "Hosting",
-                               section=f"{s}: operations")]
+            recovery = m.line(f"{s}.hosting.power_recovery_usd",
+                              -hosting_bill * (1 + inp("hosting.pass_through_margin_share"))
+                              * inp("hosting.power_pass_through"),
+                              "Power passed through to the tenant", "USD", "Hosting",
+                              section=f"{s}: operations")
+            revenue += [recovery]
+            hall_flows += [recovery]
         costs += [host.opex]
         capex += [conv.capex, conv.sustaining, *host.capex]
         other += [mining.asic_sale, *host.other_cash]
     cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
     add_valuation(m, s, cf, rate)
     add_mining_metrics(m, mining, mining_bill, s)
+    if a.tax is not None or a.financing is not None:
+        _add_equity(m, a, s, spec, cf, mining, host, conv, note, hall_flows)
+
+
+def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining, host, conv,
+                note: Note | None, hall_flows: list[Line]) -> None:
+    """Project debt and the convertible (converting strategies), tax, and what is left for
+    shareholders: equity cash flow, its NPV and IRR, and value per share."""
+    interest: list[Line] = []
+    levered: list[Line] = [cf.fcf]
+    if spec.kind != "mining" and a.financing is not None:
+        if a.financing.debt is not None:
+            cfads = m.line(f"{s}.debt.cfads_usd", _sum(hall_flows),
+                           "Cash flow available for debt service (the AI hall's)", "USD",
+                           "Financing", section=f"{s}: project debt")
+            debt = build_debt(m, a, s, cfads, host.hall.commencement, -total(conv.capex))
+            interest.append(debt.interest)
+            levered.append(debt.cash_to_equity)
+        if note is not None:
+            interest.append(note.coupons)
+            levered.append(note.cash)
+    if a.tax is not None:
+        mining_placed = m.line(f"{s}.tax.mining_placed_usd", -mining.capex,
+                               "Mining assets placed in service", "USD", "Tax",
+                               section=f"{s}: tax depreciation")
+        classes = [("Mining assets", mining_placed, "tax.mining_asset_life_years")]
+        if conv is not None:
+            classes += [(cat.replace("_", "-").capitalize(), conv.placed[cat],
+                         f"conversion.{cat}_life_years") for cat in CATEGORIES]
+            sustaining = m.line(f"{s}.tax.sustaining_placed_usd", -conv.sustaining,
+                                "Sustaining capex placed in service", "USD", "Tax",
+                                section=f"{s}: tax depreciation")
+            classes.append(("Sustaining", sustaining, "conversion.electrical_life_years"))
+            for i, gpu in enumerate(host.capex):
+                placed = m.line(f"{s}.tax.gpu_placed_{i}_usd", -gpu, "GPUs placed in service",
+                                "USD", "Tax", section=f"{s}: tax depreciation")
+                classes.append((f"GPUs {i + 1}", placed, "tax.gpu_life_years"))
+        tax = build_tax(m, a, s, cf.ebitda, classes, interest)
+        levered.append(tax.tax)
+    equity = m.line(f"{s}.equity_cf_usd", _sum(levered), "Cash flow to equity (after tax)",
+                    "USD", "Cash Flow", section=f"{s}: equity")
+    if a.financing is not None:
+        coe = m.nodes.get("financing.monthly_cost_of_equity") or m.scalar(
+            "financing.monthly_cost_of_equity",
+            (1 + inp("financing.cost_of_equity_rate")) ** (wrap(1) / 12) - 1,
+            "Cost of equity, monthly", "rate", "Cash Flow")
+    else:
+        coe = m.nodes["valuation.monthly_discount_rate"]
+    kw = dict(sheet="Summary", strategy=s)
+    value = m.scalar(f"{s}.equity_npv", npv(coe, equity), "Equity NPV (after tax)", "USD",
+                     metric="equity_npv_usd", **kw)
+    m.scalar(f"{s}.equity_irr", or_not_available((1 + irr(equity, 0.01)) ** 12 - 1),
+             "Equity IRR (after tax)", "rate", metric="equity_irr", **kw)
+    if a.financing is not None:
+        shares = inp("financing.shares_outstanding")
+        m.scalar(f"{s}.value_per_share", value / shares, "Equity NPV per share, before "
+                 "dilution", "USD/share", metric="value_per_share_usd", **kw)
+        dilution = m.nodes["convertible.net_shares_total"] if (
+            note is not None and spec.kind != "mining") else wrap(0.0)
+        m.scalar(f"{s}.value_per_share_diluted", value / (shares + dilution),
+                 "Equity NPV per share, after the convertible's dilution", "USD/share",
+                 metric="value_per_share_diluted_usd", **kw)
+
+
+def _sum(lines: list[Line]) -> Expr:
+    out: Expr = wrap(lines[0])
+    for line in lines[1:]:
+        out = out + line
+    return out
 
 
 def _mining_mw_after(a: Assumptions, s: str, spec: StrategySpec, ai_mw) -> Expr:

@@ -110,3 +110,10 @@ def test_example_script_prints_the_comparison_and_writes_the_workbook(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "ai_hosting" in p.stdout and "best start" in p.stdout
     assert out.stat().st_size > 10_000
+
+
+def test_convertible_example_prints_cost_and_dilution():
+    p = subprocess.run([sys.executable, "examples/convertible_cost_and_dilution.py"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "All-in cost to the issuer" in p.stdout and "Dilution by share price" in p.stdout

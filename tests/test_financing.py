@@ -34,7 +34,7 @@ def test_sculpted_debt_meets_the_target_dscr_every_month_and_is_repaid():
     r = run({"financing.debt.max_loan_to_cost_share": 1.0,
              "financing.debt.target_dscr": 1.6})
     p = "hybrid.debt."
-    service, cfads = v(r, p + "service_usd"), v(r, p + "cfads_usd")
+    service, cfads = v(r, p + "scheduled_service_usd"), v(r, p + "cfads_usd")
     paying = v(r, p + "repaying") > 0
     assert paying.sum() == 96  # 8 years
     assert (cfads[paying] > 0).all()
@@ -62,7 +62,7 @@ def test_stated_amount_amortises_to_zero(profile):
     paying = v(r, p + "repaying") > 0
     assert abs(v(r, p + "balance_usd")[paying][-1]) < 1e-3
     if profile == "annuity":
-        service = v(r, p + "service_usd")[paying]
+        service = v(r, p + "scheduled_service_usd")[paying]
         assert np.ptp(service) < 1e-6  # level payments
         i = 1.07125 ** (1 / 12) - 1
         assert service[0] == pytest.approx(300e6 * i / (1 - (1 + i) ** -96), rel=1e-12)
@@ -178,3 +178,47 @@ def test_issuer_all_in_cost_and_lattice_in_the_summary():
     assert 0.04 < c["all_in_cost_rate"] < 0.15
     assert c["price_per_100"] > c["bond_floor_per_100"]
     assert c["price_per_100"] > c["conversion_value_per_100"]
+
+
+def test_cash_sweep_repays_early_and_never_below_zero():
+    # Half of the hall's cash after scheduled service prepays the loan: it is gone well
+    # before the 8-year tenor, the balance never goes negative, and no more principal is
+    # repaid than was lent.
+    r = run({"financing.debt.cash_sweep_share": 0.5})
+    p = "hybrid.debt."
+    balance = v(r, p + "balance_usd")
+    paid_off = np.flatnonzero(balance[1:] <= 1e-6)
+    draw_month = int(np.flatnonzero(v(r, p + "draw_usd"))[0])
+    assert paid_off.size and paid_off[0] + 1 - draw_month < 96
+    assert balance.min() >= -1e-6
+    assert v(r, p + "principal_usd").sum() == pytest.approx(
+        r.values[p + "amount_usd"][0], rel=1e-12)
+
+
+def test_conversion_terms_as_price_premium_or_rate_agree():
+    # $17.77 = 27.5 % over $13.94 = $1,000 / 56.2635 shares [V1].
+    base = run().summary.loc["equity_npv_usd", "hybrid"]
+    for change in ({"financing.convertible.conversion_price_usd": None,
+                    "financing.convertible.conversion_premium_share": 0.275},
+                   {"financing.convertible.conversion_price_usd": None,
+                    "financing.convertible.conversion_rate_per_1000": 56.2635}):
+        other = run(change)
+        assert other.values["convertible.conversion_price_usd"][0] == pytest.approx(17.77,
+                                                                                   abs=0.005)
+        assert other.summary.loc["equity_npv_usd", "hybrid"] == pytest.approx(base, rel=1e-3)
+    with pytest.raises(finmodel.InputError, match="exactly one of conversion_price_usd"):
+        run({"financing.convertible.conversion_premium_share": 0.3})
+
+
+def test_sources_equal_uses():
+    # $660M of conversion capex (100 MW x $6.6M/MW); $528M of debt (80 %), $352.6M net
+    # from the convertible: $220.6M more than the build needs.
+    r = run()
+    p = "hybrid.sources_uses."
+    val = {k: r.values[p + k][0] for k in ("uses_usd", "prepayment_usd", "debt_usd",
+                                           "convertible_usd", "equity_usd")}
+    assert val["uses_usd"] == pytest.approx(660e6)
+    assert val["debt_usd"] == pytest.approx(528e6)
+    assert val["convertible_usd"] == pytest.approx(352.6e6)
+    assert val["uses_usd"] == pytest.approx(val["prepayment_usd"] + val["debt_usd"]
+                                            + val["convertible_usd"] + val["equity_usd"])

@@ -7,8 +7,10 @@ capex`` (a capped loan scales the service down, so the DSCR is then above target
 Because the loan is exactly the present value of its service, the balance rolls forward
 to zero at maturity. A stated amount repays as an annuity or in straight instalments.
 
-Balance: ``B_t = B_{t-1} + draw_t - (service_t - interest_t)``,
-``interest_t = B_{t-1} x monthly rate`` — a recursive line, stepped through time.
+Balance: ``B_t = B_{t-1} + draw_t - principal_t``, ``interest_t = B_{t-1} x monthly rate``,
+``principal_t = min(B_{t-1}, scheduled principal + sweep)`` where an optional cash sweep
+prepays with a share of the hall's cash left after scheduled service — a recursive line,
+stepped through time. The DSCR is measured on scheduled service.
 """
 
 from __future__ import annotations
@@ -79,21 +81,28 @@ def build_debt(m: Model, a: Assumptions, strategy: str, cfads: Line, draw_index:
                   section=sec)
     balance = m.recursive_line(f"{p}.balance_usd", "Loan balance, end of month", "USD",
                                SHEET, section=sec)
-    interest = m.line(f"{p}.interest_usd", lag(balance, 1, 0) * rate, "Interest", "USD",
-                      SHEET, section=sec)
-    if service_expr is None:
-        principal = m.line(f"{p}.principal_usd", repaying * amount / tenor,
-                           "Principal repaid", "USD", SHEET, section=sec)
-        service = m.line(f"{p}.service_usd", principal + interest, "Debt service", "USD",
-                         SHEET, section=sec)
+    opening = lag(balance, 1, 0)
+    interest = m.line(f"{p}.interest_usd", opening * rate, "Interest", "USD", SHEET,
+                      section=sec)
+    if service_expr is None:  # straight: a fixed share of the loan each month
+        scheduled_principal: Expr = repaying * amount / tenor
+        service = m.line(f"{p}.scheduled_service_usd", scheduled_principal + interest,
+                         "Scheduled debt service", "USD", SHEET, section=sec)
     else:
-        service = m.line(f"{p}.service_usd", service_expr, "Debt service", "USD", SHEET,
-                         section=sec)
-        principal = m.line(f"{p}.principal_usd", service - interest, "Principal repaid",
-                           "USD", SHEET, section=sec)
-    m.define(balance, lag(balance, 1, 0) + draw - principal)
-    dscr = m.line(f"{p}.dscr", where(service > 0, cfads / service, 0), "DSCR", "ratio",
-                  SHEET, agg="none", section=sec)
+        service = m.line(f"{p}.scheduled_service_usd", service_expr,
+                         "Scheduled debt service", "USD", SHEET, section=sec)
+        scheduled_principal = service - interest
+    # What is left of the hall's cash after scheduled service can be swept to prepay; the
+    # loan never repays more than is outstanding.
+    sweep = inp("financing.debt.cash_sweep_share") * maximum(cfads - service, 0) * repaying
+    principal = m.line(f"{p}.principal_usd",
+                       minimum(opening, scheduled_principal + sweep),
+                       "Principal repaid (scheduled and swept)", "USD", SHEET, section=sec)
+    paid = m.line(f"{p}.service_usd", interest + principal, "Debt service paid", "USD",
+                  SHEET, section=sec)
+    m.define(balance, opening + draw - principal)
+    dscr = m.line(f"{p}.dscr", where(service > 0, cfads / service, 0),
+                  "DSCR (on scheduled service)", "ratio", SHEET, agg="none", section=sec)
     first = m.line(f"{p}.first_service_usd", where(eq(k, 1), service, 0),
                    "First month's debt service", "USD", SHEET, agg="none", section=sec)
     reserve = inp("financing.debt.dsra_months") * total(first)
@@ -102,7 +111,7 @@ def build_debt(m: Model, a: Assumptions, strategy: str, cfads: Line, draw_index:
                         0) + where(eq(k, tenor), reserve, 0),
                   "Upfront fee; reserve funded (-) and released (+)", "USD", SHEET,
                   section=sec)
-    to_equity = m.line(f"{p}.cash_to_equity_usd", draw - service + fees,
+    to_equity = m.line(f"{p}.cash_to_equity_usd", draw - paid + fees,
                        "Debt cash flow to equity", "USD", SHEET, section=sec)
     dscr_floor = m.line(f"{p}.dscr_in_service", where(service > 0, dscr, 1e9),
                         "DSCR where debt is serviced", "ratio", SHEET, agg="none", section=sec)

@@ -55,21 +55,40 @@ def _cap() -> Expr:
     return inp("financing.convertible.capped_call_cap_price_usd")
 
 
-def gross_shares(a: Assumptions, share_price: Expr) -> Expr:
-    """Shares delivered on conversion at ``share_price``."""
-    n = inp("financing.convertible.principal_usd") / inp("financing.convertible.conversion_price_usd")
-    k = inp("financing.convertible.conversion_price_usd")
+def conversion_price_expr(a: Assumptions) -> Expr:
+    """The conversion price from whichever of the three terms the case gives."""
+    c = a.financing.convertible
+    if c.conversion_price_usd is not None:
+        return inp("financing.convertible.conversion_price_usd")
+    if c.conversion_premium_share is not None:
+        return inp("financing.share_price_usd") * (
+            1 + inp("financing.convertible.conversion_premium_share"))
+    return 1000 / inp("financing.convertible.conversion_rate_per_1000")
+
+
+def conversion_price(a: Assumptions) -> float:
+    c, f = a.financing.convertible, a.financing
+    if c.conversion_price_usd is not None:
+        return c.conversion_price_usd
+    if c.conversion_premium_share is not None:
+        return f.share_price_usd * (1 + c.conversion_premium_share)
+    return 1000 / c.conversion_rate_per_1000
+
+
+
+def gross_shares(a: Assumptions, share_price: Expr, k: Expr) -> Expr:
+    """Shares delivered on conversion at ``share_price`` (``k``: the conversion price)."""
+    n = inp("financing.convertible.principal_usd") / k
     if a.financing.convertible.settlement == "physical":
         return n * where(share_price >= k, 1, 0)
     return n * maximum(share_price - k, 0) / share_price
 
 
-def capped_call_shares(a: Assumptions, share_price: Expr) -> Expr:
+def capped_call_shares(a: Assumptions, share_price: Expr, k: Expr) -> Expr:
     """Shares the capped call delivers back at ``share_price``."""
     if a.financing.convertible.capped_call_cap_price_usd is None:
         return wrap(0.0)
-    n = inp("financing.convertible.principal_usd") / inp("financing.convertible.conversion_price_usd")
-    k = inp("financing.convertible.conversion_price_usd")
+    n = inp("financing.convertible.principal_usd") / k
     return n * maximum(minimum(share_price, _cap()) - k, 0) / share_price
 
 
@@ -77,7 +96,8 @@ def build_note(m: Model, a: Assumptions) -> Note:
     """The convertible's lines (shared by every converting strategy)."""
     c = a.financing.convertible
     sec = "Convertible note"
-    k_price = inp("financing.convertible.conversion_price_usd")
+    k_price = wrap(m.scalar(f"{P}.conversion_price_usd", conversion_price_expr(a),
+                            "Conversion price", "USD/share", SHEET))
     principal = inp("financing.convertible.principal_usd")
     share = m.line("financing.share_price_usd",
                    escalated(inp("financing.share_price_usd"), "financing.share_price_drift_rate"),
@@ -138,9 +158,9 @@ def build_note(m: Model, a: Assumptions) -> Note:
         cash_principal = cash_principal + converts
     repaid = m.line(f"{P}.principal_paid_usd", cash_principal * principal,
                     "Principal paid in cash", "USD", SHEET, section=sec)
-    gross = m.line(f"{P}.shares_issued", converts * gross_shares(a, share),
+    gross = m.line(f"{P}.shares_issued", converts * gross_shares(a, share, k_price),
                    "Shares delivered on conversion", "shares", SHEET, section=sec)
-    back = m.line(f"{P}.capped_call_shares", converts * capped_call_shares(a, share),
+    back = m.line(f"{P}.capped_call_shares", converts * capped_call_shares(a, share, k_price),
                   "Shares received from the capped call", "shares", SHEET, section=sec)
     net = m.line(f"{P}.net_shares_issued", gross - back, "Net new shares", "shares", SHEET,
                  section=sec)
@@ -154,20 +174,20 @@ def build_note(m: Model, a: Assumptions) -> Note:
              "All-in cost to the issuer (IRR of cash and shares delivered)", "rate", SHEET)
     m.scalar(f"{P}.net_shares_total", total(net), "Net new shares on the share-price path",
              "shares", SHEET)
-    _dilution_table(m, a)
+    _dilution_table(m, a, k_price)
     return Note(cash, coupons, net)
 
 
-def _dilution_table(m: Model, a: Assumptions) -> None:
+def _dilution_table(m: Model, a: Assumptions, k_price: Expr) -> None:
     """Dilution across share prices (multiples of the conversion price), live formulas."""
-    k_price = inp("financing.convertible.conversion_price_usd")
     for i, mult in enumerate(DILUTION_MULTIPLES, start=1):
         price = m.scalar(f"{P}.dilution_{i}.share_price_usd", k_price * mult,
                          f"Dilution at {mult:g} x the conversion price: share price",
                          "USD/share", SHEET)
-        gross = m.scalar(f"{P}.dilution_{i}.gross_shares", gross_shares(a, price),
+        gross = m.scalar(f"{P}.dilution_{i}.gross_shares", gross_shares(a, price, k_price),
                          "  shares delivered", "shares", SHEET)
-        back = m.scalar(f"{P}.dilution_{i}.capped_call_shares", capped_call_shares(a, price),
+        back = m.scalar(f"{P}.dilution_{i}.capped_call_shares",
+                        capped_call_shares(a, price, k_price),
                         "  capped call offset", "shares", SHEET)
         m.scalar(f"{P}.dilution_{i}.net_share",
                  (gross - back) / inp("financing.shares_outstanding"),
@@ -187,7 +207,7 @@ def lattice_terms(a: Assumptions, face: float = 100.0):
                       if c.call_from_years - 1e-9 <= t < c.term_years)
     puts = (Put(c.put_years, face),) if c.put_years is not None else ()
     return ConvertibleTerms(face=face, maturity_years=c.term_years,
-                            conversion_ratio=face / c.conversion_price_usd,
+                            conversion_ratio=face / conversion_price(a),
                             coupon_times=times,
                             coupon_amounts=tuple(face * c.coupon_rate / c.coupons_per_year
                                                  for _ in times),

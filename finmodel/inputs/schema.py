@@ -393,6 +393,9 @@ class DebtSection(_Section):
                             "repayment", gt=0.0, le=40.0)
     upfront_fee_share: float = _f(0.0, unit="share", description="Arrangement fee as a share "
                                   "of the loan, paid at drawdown", ge=0.0, le=0.2)
+    cash_sweep_share: float = _f(0.0, unit="share", description="Share of the AI hall's cash "
+                                 "left after scheduled debt service used to prepay the loan",
+                                 ge=0.0, le=1.0)
     dsra_months: float = _f(0.0, unit="months", description="Debt service reserve, in months "
                             "of the first debt service, funded at drawdown and released at "
                             "maturity", ge=0.0, le=24.0)
@@ -411,8 +414,14 @@ class ConvertibleSection(_Section):
     coupons_per_year: int = _f(2, unit="count", description="Coupon frequency", ge=1, le=12)
     term_years: float = _f(unit="years", description="Years from issue to maturity", gt=0.0,
                            le=30.0)
-    conversion_price_usd: float = _f(unit="USD/share", description="Conversion price (1,000 /"
-                                     " conversion rate per $1,000)", gt=0.0, le=1e6)
+    conversion_price_usd: float | None = _f(None, unit="USD/share", description="Conversion "
+                                            "price (give this, conversion_premium_share or "
+                                            "conversion_rate_per_1000)", gt=0.0, le=1e6)
+    conversion_premium_share: float | None = _f(None, unit="share", description="Conversion "
+                                                "price as a premium over "
+                                                "financing.share_price_usd", ge=0.0, le=10.0)
+    conversion_rate_per_1000: float | None = _f(None, unit="shares", description="Shares "
+                                                "per $1,000 of principal", gt=0.0, le=1e6)
     call_from_years: float | None = _f(None, unit="years", description="Issuer may call "
                                        "(forcing conversion) from this many years after "
                                        "issue...", gt=0.0, le=30.0)
@@ -437,6 +446,16 @@ class ConvertibleSection(_Section):
                                ge=0.0, le=0.3)
     volatility: float = _f(0.6, unit="rate", description="Share price volatility (lattice)",
                            gt=0.0, le=3.0)
+
+    @model_validator(mode="after")
+    def _conversion_terms(self) -> ConvertibleSection:
+        given = [x for x in ("conversion_price_usd", "conversion_premium_share",
+                             "conversion_rate_per_1000") if getattr(self, x) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of conversion_price_usd, "
+                             f"conversion_premium_share and conversion_rate_per_1000 (got "
+                             f"{given or 'none'})")
+        return self
 
 
 class FinancingSection(_Section):

@@ -154,6 +154,7 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     shareholders: equity cash flow, its NPV and IRR, and value per share."""
     interest: list[Line] = []
     levered: list[Line] = [cf.fcf]
+    debt = None
     if spec.kind != "mining" and a.financing is not None:
         if a.financing.debt is not None:
             cfads = m.line(f"{s}.debt.cfads_usd", _sum(hall_flows),
@@ -165,6 +166,8 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
         if note is not None:
             interest.append(note.coupons)
             levered.append(note.cash)
+    if spec.kind != "mining" and a.financing is not None:
+        _sources_and_uses(m, a, s, conv, host, debt if a.financing.debt else None, note)
     if a.tax is not None:
         mining_placed = m.line(f"{s}.tax.mining_placed_usd", -mining.capex,
                                "Mining assets placed in service", "USD", "Tax",
@@ -206,6 +209,31 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
         m.scalar(f"{s}.value_per_share_diluted", value / (shares + dilution),
                  "Equity NPV per share, after the convertible's dilution", "USD/share",
                  metric="value_per_share_diluted_usd", **kw)
+
+
+def _sources_and_uses(m: Model, a: Assumptions, s: str, conv, host, debt,
+                      note: Note | None) -> None:
+    """How the conversion is paid for: uses, then sources with equity as the balance."""
+    sheet, p = "Financing", f"{s}.sources_uses"
+    uses = m.scalar(f"{p}.uses_usd", -total(conv.capex), "Uses: conversion capex", "USD",
+                    sheet)
+    sources: list[Expr] = []
+    prepay = next((x for x in host.other_cash if x.name.endswith("prepayment_usd")), None)
+    if prepay is not None:
+        sources.append(m.scalar(f"{p}.prepayment_usd", total(prepay),
+                                "Sources: customer prepayment", "USD", sheet))
+    if debt is not None:
+        sources.append(m.scalar(f"{p}.debt_usd", debt.amount, "Sources: project debt", "USD",
+                                sheet))
+    if note is not None:
+        sources.append(m.scalar(f"{p}.convertible_usd",
+                                total(m.nodes["convertible.net_proceeds_usd"]),
+                                "Sources: convertible, net proceeds", "USD", sheet))
+    rest: Expr = wrap(uses)
+    for x in sources:
+        rest = rest - x
+    m.scalar(f"{p}.equity_usd", rest, "Sources: cash and equity (the balance; negative: "
+             "more raised than spent)", "USD", sheet)
 
 
 def _sum(lines: list[Line]) -> Expr:

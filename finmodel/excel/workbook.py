@@ -246,7 +246,9 @@ def _write(result: Result, path: str, scenario: int) -> None:
             _section(ws, st, row, "Values", n)
             for x in scalars:
                 _, r, c = lay.scalar_cells[x.name]
-                ws.write_string(r, 0, x.label, st.label)
+                owner = x.name.split(".", 1)[0]
+                label = f"{owner}: {x.label}" if owner in strategies else x.label
+                ws.write_string(r, 0, label, st.label)
                 ws.write_string(r, 1, x.unit, st.unit)
                 ws.write_string(r, 3, x.name, st.name)
                 ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit), _cached(val(x.name)))

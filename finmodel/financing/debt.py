@@ -29,6 +29,7 @@ from finmodel.engine.expr import (
     time,
     total,
     where,
+    wrap,
 )
 from finmodel.engine.graph import Line, Model, Scalar
 from finmodel.inputs.schema import Assumptions
@@ -51,7 +52,7 @@ def build_debt(m: Model, a: Assumptions, strategy: str, cfads: Line, draw_index:
     conversion capex it may finance (positive)."""
     d, p, sec = a.financing.debt, f"{strategy}.debt", f"{strategy}: project debt"
     rate = m.scalar(f"{p}.monthly_rate",
-                    (1 + inp("financing.debt.rate")) ** (1 / MONTHS_PER_YEAR) - 1,
+                    (1 + inp("financing.debt.rate")) ** (wrap(1) / MONTHS_PER_YEAR) - 1,
                     "Loan rate, monthly", "rate", SHEET)
     tenor = inp("financing.debt.tenor_years") * MONTHS_PER_YEAR
     k = m.line(f"{p}.months_since_draw", time("index") - draw_index, "Months since drawdown",

@@ -21,6 +21,7 @@ from finmodel.engine.expr import (
     where,
     wrap,
 )
+from finmodel.conventions import MONTHS_PER_YEAR
 from finmodel.engine.graph import Line
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions, StrategySpec
@@ -191,14 +192,15 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     if a.financing is not None:
         coe = m.nodes.get("financing.monthly_cost_of_equity") or m.scalar(
             "financing.monthly_cost_of_equity",
-            (1 + inp("financing.cost_of_equity_rate")) ** (wrap(1) / 12) - 1,
+            (1 + inp("financing.cost_of_equity_rate")) ** (wrap(1) / MONTHS_PER_YEAR) - 1,
             "Cost of equity, monthly", "rate", "Cash Flow")
     else:
         coe = m.nodes["valuation.monthly_discount_rate"]
     kw = dict(sheet="Summary", strategy=s)
     value = m.scalar(f"{s}.equity_npv", npv(coe, equity), "Equity NPV (after tax)", "USD",
                      metric="equity_npv_usd", **kw)
-    m.scalar(f"{s}.equity_irr", or_not_available((1 + irr(equity, 0.01)) ** 12 - 1),
+    m.scalar(f"{s}.equity_irr",
+             or_not_available((1 + irr(equity, 0.01)) ** MONTHS_PER_YEAR - 1),
              "Equity IRR (after tax)", "rate", metric="equity_irr", **kw)
     if a.financing is not None:
         shares = inp("financing.shares_outstanding")

@@ -44,7 +44,7 @@ def test_price_paths_given_as_lines():
 
 def test_scenario_values_are_checked_against_the_schema_bounds():
     with pytest.raises(finmodel.InputError, match=r"site.interconnect_mw: scenario value "
-                                                  r"-1.0 breaks the bound > 0"):
+                                                  r"-1 breaks the bound > 0"):
         finmodel.run(A, inputs={"site.interconnect_mw": np.array([100.0, -1.0])})
     with pytest.raises(finmodel.InputError, match="network.btc_prize_usd: no such"):
         finmodel.run(A, inputs={"network.btc_prize_usd": np.array([1.0])})

@@ -39,8 +39,8 @@ def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool = Fa
                 ok = op(arr, limit)
                 if not ok.all():
                     bad = float(arr[~ok].flat[0])
-                    raise InputError(f"{path}: scenario value {bad!r} breaks the bound "
-                                     f"{sym} {limit!r}")
+                    raise InputError(f"{path}: scenario value {bad:g} breaks the bound "
+                                     f"{sym} {limit:g}")
     if rows and np.any(arr <= 0):
         raise InputError(f"{path}: path values must be positive")
     return arr

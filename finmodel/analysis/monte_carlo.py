@@ -1,0 +1,238 @@
+"""Monte Carlo over the vectorised evaluator.
+
+Uncertain inputs are drawn from scipy.stats distributions, correlated through a Gaussian
+copula (correlated standard normals -> uniforms -> each distribution's quantile function).
+The BTC price and network hashrate can follow stochastic paths: each month the case's own
+path (start, drift or explicit yearly values) is multiplied by a lognormal factor
+``exp(sigma W_t - sigma^2 t / 2)`` (W a Brownian motion sampled monthly), so the mean path
+is the case's path and the spread is geometric Brownian motion's; the two Brownian
+motions can be correlated.
+
+Every random number is drawn up front from one seed, then the scenarios are split into
+chunks evaluated on any ``concurrent.futures``-style executor (local processes, threads,
+a dask.distributed client's ``get_executor()``): the results do not depend on the chunking
+or on the executor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from finmodel.analysis.sensitivity import Scenarios
+from finmodel.errors import InputError
+from finmodel.inputs.schema import Assumptions
+
+PRICE_LINE = "network.btc_price_usd"
+HASHRATE_LINE = "network.hashrate_eh_s"
+
+
+def distribution(path: str, spec: Mapping[str, Any]):
+    """A frozen scipy.stats distribution from a spec such as ``{"dist": "triangular",
+    "low": 7e6, "mode": 9e6, "high": 12e6}``; bad parameters name the input."""
+    kind = spec.get("dist")
+    p = {k: float(v) for k, v in spec.items() if k != "dist"}
+
+    def need(*names: str) -> None:
+        missing = [x for x in names if x not in p]
+        extra = sorted(set(p) - set(names))
+        if missing or extra:
+            raise InputError(f"distribution of {path}: '{kind}' takes {', '.join(names)}"
+                             f" (missing {missing or 'none'}, unknown {extra or 'none'})")
+
+    if kind == "normal":
+        need("mean", "sd")
+        if p["sd"] <= 0:
+            raise InputError(f"distribution of {path}: sd must be positive, got {p['sd']!r}")
+        return stats.norm(loc=p["mean"], scale=p["sd"])
+    if kind == "lognormal":  # median and the standard deviation of the log
+        need("median", "sigma")
+        if p["median"] <= 0 or p["sigma"] <= 0:
+            raise InputError(f"distribution of {path}: median and sigma must be positive, "
+                             f"got {p['median']!r} and {p['sigma']!r}")
+        return stats.lognorm(s=p["sigma"], scale=p["median"])
+    if kind == "triangular":
+        need("low", "mode", "high")
+        lo, mode, hi = p["low"], p["mode"], p["high"]
+        if not lo <= mode <= hi or lo == hi:
+            raise InputError(f"distribution of {path}: expected low <= mode <= high with "
+                             f"low < high, got {lo!r}, {mode!r}, {hi!r}")
+        return stats.triang(c=(mode - lo) / (hi - lo), loc=lo, scale=hi - lo)
+    if kind == "uniform":
+        need("low", "high")
+        if p["low"] >= p["high"]:
+            raise InputError(f"distribution of {path}: low {p['low']!r} must be below high "
+                             f"{p['high']!r}")
+        return stats.uniform(loc=p["low"], scale=p["high"] - p["low"])
+    raise InputError(f"distribution of {path}: unknown dist {kind!r}; expected normal, "
+                     "lognormal, triangular or uniform")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Stochastic monthly paths: annual volatilities, and the correlation of their shocks."""
+
+    btc_price_volatility: float = 0.0
+    hashrate_volatility: float = 0.0
+    correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("btc_price_volatility", "hashrate_volatility"):
+            if not 0.0 <= getattr(self, name) <= 5.0:
+                raise InputError(f"paths.{name}: expected 0 to 5, got {getattr(self, name)!r}")
+        if not -1.0 <= self.correlation <= 1.0:
+            raise InputError(f"paths.correlation: expected -1 to 1, got {self.correlation!r}")
+
+
+def lognormal_factors(z: np.ndarray, volatility: float) -> np.ndarray:
+    """``exp(sigma W_t - sigma^2 t / 2)`` at month ends t = 0, 1/12, ... from standard normal
+    monthly shocks ``z`` (scenarios, months); the first month has factor 1."""
+    dt = 1.0 / 12.0
+    steps = volatility * math.sqrt(dt) * z - 0.5 * volatility ** 2 * dt
+    steps[:, 0] = 0.0
+    return np.exp(np.cumsum(steps, axis=1))
+
+
+@dataclass
+class MonteCarlo:
+    """Draws and results of a Monte Carlo run."""
+
+    samples: pd.DataFrame  # scenario x (strategy, metric)
+    inputs: pd.DataFrame  # scenario x sampled input
+    seed: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, metric: str = "npv_usd", tail: float = 0.05) -> pd.DataFrame:
+        """Per strategy: mean, standard deviation, percentiles, P(metric > 0), expected
+        shortfall (mean of the worst ``tail``), and P(beats mining) for the others."""
+        out = {}
+        npv = self.samples.xs(metric, axis=1, level="metric")
+        for s in npv.columns:
+            x = npv[s].to_numpy()
+            x = x[np.isfinite(x)]
+            worst = np.sort(x)[:max(1, int(math.floor(tail * x.size)))]
+            row = {"mean": x.mean(), "std": x.std(ddof=1) if x.size > 1 else 0.0,
+                   **{f"p{q}": np.percentile(x, q) for q in (5, 25, 50, 75, 95)},
+                   "prob_positive": float((x > 0).mean()),
+                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean(),
+                   "missing": int(npv[s].isna().sum())}
+            if s != "mining" and "mining" in npv.columns:
+                row["prob_beats_mining"] = float((npv[s] > npv["mining"]).mean())
+            out[s] = row
+        return pd.DataFrame(out)
+
+
+def _chunk(args: tuple) -> pd.DataFrame:
+    """Evaluate one chunk (a top-level function, so process pools can pickle it)."""
+    a, inputs, lines, metrics = args
+    return Scenarios.of(a).evaluate(inputs, metrics, lines=lines)
+
+
+def monte_carlo(a: Assumptions, n: int, *,
+                distributions: Mapping[str, Mapping[str, Any]] | None = None,
+                correlations: Mapping[tuple[str, str], float] | None = None,
+                paths: Paths | None = None, seed: int = 0,
+                metrics: Sequence[str] = ("npv_usd", "project_irr"),
+                chunk_size: int = 1000, executor: Executor | str | None = "processes",
+                progress=None) -> MonteCarlo:
+    """Run ``n`` scenarios of the case.
+
+    Parameters
+    ----------
+    distributions
+        Field path -> distribution spec (see :func:`distribution`).
+    correlations
+        ``(path_a, path_b) -> rho`` between sampled inputs (Gaussian copula).
+    paths
+        Stochastic BTC price and hashrate paths (:class:`Paths`).
+    executor
+        ``"processes"`` (a local process pool), ``None`` (this process), or any
+        ``concurrent.futures.Executor`` (a dask.distributed client's executor included).
+    progress
+        Called with (chunks done, chunks) after each chunk, for a progress bar.
+    """
+    if n < 1:
+        raise InputError(f"monte_carlo: the number of scenarios must be at least 1, got {n}")
+    if chunk_size < 1:
+        raise InputError(f"monte_carlo: chunk_size must be at least 1, got {chunk_size}")
+    sc = Scenarios.of(a)
+    dists = {p: distribution(p, spec) for p, spec in (distributions or {}).items()}
+    for p in dists:
+        sc.base(p)  # an unknown or structural path is refused here, by name
+    rng = np.random.default_rng(seed)
+    names = list(dists)
+    corr = np.eye(len(names))
+    for (p, q), rho in (correlations or {}).items():
+        if p not in dists or q not in dists:
+            raise InputError(f"correlation ({p}, {q}): both inputs need a distribution")
+        if not -1.0 < rho < 1.0:
+            raise InputError(f"correlation ({p}, {q}): expected -1 < rho < 1, got {rho!r}")
+        i, j = names.index(p), names.index(q)
+        corr[i, j] = corr[j, i] = rho
+    try:
+        chol = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise InputError("correlations: the matrix is not positive definite") from None
+    inputs: dict[str, np.ndarray] = {}
+    if names:
+        u = stats.norm.cdf(rng.standard_normal((n, len(names))) @ chol.T)
+        for k, p in enumerate(names):
+            inputs[p] = dists[p].ppf(u[:, k])
+    lines: dict[str, np.ndarray] = {}
+    paths = paths or Paths()
+    months = sc.timeline.months
+    if paths.btc_price_volatility > 0 or paths.hashrate_volatility > 0:
+        z1 = rng.standard_normal((n, months))
+        z2 = paths.correlation * z1 + math.sqrt(1 - paths.correlation ** 2) * \
+            rng.standard_normal((n, months))
+        base = _base_lines(sc)
+        if paths.btc_price_volatility > 0:
+            lines[PRICE_LINE] = base[PRICE_LINE] * lognormal_factors(z1, paths.btc_price_volatility)
+        if paths.hashrate_volatility > 0:
+            lines[HASHRATE_LINE] = base[HASHRATE_LINE] * lognormal_factors(
+                z2, paths.hashrate_volatility)
+    bounds = list(range(0, n, chunk_size)) + [n]
+    jobs = [(a, {p: v[i:j] for p, v in inputs.items()},
+             {k: v[i:j] for k, v in lines.items()}, tuple(metrics))
+            for i, j in zip(bounds[:-1], bounds[1:])]
+    frames = _map(_chunk, jobs, executor, progress)
+    samples = pd.concat(frames, ignore_index=True)
+    drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
+    return MonteCarlo(samples, drawn, seed, {"paths": paths, "lines": lines})
+
+
+def _base_lines(sc: Scenarios) -> dict[str, np.ndarray]:
+    from finmodel.engine.evaluate import evaluate
+
+    out = evaluate(sc.model, sc.timeline, sc.scalars, sc.paths, only=[PRICE_LINE, HASHRATE_LINE])
+    return {k: out[k] for k in (PRICE_LINE, HASHRATE_LINE)}
+
+
+def _map(fn, jobs: list, executor, progress) -> list[pd.DataFrame]:
+    if executor is None or len(jobs) == 1:
+        out = []
+        for i, job in enumerate(jobs, start=1):
+            out.append(fn(job))
+            if progress:
+                progress(i, len(jobs))
+        return out
+    own = executor == "processes"
+    pool = ProcessPoolExecutor() if own else executor
+    try:
+        futures = [pool.submit(fn, job) for job in jobs]
+        out = []
+        for i, f in enumerate(futures, start=1):
+            out.append(f.result())
+            if progress:
+                progress(i, len(jobs))
+        return out
+    finally:
+        if own:
+            pool.shutdown()

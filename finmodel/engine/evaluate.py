@@ -100,10 +100,11 @@ class _Evaluator:
 
     def run(self, needed: set[str] | None) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            stepped = self.model.stepped
             for group in self.model.schedule():
                 if needed is not None and not any(g.name in needed for g in group):
                     continue
-                if len(group) == 1 and not _self_lagged(group[0]):
+                if len(group) == 1 and group[0].name not in stepped:
                     self._evaluate_node(group[0])
                 else:
                     self._evaluate_recursive(group)
@@ -126,7 +127,10 @@ class _Evaluator:
             v = self.overrides[node.name]
         else:
             v = self.eval(node.expr, None)
-        v = np.array(np.broadcast_to(v, (v.shape[0], self.n)), dtype=float)
+        if v.shape[1] != self.n or v.dtype != float:
+            v = np.array(np.broadcast_to(v, (v.shape[0], self.n)), dtype=float)
+        # Lines are never written after evaluation, so a line that is another line (a Ref)
+        # may share its array.
         self._check_finite(node, v)
         self.values[node.name] = v
 
@@ -145,6 +149,8 @@ class _Evaluator:
 
     @staticmethod
     def _check_finite(node: Node, v: np.ndarray) -> None:
+        if np.isfinite(np.add.reduce(v, axis=None)):  # one pass; NaN or inf spoils the sum
+            return
         if not np.all(np.isfinite(v)):
             bad = np.argwhere(~np.isfinite(v))[0]
             raise ModelError(
@@ -299,14 +305,6 @@ def _month_number(serial: np.ndarray) -> np.ndarray:
     """Months since January 1970 of spreadsheet date serials."""
     days = np.floor(serial).astype("int64") - 25569  # serial 25569 is 1970-01-01
     return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64").astype(float)
-
-
-def _self_lagged(node: Node) -> bool:
-    from finmodel.engine.graph import walk
-
-    return isinstance(node, Line) and any(
-        isinstance(e, Lag) and e.target is node for e in walk(node.expr)
-    )
 
 
 def _as_column(name: str, v: ArrayLike) -> np.ndarray:

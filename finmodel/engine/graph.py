@@ -82,6 +82,8 @@ class Model:
     """An ordered collection of lines and scalars, built by the business modules."""
 
     nodes: dict[str, Node] = field(default_factory=dict)
+    _order: list[list[Node]] | None = field(default=None, repr=False, compare=False)
+    _stepped: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def line(
         self,
@@ -111,6 +113,7 @@ class Model:
         if not isinstance(line.expr, _Pending):
             raise ModelError(f"line {line.name!r} is already defined")
         line.expr = wrap(expr)
+        self._order = None
         return line
 
     def scalar(
@@ -133,6 +136,7 @@ class Model:
         if node.name in self.nodes:
             raise ModelError(f"model line {node.name!r} is defined twice")
         self.nodes[node.name] = node
+        self._order = None
         return node
 
     @property
@@ -160,12 +164,18 @@ class Model:
         return seen
 
     def schedule(self) -> list[list[Node]]:
-        """Evaluation order: a list of groups, each evaluated after the ones before it.
+        """Evaluation order: a list of groups, each evaluated after the ones before it
+        (computed once, then kept until a node is added).
 
         A group of one node is evaluated for all periods at once. A larger group is a set
         of lines that refer to each other through ``lag`` (a balance roll-forward); the
         evaluator steps through time for those, still vectorised across scenarios.
         """
+        if self._order is None:
+            self._order = self._schedule()
+        return self._order
+
+    def _schedule(self) -> list[list[Node]]:
         nodes = list(self.nodes.values())
         for n in nodes:
             if isinstance(n, Line) and isinstance(n.expr, _Pending):
@@ -221,7 +231,16 @@ class Model:
                             "a line in its own recursion; write it as lag(line) + flow"
                         )
             order.append(group)
+        self._stepped = {g.name for grp in order for g in grp
+                         if len(grp) > 1 or id(g) in {id(x) for x in _lag_targets(g)}}
         return order
+
+    @property
+    def stepped(self) -> set[str]:
+        """Names of the lines the evaluator steps through time (their own lag, or a group
+        of lines that lag each other)."""
+        self.schedule()
+        return self._stepped
 
 
 class _Pending(Expr):
@@ -251,6 +270,12 @@ def _dependencies(node: Node) -> tuple[set[Node], set[Node]]:
         elif isinstance(e, (Ref, Cumulative, Reduce, Shift)):
             hard.add(e.target)
     return hard, soft
+
+
+def _lag_targets(node: Node) -> list[Node]:
+    if node.expr is None:
+        return []
+    return [e.target for e in walk(node.expr) if isinstance(e, Lag)]
 
 
 def _has_row_reduction_within(line: Line, group: set[int]) -> bool:

@@ -16,6 +16,17 @@ def _npv0(values: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return (values * (1.0 + rate[:, None]) ** -i).sum(axis=1)
 
 
+def _discount_factors(r: np.ndarray, n: int) -> np.ndarray:
+    """(1 + r) ** -t for t = 0 .. n-1, row by row, by running products (cheaper than
+    powers; the rounding it adds is ~n ulp, far inside the convergence test)."""
+    x = np.empty((r.size, n))
+    x[:, 0] = 1.0
+    if n > 1:
+        x[:, 1:] = (1.0 / (1.0 + r))[:, None]
+        np.cumprod(x[:, 1:], axis=1, out=x[:, 1:])
+    return x
+
+
 def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
                  maxiter: int = 30) -> np.ndarray:
     """Periodic IRR of each row of ``values`` (scenarios, periods).
@@ -42,7 +53,7 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
     s, n = c.shape
     i = np.arange(n, dtype=float)
     out = np.full(s, np.nan)
-    lo, hi = _brackets(c, guess)
+    lo, hi, f_lo, f_hi = _brackets(c, guess)
     rows = np.flatnonzero(np.isfinite(lo))
     bracketed = rows.copy()
     r = np.full(rows.size, float(guess))
@@ -51,9 +62,10 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
             if rows.size == 0:
                 break
             cc = c[rows]
-            x = (1.0 + r)[:, None] ** -i
-            f = (cc * x).sum(axis=1)
-            fp = -(i * cc * x).sum(axis=1) / (1.0 + r)
+            x = _discount_factors(r, n)
+            cx = cc * x
+            f = cx.sum(axis=1)
+            fp = -(cx * i).sum(axis=1) / (1.0 + r)  # row-wise: the same bits in any chunk
             new = r - f / fp
             new = np.where(new <= -1.0, (r - 1.0) / 2.0, new)  # stay above -100 %
             conv = (np.abs(new - r) <= tol * (1.0 + np.abs(r))) & np.isfinite(new)
@@ -75,9 +87,9 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
     return out
 
 
-def _brackets(c: np.ndarray, guess: float) -> tuple[np.ndarray, np.ndarray]:
+def _brackets(c: np.ndarray, guess: float) -> tuple[np.ndarray, ...]:
     """For each row, the grid interval of the NPV sign change nearest ``guess`` (NaN when
-    NPV does not change sign on the grid)."""
+    NPV does not change sign on the grid), and the NPV at its two ends."""
     n = c.shape[1]
     # Lowest rate whose discount factors stay finite over n periods.
     low = max(10.0 ** (-250.0 / max(n - 1, 1)) - 1.0, -0.99)
@@ -89,10 +101,12 @@ def _brackets(c: np.ndarray, guess: float) -> tuple[np.ndarray, np.ndarray]:
     change = np.sign(f[:, :-1]) * np.sign(f[:, 1:]) < 0
     dist = np.where(change, np.abs(grid[:-1] - guess)[None, :], np.inf)
     k = np.argmin(dist, axis=1)
-    found = np.isfinite(dist[np.arange(len(k)), k])
+    rows = np.arange(len(k))
+    found = np.isfinite(dist[rows, k])
+    k1 = np.minimum(k + 1, grid.size - 1)
     lo = np.where(found, grid[k], np.nan)
-    hi = np.where(found, grid[np.minimum(k + 1, grid.size - 1)], np.nan)
-    return lo, hi
+    hi = np.where(found, grid[k1], np.nan)
+    return lo, hi, f[rows, k], f[rows, k1]
 
 
 def irr_reasons(values: np.ndarray, rates: np.ndarray) -> np.ndarray:

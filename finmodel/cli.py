@@ -43,6 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="workbook to write (.xlsx)")
     r.add_argument("--json", dest="json_path", help="summary JSON to write")
     r.set_defaults(func=_run)
+    z = sub.add_parser("sensitivity", help="scenario sets, tornado, grid and Monte Carlo on a"
+                       " case (one vectorised evaluation each)")
+    z.add_argument("case")
+    z.add_argument("--tornado", action="store_true", help="tornado of the [analysis.tornado]"
+                   " inputs (default: key inputs +/- 20 %%)")
+    z.add_argument("--grid", metavar="FIELD,FIELD", help="two field paths to combine (values"
+                   " from [analysis.grid], default 60-140 %% of base)")
+    z.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
+                   help="N Monte Carlo scenarios ([analysis.monte_carlo])")
+    z.add_argument("--seed", type=int, help="override the Monte Carlo seed")
+    z.add_argument("-o", "--output", help="workbook to write (.xlsx): the live model plus "
+                   "Sensitivity and Monte Carlo sheets")
+    z.add_argument("--json", dest="json_path", help="analysis summary JSON to write")
+    z.add_argument("--png", metavar="DIR", help="folder for PNG charts (needs the 'plot' "
+                   "extra: matplotlib)")
+    z.set_defaults(func=_sensitivity)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
@@ -75,6 +91,81 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
           + (f"; wrote {', '.join(written)}" if written else ""))
     return 0
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from finmodel.analysis.run import analysis_json, run_analysis
+    from finmodel.api import run
+    from finmodel.excel import export_excel
+    from finmodel.inputs import load_assumptions
+
+    t0 = time.perf_counter()
+    out = Path(args.output) if args.output else None
+    js = Path(args.json_path) if args.json_path else None
+    for target, suffix in ((out, ".xlsx"), (js, ".json")):
+        if target is not None:
+            _check_target(target, suffix)
+    png = Path(args.png) if args.png else None
+    if png is not None and not png.is_dir():
+        from finmodel.errors import ExportError
+
+        raise ExportError(f"--png {png}: the folder does not exist")
+    a = load_assumptions(args.case)
+    grid_inputs = [x.strip() for x in args.grid.split(",")] if args.grid else None
+    an = run_analysis(a, tornado_inputs=args.tornado, grid_inputs=grid_inputs,
+                      monte_carlo_n=args.monte_carlo, seed=args.seed,
+                      progress=_progress_bar(t0))
+    summary = analysis_json(an)
+    if js is not None:
+        write_text_atomic(js, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if out is not None:
+        export_excel(run(a), out, analysis=an)
+    if png is not None:
+        from finmodel.analysis.plots import save_pngs
+
+        save_pngs(an, png)
+    print(format_analysis(an))
+    print(f"\nran in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _progress_bar(t0: float):
+    """A progress bar on stderr, shown once a run has taken more than two seconds."""
+    def show(done: int, total: int) -> None:
+        if time.perf_counter() - t0 < 2.0 and done < total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\rMonte Carlo [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} chunks")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def format_analysis(an) -> str:
+    lines = [f"Sensitivity of {an.metric} for strategy {an.strategy}"]
+    if an.scenarios is not None:
+        lines += ["", "Scenario sets:", an.scenarios.to_string(float_format=_money)]
+    if an.tornado is not None:
+        t = an.tornado
+        lines += ["", f"Tornado (base {_money(t.attrs['base'])}):"]
+        for _, r in t.iterrows():
+            lines.append(f"  {r.input:<42} {_money(r.metric_low):>14} .. "
+                         f"{_money(r.metric_high):<14} swing {_money(r.swing)}")
+    if an.grid is not None:
+        lines += ["", f"Grid ({an.grid.index.name} down, {an.grid.columns.name} across):",
+                  an.grid.to_string(float_format=_money)]
+    if an.monte_carlo is not None:
+        s = an.monte_carlo.summary(an.metric)
+        lines += ["", f"Monte Carlo, {len(an.monte_carlo.samples)} scenarios, seed "
+                  f"{an.monte_carlo.seed}:", s.to_string(float_format=lambda v: f"{v:,.3g}")]
+    return "\n".join(lines)
+
+
+def _money(v: float) -> str:
+    return f"{v / 1e6:,.1f}M" if math.isfinite(v) else "n/a"
 
 
 def _validate(args: argparse.Namespace) -> int:

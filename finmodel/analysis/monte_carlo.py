@@ -141,8 +141,8 @@ def _scenarios(case_json: str) -> Scenarios:
 def _chunk(args: tuple) -> pd.DataFrame:
     """Evaluate one chunk in a worker (a top-level function, so process pools can pickle
     it; the case travels as JSON)."""
-    case_json, inputs, lines, metrics = args
-    return _scenarios(case_json).evaluate(inputs, metrics, lines=lines)
+    case_json, inputs, lines, metrics, size = args
+    return _scenarios(case_json).evaluate(inputs, metrics, lines=lines, size=size)
 
 
 def monte_carlo(a: Assumptions, n: int, *,
@@ -214,19 +214,19 @@ def monte_carlo(a: Assumptions, n: int, *,
             lines[HASHRATE_LINE] = base[HASHRATE_LINE] * lognormal_factors(
                 z2, paths.hashrate_volatility)
     bounds = list(range(0, n, chunk_size)) + [n]
-    slices = [({p: v[i:j] for p, v in inputs.items()}, {k: v[i:j] for k, v in lines.items()})
-              for i, j in zip(bounds[:-1], bounds[1:])]
+    slices = [({p: v[i:j] for p, v in inputs.items()}, {k: v[i:j] for k, v in lines.items()},
+               j - i) for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
         executor = "processes" if n > PROCESS_THRESHOLD else None
     if executor is None or len(slices) == 1:  # this process: the model is already built
         frames = []
-        for done, (ins, lns) in enumerate(slices, start=1):
-            frames.append(sc.evaluate(ins, metrics, lines=lns))
+        for done, (ins, lns, size) in enumerate(slices, start=1):
+            frames.append(sc.evaluate(ins, metrics, lines=lns, size=size))
             if progress:
                 progress(done, len(slices))
     else:
         case_json = a.model_dump_json()
-        jobs = [(case_json, ins, lns, tuple(metrics)) for ins, lns in slices]
+        jobs = [(case_json, ins, lns, tuple(metrics), size) for ins, lns, size in slices]
         frames = _map(_chunk, jobs, executor, progress)
     samples = pd.concat(frames, ignore_index=True)
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))

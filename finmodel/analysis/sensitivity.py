@@ -70,8 +70,10 @@ class Scenarios:
 
     def evaluate(self, inputs: Mapping[str, Any], metrics: Sequence[str] = ("npv_usd",),
                  lines: Mapping[str, np.ndarray] | None = None,
-                 strategies: Sequence[str] | None = None) -> pd.DataFrame:
-        """Metrics for every scenario: columns (strategy, metric), one row per scenario."""
+                 strategies: Sequence[str] | None = None, size: int | None = None
+                 ) -> pd.DataFrame:
+        """Metrics for every scenario: columns (strategy, metric), one row per scenario
+        (``size`` rows when given, else as many as the longest input array)."""
         scalars = dict(self.scalars)
         for path, values in inputs.items():
             self._check_path(path)
@@ -81,8 +83,9 @@ class Scenarios:
                  for s, n in self.metric_names(m, strategies).items()}
         out = evaluate(self.model, self.timeline, scalars, self.paths, lines or {},
                        only=list(names.values()))
-        size = max([np.size(v) for v in inputs.values()]
-                   + [np.shape(v)[0] for v in (lines or {}).values()] + [1])
+        if size is None:
+            size = max([np.size(v) for v in inputs.values()]
+                       + [np.shape(v)[0] for v in (lines or {}).values()] + [1])
         cols = {key: np.broadcast_to(out[n], (size,)) for key, n in names.items()}
         frame = pd.DataFrame(cols)
         frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["strategy", "metric"])

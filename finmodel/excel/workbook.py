@@ -17,6 +17,7 @@ from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
 from finmodel.engine.graph import Line
 from finmodel.errors import ExportError
+from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
 from finmodel.inputs.load import input_fields
 from finmodel.valuation import metric_rank
@@ -87,12 +88,14 @@ class _Styles:
         return self._cache[key]
 
 
-def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0) -> Path:
+def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0, *,
+                 analysis=None) -> Path:
     """Write ``result`` (one scenario) as a live workbook, atomically.
 
     Every calculated cell is a formula stored with its numpy value; inputs carry defined
     names equal to their field paths (dots as underscores) and every headline metric the
-    name ``<strategy>_<metric>``.
+    name ``<strategy>_<metric>``. ``analysis`` (from ``finmodel sensitivity``) adds the
+    Sensitivity and Monte Carlo sheets.
     """
     target = Path(path)
     if target.suffix.lower() != ".xlsx":
@@ -103,7 +106,7 @@ def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".xlsx", dir=directory)
     os.close(fd)
     try:
-        _write(result, tmp, scenario)
+        _write(result, tmp, scenario, analysis)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a workbook is meant to be shared
         os.replace(tmp, target)
     except BaseException:
@@ -112,7 +115,7 @@ def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0
     return target
 
 
-def _write(result: Result, path: str, scenario: int) -> None:
+def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
                                     "nan_inf_to_errors": True})
     wb.set_calc_mode("auto")
@@ -129,6 +132,13 @@ def _write(result: Result, path: str, scenario: int) -> None:
     order = [x for x in SHEET_ORDER[:-1] if x in used or x in ("Inputs", TIMELINE_SHEET)
              or (x == "Comparison" and len(result.strategies) > 1)]
     order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
+    if analysis is not None:
+        wanted = [n for n, present in (("Sensitivity", analysis.tornado is not None
+                                        or analysis.grid is not None
+                                        or analysis.scenarios is not None),
+                                       ("Monte Carlo", analysis.monte_carlo is not None))
+                  if present]
+        order = order[:1] + wanted + order[1:]
     sheets = {name: wb.add_worksheet(name) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
@@ -334,6 +344,10 @@ def _write(result: Result, path: str, scenario: int) -> None:
     _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
     if "Comparison" in sheets:
         _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
+    if "Sensitivity" in sheets:
+        write_sensitivity(wb, sheets["Sensitivity"], st, analysis)
+    if "Monte Carlo" in sheets:
+        write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis)
     sheets["Summary"].activate()
     try:
         wb.close()

@@ -124,6 +124,8 @@ def input_fields(assumptions: Assumptions) -> list[InputField]:
             here = f"{path}.{name}" if path else name
             if value is None:
                 continue
+            if here == "analysis":  # what to analyse, not an input of the model
+                continue
             if isinstance(value, BaseModel):
                 visit(value, here, here)
                 continue

@@ -474,6 +474,51 @@ class FinancingSection(_Section):
     convertible: ConvertibleSection | None = None
 
 
+class Correlation(_Section):
+    """Correlation between two sampled inputs (Gaussian copula)."""
+
+    a: str = _f(unit="path", description="Field path of the first input")
+    b: str = _f(unit="path", description="Field path of the second input")
+    rho: float = _f(unit="ratio", description="Correlation", gt=-1.0, lt=1.0)
+
+
+class MonteCarloSpec(_Section):
+    """Monte Carlo settings: scenarios, seed, stochastic paths, input distributions."""
+
+    scenarios: int = _f(1000, unit="count", description="Number of scenarios", ge=1,
+                        le=10_000_000)
+    seed: int = _f(0, unit="count", description="Random seed: the same seed gives the same "
+                   "numbers", ge=0)
+    btc_price_volatility: float = _f(0.0, unit="rate", description="Annual volatility of "
+                                     "the BTC price path (geometric Brownian motion around "
+                                     "the case's path)", ge=0.0, le=5.0)
+    hashrate_volatility: float = _f(0.0, unit="rate", description="Annual volatility of the "
+                                    "network hashrate path", ge=0.0, le=5.0)
+    path_correlation: float = _f(0.0, unit="ratio", description="Correlation of the BTC price"
+                                 " and hashrate shocks", ge=-1.0, le=1.0)
+    distributions: dict[str, dict[str, float | str]] = Field(
+        default_factory=dict, description="Field path -> {dist = 'normal' | 'lognormal' | "
+        "'triangular' | 'uniform', and its parameters}")
+    correlations: list[Correlation] = Field(default_factory=list,
+                                            description="Correlations between inputs")
+
+
+class AnalysisSection(_Section):
+    """What `finmodel sensitivity` runs on the case."""
+
+    metric: str = _f("npv_usd", unit="text", description="Metric the tornado and grid show")
+    strategy: str | None = _f(None, unit="text", description="Strategy they show (default: "
+                              "the first converting strategy, else mining)")
+    scenarios: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Named scenario sets: name -> {field path = value}")
+    tornado: dict[str, float | list[float]] = Field(
+        default_factory=dict, description="Field path -> a fraction (base -/+ it) or "
+        "[low, high]")
+    grid: dict[str, list[float]] = Field(default_factory=dict, description="Two field paths "
+                                         "-> the values to combine")
+    monte_carlo: MonteCarloSpec = Field(default_factory=MonteCarloSpec)
+
+
 class ValuationSection(_Section):
     """Value at the horizon."""
 
@@ -507,6 +552,7 @@ class Assumptions(_Section):
     valuation: ValuationSection = Field(default_factory=ValuationSection)
     tax: TaxSection | None = None
     financing: FinancingSection | None = None
+    analysis: AnalysisSection = Field(default_factory=AnalysisSection)
 
     @model_validator(mode="after")
     def _site_fits(self) -> Assumptions:

@@ -117,3 +117,45 @@ def test_convertible_example_prints_cost_and_dilution():
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "All-in cost to the issuer" in p.stdout and "Dilution by share price" in p.stdout
+
+
+def test_sensitivity_writes_workbook_json_and_pngs(tmp_path):
+    out, js, png = tmp_path / "s.xlsx", tmp_path / "s.json", tmp_path / "png"
+    png.mkdir()
+    p = finmodel_cli("sensitivity", "assumptions/base.toml", "--tornado", "--grid",
+                     "network.btc_price_usd,hosting.lease_rate_usd_per_kw_month",
+                     "--monte-carlo", "600", "--seed", "5", "-o", str(out), "--json", str(js),
+                     "--png", str(png))
+    assert p.returncode == 0, p.stderr
+    assert "Tornado" in p.stdout and "Monte Carlo, 600 scenarios, seed 5" in p.stdout
+    summary = json.loads(js.read_text())
+    assert summary["strategy"] == "hybrid"
+    assert len(summary["tornado"]) == 8 and len(summary["grid"]["values"]) == 5
+    assert set(summary["scenarios"]) == {"base", "bear", "bull", "capex_overrun"}
+    assert 0 <= summary["monte_carlo"]["summary"]["hybrid"]["prob_beats_mining"] <= 1
+    import openpyxl
+
+    wb = openpyxl.load_workbook(out)
+    assert {"Sensitivity", "Monte Carlo", "Summary", "Inputs"} <= set(wb.sheetnames)
+    assert sorted(x.name for x in png.iterdir()) == ["grid.png", "monte_carlo.png",
+                                                     "tornado.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "network.btc_price_usd"], "--grid: give two field paths"),
+    (["--grid", "network.btc_price_usd,site.nothing_mw"], "site.nothing_mw: no such"),
+    (["--tornado", "--png", "/nonexistent/folder"], "the folder does not exist"),
+])
+def test_sensitivity_bad_input_exits_2(args, message, tmp_path):
+    out = tmp_path / "s.xlsx"
+    p = finmodel_cli("sensitivity", "assumptions/base.toml", *args, "-o", str(out))
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()
+
+
+def test_sensitivity_bad_distribution_in_the_case(tmp_path):
+    case = tmp_path / "case.toml"
+    case.write_text(BASE.replace('dist = "uniform"', 'dist = "uniform"\nmode = 3.0'))
+    p = finmodel_cli("sensitivity", str(case), "--monte-carlo", "10")
+    assert p.returncode == 2
+    assert "distribution of power.ppa_price_usd_per_mwh" in p.stderr and "unknown" in p.stderr

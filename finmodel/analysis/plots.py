@@ -1,0 +1,58 @@
+"""PNG charts of an analysis for notebooks and reports (optional extra 'plot':
+matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finmodel.errors import ExportError
+
+
+def save_pngs(an, folder: str | Path) -> list[Path]:
+    """Write tornado.png, grid.png and monte_carlo.png (those the analysis has)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ExportError("PNG charts need matplotlib: pip install 'finmodel[plot]'") from None
+    folder = Path(folder)
+    written: list[Path] = []
+    if an.tornado is not None:
+        t = an.tornado.iloc[::-1]
+        base = t.attrs["base"]
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(t)))
+        ax.barh(t["input"], t["metric_low"] - base, left=base, color="#C0504D", label="low")
+        ax.barh(t["input"], t["metric_high"] - base, left=base, color="#4F81BD", label="high")
+        ax.axvline(base, color="black", lw=0.8)
+        ax.set_xlabel(f"{an.metric} of {an.strategy} (USD)")
+        ax.legend(loc="lower right")
+        written.append(_save(fig, folder / "tornado.png", plt))
+    if an.grid is not None:
+        g = an.grid
+        fig, ax = plt.subplots(figsize=(7, 5))
+        im = ax.imshow(g.to_numpy() / 1e6, cmap="RdYlGn", aspect="auto", origin="lower")
+        ax.set_xticks(range(len(g.columns)), [f"{x:,.0f}" for x in g.columns])
+        ax.set_yticks(range(len(g.index)), [f"{y:,.0f}" for y in g.index])
+        ax.set_xlabel(g.columns.name)
+        ax.set_ylabel(g.index.name)
+        fig.colorbar(im, label=f"{an.metric} (USD M)")
+        written.append(_save(fig, folder / "grid.png", plt))
+    if an.monte_carlo is not None:
+        values = an.monte_carlo.samples.xs(an.metric, axis=1, level="metric")
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for s in values.columns:
+            ax.hist(values[s].dropna() / 1e6, bins=50, alpha=0.5, label=s)
+        ax.set_xlabel(f"{an.metric} (USD M)")
+        ax.set_ylabel("scenarios")
+        ax.legend()
+        written.append(_save(fig, folder / "monte_carlo.png", plt))
+    return written
+
+
+def _save(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

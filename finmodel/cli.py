@@ -73,11 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
-    out = Path(args.output) if args.output else None
-    js = Path(args.json_path) if args.json_path else None
-    for target, suffix in ((out, ".xlsx"), (js, ".json")):
-        if target is not None:
-            _check_target(target, suffix)
+    out, js = _output_targets(args)
     a = load_assumptions(args.case)
     result = run(a)
     t_run = time.perf_counter() - t0
@@ -100,11 +96,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
-    out = Path(args.output) if args.output else None
-    js = Path(args.json_path) if args.json_path else None
-    for target, suffix in ((out, ".xlsx"), (js, ".json")):
-        if target is not None:
-            _check_target(target, suffix)
+    out, js = _output_targets(args)
     png = Path(args.png) if args.png else None
     if png is not None and not png.is_dir():
         from finmodel.errors import ExportError
@@ -182,6 +174,16 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(Assumptions.model_json_schema(), indent=2))
     return 0
+
+
+def _output_targets(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """The workbook and JSON paths asked for, checked before any work is done."""
+    out = Path(args.output) if args.output else None
+    js = Path(args.json_path) if args.json_path else None
+    for target, suffix in ((out, ".xlsx"), (js, ".json")):
+        if target is not None:
+            _check_target(target, suffix)
+    return out, js
 
 
 def _check_target(path: Path, suffix: str) -> None:

@@ -160,3 +160,18 @@ def test_vectorised_irr_agrees_with_numpy_financial_and_pyxirr():
 def test_bad_analysis_input_is_refused_by_name(call, message):
     with pytest.raises(finmodel.InputError, match=message.replace("(", r"\(")):
         call()
+
+
+def test_monte_carlo_on_a_dask_cluster_matches_the_local_run():
+    # A dask.distributed cluster's executor (here a local one, in-process workers) is a
+    # concurrent.futures executor: the chunks run there and the result is the same.
+    from distributed import Client, LocalCluster
+
+    spec = dict(distributions={"power.ppa_price_usd_per_mwh":
+                               {"dist": "uniform", "low": 30.0, "high": 50.0}},
+                paths=Paths(btc_price_volatility=0.5), seed=4, metrics=("npv_usd",))
+    local = monte_carlo(A, 240, chunk_size=240, executor=None, **spec)
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = monte_carlo(A, 240, chunk_size=60, executor=client.get_executor(), **spec)
+    assert np.array_equal(local.samples.to_numpy(), remote.samples.to_numpy())

@@ -31,6 +31,7 @@ from finmodel.engine.expr import (
     npv,
     or_not_available,
     row_min,
+    sum_of,
     time,
     total,
     where,
@@ -88,15 +89,15 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
         return [m.line(f"{s}.cf.{ln.name.removeprefix(s + '.').replace('.', '_')}", ln,
                        ln.label, ln.unit, SHEET, section=sec) for ln in lines]
 
-    rev_total = m.line(f"{s}.revenue_total_usd", _sum(link(revenue)), "Revenue", "USD",
+    rev_total = m.line(f"{s}.revenue_total_usd", sum_of(link(revenue)), "Revenue", "USD",
                        SHEET, section=sec)
-    ebitda = m.line(f"{s}.ebitda_usd", rev_total + _sum(link(costs)), "EBITDA", "USD",
+    ebitda = m.line(f"{s}.ebitda_usd", rev_total + sum_of(link(costs)), "EBITDA", "USD",
                     SHEET, section=sec)
-    capex_total = m.line(f"{s}.capex_total_usd", _sum(link(capex)), "Capital expenditure",
+    capex_total = m.line(f"{s}.capex_total_usd", sum_of(link(capex)), "Capital expenditure",
                          "USD", SHEET, section=sec)
     flows = ebitda + capex_total
     if other:
-        other_total = m.line(f"{s}.other_cash_usd", _sum(link(other)),
+        other_total = m.line(f"{s}.other_cash_usd", sum_of(link(other)),
                              "Other cash (prepayments, deposits, asset sales)", "USD", SHEET,
                              section=sec)
         flows = flows + other_total
@@ -174,10 +175,3 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     m.scalar(f"{s}.ebitda_per_mw_year", total(cf.ebitda) / mw_years,
              "EBITDA per MW of interconnect per year", "USD",
              metric="ebitda_per_mw_year_usd", **kw)
-
-
-def _sum(lines: list[Line]) -> Expr:
-    out = wrap(lines[0])
-    for ln in lines[1:]:
-        out = out + ln
-    return out

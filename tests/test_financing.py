@@ -12,7 +12,7 @@ import pytest
 
 import finmodel
 from finmodel.inputs.load import parse_assumptions
-from tests.conftest import PENNY, small_case
+from tests.conftest import small_case
 
 CASE = "assumptions/bitdeer_convertible_hybrid.toml"
 A = finmodel.load_assumptions(CASE)

@@ -28,10 +28,10 @@ import pandas as pd
 from scipy import stats
 
 from finmodel.analysis.sensitivity import Scenarios
+from finmodel.api import PRICE_LINE
 from finmodel.errors import InputError
 from finmodel.inputs.schema import Assumptions
 
-PRICE_LINE = "network.btc_price_usd"
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
 HASHRATE_LINE = "network.hashrate_eh_s"

@@ -109,7 +109,7 @@ def scenario_sets(a: Assumptions, sets: Mapping[str, Mapping[str, Any]],
     sc = Scenarios.of(a)
     names = ["base", *sets]
     changed: dict[str, list[float]] = {}
-    for i, (name, changes) in enumerate(sets.items(), start=1):
+    for i, changes in enumerate(sets.values(), start=1):
         with_values(a, dict(changes))  # each set must be a valid case on its own
         for path, value in changes.items():
             changed.setdefault(path, [sc.base(path)] * len(names))[i] = float(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,6 +218,14 @@ def wrap(value: ExprLike) -> Expr:
 
 
 # --- the functions model code calls ---------------------------------------------------
+
+
+def sum_of(terms: Sequence[ExprLike]) -> Expr:
+    """``terms[0] + terms[1] + ...`` (0 for no terms): the sum of several lines."""
+    out = wrap(terms[0]) if terms else Const(0.0)
+    for term in terms[1:]:
+        out = out + term
+    return out
 
 
 def minimum(a: ExprLike, b: ExprLike) -> Expr:

@@ -221,6 +221,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.freeze_panes(4, 0)
 
     # --- Timeline -----------------------------------------------------------------------
+    # The timeline is structure, not model logic: its rows (EDATE from the start month) are
+    # the one template written here by hand. numpy takes them from engine.timeline; every
+    # line that uses days, years or dates is compared with LibreOffice, which checks both.
     ws = sheets[TIMELINE_SHEET]
     _sheet_header(ws, st, TIMELINE_SHEET, result, lay, None)
     rows = tl.rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, eq, time, where, wrap
+from finmodel.engine.expr import Expr, eq, sum_of, time, where, wrap
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import inp
@@ -56,19 +56,13 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
                            * phase(k, "phase_it_shares"),
                            f"Share of the build drawn, phase {k}", "share", SHEET,
                            agg="sum", section=sec) for k in phases}
-    drawn = wrap(0.0)
-    for line in per_phase.values():
-        drawn = drawn + line
-    draw = m.line(f"{p}.draw_share", drawn, "Share of the build drawn", "share", SHEET,
+    draw = m.line(f"{p}.draw_share", sum_of(list(per_phase.values())), "Share of the build drawn", "share", SHEET,
                   section=sec)
     cats = [m.line(f"{p}.{cat}_usd",
                    -draw * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw") * uplift,
                    f"{cat.replace('_', '-').capitalize()} (with contingency)", "USD", SHEET,
                    section=sec) for cat in CATEGORIES]
-    total: Expr = wrap(cats[0])
-    for line in cats[1:]:
-        total = total + line
-    capex = m.line(f"{p}.capex_usd", total, "Conversion capex", "USD", SHEET, section=sec)
+    capex = m.line(f"{p}.capex_usd", sum_of(cats), "Conversion capex", "USD", SHEET, section=sec)
     sustaining = m.line(f"{p}.sustaining_capex_usd",
                         -inp("conversion.sustaining_capex_usd_per_mw_year") / MONTHS_PER_YEAR
                         * host.in_service_mw,
@@ -100,9 +94,6 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
                            * uplift / life,
                            f"Depreciation, {cat.replace('_', '-')}", "USD", SHEET,
                            section=sec))
-    dep_total: Expr = wrap(deps[0])
-    for line in deps[1:]:
-        dep_total = dep_total + line
-    depreciation = m.line(f"{p}.depreciation_usd", dep_total, "Depreciation of conversion "
+    depreciation = m.line(f"{p}.depreciation_usd", sum_of(deps), "Depreciation of conversion "
                           "capex", "USD", SHEET, section=sec)
     return Conversion(capex, sustaining, depreciation, placed)

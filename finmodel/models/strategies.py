@@ -16,6 +16,7 @@ from finmodel.engine.expr import (
     minimum,
     npv,
     or_not_available,
+    sum_of,
     time,
     total,
     where,
@@ -158,7 +159,7 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     debt = None
     if spec.kind != "mining" and a.financing is not None:
         if a.financing.debt is not None:
-            cfads = m.line(f"{s}.debt.cfads_usd", _sum(hall_flows),
+            cfads = m.line(f"{s}.debt.cfads_usd", sum_of(hall_flows),
                            "Cash flow available for debt service (the AI hall's)", "USD",
                            "Financing", section=f"{s}: project debt")
             debt = build_debt(m, a, s, cfads, host.hall.commencement, -total(conv.capex))
@@ -187,7 +188,7 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
                 classes.append((f"GPUs {i + 1}", placed, "tax.gpu_life_years"))
         tax = build_tax(m, a, s, cf.ebitda, classes, interest)
         levered.append(tax.tax)
-    equity = m.line(f"{s}.equity_cf_usd", _sum(levered), "Cash flow to equity (after tax)",
+    equity = m.line(f"{s}.equity_cf_usd", sum_of(levered), "Cash flow to equity (after tax)",
                     "USD", "Cash Flow", section=f"{s}: equity")
     if a.financing is not None:
         coe = m.nodes.get("financing.monthly_cost_of_equity") or m.scalar(
@@ -236,13 +237,6 @@ def _sources_and_uses(m: Model, a: Assumptions, s: str, conv, host, debt,
         rest = rest - x
     m.scalar(f"{p}.equity_usd", rest, "Sources: cash and equity (the balance; negative: "
              "more raised than spent)", "USD", sheet)
-
-
-def _sum(lines: list[Line]) -> Expr:
-    out: Expr = wrap(lines[0])
-    for line in lines[1:]:
-        out = out + line
-    return out
 
 
 def _mining_mw_after(a: Assumptions, s: str, spec: StrategySpec, ai_mw) -> Expr:

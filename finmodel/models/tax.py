@@ -22,7 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, ExprLike, cumulative, lag, maximum, minimum, shifted, wrap
+from finmodel.engine.expr import (
+    Expr,
+    cumulative,
+    lag,
+    maximum,
+    minimum,
+    shifted,
+    sum_of,
+    wrap,
+)
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import inp
@@ -87,16 +96,11 @@ def build_tax(m: Model, a: Assumptions, strategy: str, ebitda: Line,
         life_now = float(getattr(getattr(a, section_name), field))
         key = f"{s}.tax.{label.lower().replace(' ', '_').replace('-', '_')}"
         deps.append(depreciation_of(m, a, key, label, placed, life_path, life_now, sec))
-    total_dep: Expr = wrap(deps[0])
-    for d in deps[1:]:
-        total_dep = total_dep + d
-    dep = m.line(f"{s}.tax.depreciation_usd", total_dep, "Tax depreciation", "USD", SHEET,
+    dep = m.line(f"{s}.tax.depreciation_usd", sum_of(deps), "Tax depreciation", "USD", SHEET,
                  section=sec)
 
     sec = f"{s}: income tax"
-    paid_interest: ExprLike = 0.0
-    for line in interest:
-        paid_interest = wrap(paid_interest) + line
+    paid_interest = sum_of(interest)
     deductible = m.line(f"{s}.tax.deductible_interest_usd",
                         minimum(paid_interest,
                                 inp("tax.interest_limit_share") * maximum(ebitda, 0)),

@@ -123,11 +123,6 @@ def irr_reasons(values: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return reason
 
 
-def annualise(monthly_rate: np.ndarray | float) -> np.ndarray:
-    """Monthly rate -> annual rate, ``(1 + r) ** 12 - 1``."""
-    return (1.0 + np.asarray(monthly_rate)) ** 12 - 1.0
-
-
 def bracketed_root(
     f: Callable[[np.ndarray], np.ndarray],
     lo: np.ndarray,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
+from xlsxwriter.utility import xl_rowcol_to_cell
 
 from finmodel.engine.expr import (
     BinOp,
@@ -177,7 +177,3 @@ class FormulaWriter:
             d: dt.date = e.date
             return f"DATE({d.year},{d.month},{d.day})"
         raise ExportError(f"cannot render expression node {type(e).__name__}")
-
-
-def col_name(col: int) -> str:
-    return xl_col_to_name(col)

@@ -33,6 +33,19 @@ def recalculate(src: str | Path, out_dir: str | Path, timeout: float = 300.0) ->
 
     Returns the path of the recalculated copy (same file name, in ``out_dir``).
     """
+    return _convert(src, out_dir, "xlsx:Calc MS Excel 2007 XML", ".xlsx", timeout)
+
+
+def to_pdf(src: str | Path, out_dir: str | Path, timeout: float = 300.0) -> Path:
+    """Print ``src`` to PDF with LibreOffice (recalculated, with the sheets' print setup).
+
+    Returns the path of the PDF (same file name, in ``out_dir``).
+    """
+    return _convert(src, out_dir, "pdf:calc_pdf_Export", ".pdf", timeout)
+
+
+def _convert(src: str | Path, out_dir: str | Path, target: str, suffix: str,
+             timeout: float) -> Path:
     exe = soffice()
     if exe is None:
         raise ExportError("LibreOffice (soffice) is not installed")
@@ -43,10 +56,9 @@ def recalculate(src: str | Path, out_dir: str | Path, timeout: float = 300.0) ->
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(_REGISTRY)
         cmd = [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
-               "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out_dir),
-               str(src)]
+               "--convert-to", target, "--outdir", str(out_dir), str(src)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    out = out_dir / (src.stem + ".xlsx")
+    out = out_dir / (src.stem + suffix)
     if proc.returncode != 0 or not out.exists():
         raise ExportError(f"LibreOffice failed ({proc.returncode}): {proc.stderr.strip()}")
     return out

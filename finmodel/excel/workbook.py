@@ -19,6 +19,8 @@ from finmodel.engine.graph import Line
 from finmodel.errors import ExportError
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
+from finmodel.excel.labels import number_format, shown_unit, strategy_label
+from finmodel.excel.printing import page_setup, year_blocks
 from finmodel.inputs.load import input_fields
 from finmodel.valuation import metric_rank
 
@@ -31,25 +33,11 @@ TIME_LABELS = {
     "start": "Period start", "end": "Period end", "days": "Days in period",
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
 }
+TIME_UNITS = {"start": "day", "end": "day", "days": "count", "index": "count",
+              "year": "calendar_year", "model_year": "count"}
 SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
                "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
                "Annual"]
-
-
-def _number_format(unit: str) -> str:
-    if unit in ("rate", "share"):
-        return "0.00%"
-    if unit == "x":
-        return '0.00"x"'
-    if unit == "date":
-        return "d mmm yyyy"
-    if unit in ("BTC", "BTC/block"):
-        return "#,##0.0000;(#,##0.0000);-"
-    if unit in ("flag", "generation", "epoch", "years", "months", "blocks", "choice"):
-        return "#,##0.##"
-    if unit.startswith("USD/") or unit in ("J/TH", "EH/s", "MW", "ratio"):
-        return "#,##0.00;(#,##0.00);-"
-    return "#,##0;(#,##0);-"
 
 
 class _Styles:
@@ -63,6 +51,9 @@ class _Styles:
                                      "bg_color": "#1F3864", "align": "center"})
         self.header_left = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
                                           "bg_color": "#1F3864"})
+        self.header_year = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                          "bg_color": "#1F3864", "align": "center",
+                                          "num_format": "0"})
         self.section = wb.add_format({**base, "bold": True, "bottom": 1,
                                       "bg_color": "#D9E1F2"})
         self.label = wb.add_format(base)
@@ -75,7 +66,7 @@ class _Styles:
         """kind: 'input' (blue on yellow), 'link' (green), 'calc' (black), 'date'."""
         key = (unit, kind, bold)
         if key not in self._cache:
-            props = {**self.base, "num_format": _number_format(unit), "bold": bold}
+            props = {**self.base, "num_format": number_format(unit), "bold": bold}
             if kind == "input":
                 props.update(font_color="#0000FF", bg_color="#FFF2CC", border=1,
                              border_color="#BFBFBF")
@@ -83,7 +74,7 @@ class _Styles:
                 props.update(font_color="#00804A")
             elif kind == "header_date":
                 props.update(bold=True, font_color="#FFFFFF", bg_color="#1F3864",
-                             num_format="mmm yy", align="center")
+                             align="center")
             self._cache[key] = self.wb.add_format(props)
         return self._cache[key]
 
@@ -174,6 +165,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
 
     fw = FormulaWriter(lay)
     values = result.values
+    names = strategy_labels(result)
 
     def val(name: str, t: int | None = None) -> float:
         v = values[name]
@@ -197,7 +189,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             row += 1
         ws.write_string(row, 0, f.defined_name, st.name)
         ws.write_string(row, 1, f.description, st.label)
-        ws.write_string(row, 2, f.unit, st.unit)
+        ws.write_string(row, 2, shown_unit(f.unit), st.unit)
         fmt = st.cell(f.unit, "input")
         if isinstance(f.value, list):
             for k, v in enumerate(f.value):
@@ -206,7 +198,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                    f"{xl_rowcol_to_cell(row, 3 + len(f.value) - 1, True, True)}")
         else:
             if isinstance(f.value, dt.date):
-                ws.write_number(row, 3, to_serial(f.value), st.cell("date", "input"))
+                ws.write_number(row, 3, to_serial(f.value), st.cell("YYYY-MM", "input"))
             elif isinstance(f.value, str):
                 ws.write_string(row, 3, f.value, fmt)  # text stays text, never a formula
             else:
@@ -219,6 +211,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.set_column(2, 2, 12)
     ws.set_column(3, 3, 16)
     ws.freeze_panes(4, 0)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
 
     # --- Timeline -----------------------------------------------------------------------
     # The timeline is structure, not model logic: its rows (EDATE from the start month) are
@@ -228,9 +221,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     _sheet_header(ws, st, TIMELINE_SHEET, result, lay, None)
     rows = tl.rows
     for kind, r in lay.time_rows.items():
-        unit = "date" if kind in ("start", "end") else "blocks"
         ws.write_string(r, 0, TIME_LABELS[kind], st.label)
-        fmt = st.cell("date" if unit == "date" else "flag")
+        fmt = st.cell(TIME_UNITS[kind])
         for t in range(n):
             c = lay.col(t)
             here = xl_rowcol_to_cell
@@ -248,6 +240,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             else:
                 f = f"=INT({here(lay.time_rows['index'], c)}/12)+1"
             ws.write_formula(r, c, f, fmt, float(rows[kind][t]))
+    _monthly_layout(ws, result, n, month_width=8)
 
     # --- calculation sheets -------------------------------------------------------------
     for s in calc_sheets:
@@ -260,9 +253,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             for x in scalars:
                 _, r, c = lay.scalar_cells[x.name]
                 owner = x.name.split(".", 1)[0]
-                label = f"{owner}: {x.label}" if owner in strategies else x.label
+                label = f"{names[owner]}: {x.label}" if owner in strategies else x.label
                 ws.write_string(r, 0, label, st.label)
-                ws.write_string(r, 1, x.unit, st.unit)
+                ws.write_string(r, 1, shown_unit(x.unit), st.unit)
                 ws.write_string(r, 3, x.name, st.name)
                 ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit), _cached(val(x.name)))
         section = None
@@ -270,9 +263,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             _, r = lay.line_rows[ln.name]
             if ln.section != section:
                 section = ln.section
-                _section(ws, st, r - 1, section or "", n)
+                _section(ws, st, r - 1, section_label(section, names), n)
             ws.write_string(r, 0, ln.label, st.label)
-            ws.write_string(r, 1, ln.unit, st.unit)
+            ws.write_string(r, 1, shown_unit(ln.unit), st.unit)
             ws.write_string(r, 3, ln.name, st.name)
             kind = "link" if _is_link(ln, lay) else "calc"
             fmt = st.cell(ln.unit, kind)
@@ -282,13 +275,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             if ln.agg == "sum":
                 ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
                                  st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
-        ws.set_column(0, 0, 40)
-        ws.set_column(1, 1, 11)
-        ws.set_column(2, 2, 15)
-        ws.set_column(3, 3, 28, None, {"hidden": False})
-        ws.set_column(FIRST_COL, FIRST_COL + n - 1, 12)
-        ws.freeze_panes(HEADER_ROWS, FIRST_COL)
-        _print_setup(ws)
+        _monthly_layout(ws, result, n)
 
     if result.convertible is not None and "Financing" in sheets:
         _write_lattice(sheets["Financing"], st, result, next_row["Financing"] + 1)
@@ -307,7 +294,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     for k, y in enumerate(years):
         c = FIRST_COL + k
         f = "=YEAR(case_start_month)" if k == 0 else f"={xl_rowcol_to_cell(3, c - 1)}+1"
-        ws.write_formula(3, c, f, st.header, float(y))
+        ws.write_formula(3, c, f, st.header_year, float(y))
     annual = result.annual_frame(scenario)
     row = 4
     section = None
@@ -317,10 +304,11 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         if (ln.sheet, ln.section) != section:
             section = (ln.sheet, ln.section)
             row += 1
-            _section(ws, st, row, f"{ln.sheet}: {ln.section or ''}", len(years))
+            _section(ws, st, row, f"{section_label(ln.section, names)} ({ln.sheet} sheet)",
+                     len(years))
             row += 1
         ws.write_string(row, 0, ln.label, st.label)
-        ws.write_string(row, 1, ln.unit, st.unit)
+        ws.write_string(row, 1, shown_unit(ln.unit), st.unit)
         ws.write_string(row, 3, ln.name, st.name)
         rng = fw.row_range(ln, "Annual")
         fmt = st.cell(ln.unit)
@@ -340,7 +328,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.set_column(3, 3, 28)
     ws.set_column(FIRST_COL, FIRST_COL + len(years), 14)
     ws.freeze_panes(4, FIRST_COL)
-    _print_setup(ws)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3),
+               repeat_cols=(0, FIRST_COL - 1))
 
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
@@ -349,8 +338,10 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     if "Sensitivity" in sheets:
         write_sensitivity(wb, sheets["Sensitivity"], st, analysis)
+        page_setup(sheets["Sensitivity"], result.assumptions.case.name)
     if "Monte Carlo" in sheets:
         write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis)
+        page_setup(sheets["Monte Carlo"], result.assumptions.case.name)
     sheets["Summary"].activate()
     try:
         wb.close()
@@ -362,6 +353,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     from finmodel import __version__
 
     a = result.assumptions
+    labels = strategy_labels(result)
     src = getattr(a, "_source", None)
     ws.write_string(0, 0, "Summary", st.title)
     ws.write_string(1, 0, a.case.name, st.subtitle)
@@ -379,7 +371,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.write_string(top, 0, "Metric", st.header_left)
     ws.write_string(top, 1, "Unit", st.header_left)
     for j, s in enumerate(strategies):
-        ws.write_string(top, 2 + j, s, st.header)
+        ws.write_string(top, 2 + j, labels[s], st.header)
     ws.write_string(top, 2 + len(strategies), "Defined names / notes", st.header_left)
     by_key = {(x.strategy, x.metric): x for x in result.model.metrics()}
     notes_col = 2 + len(strategies)
@@ -387,7 +379,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
         r = top + 1 + i
         any_x = next(x for x in result.model.metrics() if x.metric == key)
         ws.write_string(r, 0, any_x.label, st.label)
-        ws.write_string(r, 1, any_x.unit, st.unit)
+        ws.write_string(r, 1, shown_unit(any_x.unit), st.unit)
         names = []
         for s in strategies:
             x = by_key.get((s, key))
@@ -421,8 +413,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(1, 1, 14)
     ws.set_column(2, 1 + len(strategies), 18)
     ws.set_column(notes_col, notes_col, 40)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 1)
+    page_setup(ws, a.case.name)
 
 
 #: Metrics compared strategy by strategy against mining on the Comparison sheet.
@@ -435,18 +426,19 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     converting by start month (values), and the charts."""
     model, strategies = result.model, result.strategies
     others = [s for s in strategies if s != "mining"]
+    labels = strategy_labels(result)
     by_key = {(x.strategy, x.metric): x for x in model.metrics()}
     ws.write_string(0, 0, "Comparison: each strategy against keeping mining", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
     ws.write_string(3, 0, "Difference to mining", st.header_left)
     ws.write_string(3, 1, "Unit", st.header_left)
     for j, s in enumerate(others):
-        ws.write_string(3, 2 + j, f"{s} - mining", st.header)
+        ws.write_string(3, 2 + j, f"{labels[s]} vs mining", st.header)
     row = 4
     for key in (k for k in COMPARED if k in metric_keys):
         x = by_key[("mining", key)]
         ws.write_string(row, 0, x.label, st.label)
-        ws.write_string(row, 1, x.unit, st.unit)
+        ws.write_string(row, 1, shown_unit(x.unit), st.unit)
         for j, s in enumerate(others):
             mine, theirs = lay.scalar_cells[x.name], lay.scalar_cells[by_key[(s, key)].name]
             a = f"Summary!{xl_rowcol_to_cell(theirs[1], theirs[2], True, True)}"
@@ -464,14 +456,14 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(row, 0, "Conversion start", st.header_left)
     ws.write_string(row, 1, "", st.header_left)
     for j, s in enumerate(result.timing):
-        ws.write_string(row, 2 + 2 * j, f"{s}: NPV", st.header)
-        ws.write_string(row, 3 + 2 * j, f"{s}: vs mining", st.header)
+        ws.write_string(row, 2 + 2 * j, f"{labels[s]}: NPV (USD m)", st.header)
+        ws.write_string(row, 3 + 2 * j, f"{labels[s]}: vs mining (USD m)", st.header)
     first = row + 1
     tables = list(result.timing.values())
     if tables:
         for i, period in enumerate(tables[0].index):
             r = first + i
-            ws.write_number(r, 0, to_serial(period.start_time.date()), st.cell("date"))
+            ws.write_number(r, 0, to_serial(period.start_time.date()), st.cell("YYYY-MM"))
             for j, t in enumerate(tables):
                 ws.write_number(r, 2 + 2 * j, float(t["npv_usd"].iloc[i]), st.cell("USD"))
                 ws.write_number(r, 3 + 2 * j, float(t["npv_vs_mining_usd"].iloc[i]),
@@ -512,8 +504,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     bar.set_y_axis({"num_format": "#,##0,,\"M\""})
     bar.set_size({"width": 760, "height": 300})
     ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    page_setup(ws, result.assumptions.case.name)
 
 
 LATTICE_LABELS = {
@@ -553,8 +544,6 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(0, 0, title, st.title)
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
-    if title == TIMELINE_SHEET:
-        return
     ws.write_string(3, 0, "Period ending", st.header_left)
     ws.write_string(4, 0, "Calendar year", st.header_left)
     for c in range(1, FIRST_COL):
@@ -568,21 +557,43 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
         ws.write_formula(3, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['end'], c)}-1",
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
-                         st.header, float(years[t]))
+                         st.header_year, float(years[t]))
 
 
-def _print_setup(ws) -> None:
-    """Landscape, labels and dates repeated on every printed page."""
-    ws.set_landscape()
-    ws.repeat_columns(0, FIRST_COL - 1)
-    ws.repeat_rows(3, 4)
-    ws.fit_to_pages(0, 1)
+#: Widths of the label columns (label, unit, total, model name) and of a month column.
+LABEL_WIDTHS = [30, 8, 9, 16]
+MONTH_WIDTH = 6
+
+
+def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH) -> None:
+    """Column widths, frozen panes and print setup of a sheet with one column a month."""
+    for c, w in enumerate(LABEL_WIDTHS):
+        ws.set_column(c, c, w)
+    ws.set_column(FIRST_COL, FIRST_COL + n - 1, month_width)
+    ws.set_default_row(12)
+    ws.set_row(0, 18)
+    ws.freeze_panes(HEADER_ROWS, FIRST_COL)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),
+               repeat_cols=(0, FIRST_COL - 1), fit_width=False)
+    year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n)
 
 
 def _section(ws, st, row: int, title: str, n: int) -> None:
     ws.write_string(row, 0, title, st.section)
     for c in range(1, FIRST_COL):
         ws.write_blank(row, c, None, st.section)
+
+
+def strategy_labels(result: Result) -> dict[str, str]:
+    """Each strategy's label, by its name."""
+    specs = result.assumptions.strategies
+    return {s: strategy_label(s, specs.get(s)) for s in result.strategies}
+
+
+def section_label(section: str | None, labels: dict[str, str]) -> str:
+    """A section title with its strategy's label: "hybrid: rent" -> "Hybrid: ...: rent"."""
+    owner, _, rest = (section or "").partition(": ")
+    return f"{labels[owner]}: {rest}" if rest and owner in labels else (section or "")
 
 
 def _is_link(ln: Line, lay: Layout) -> bool:

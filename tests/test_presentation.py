@@ -1,0 +1,110 @@
+"""The workbook as an investor receives it: it prints (LibreOffice PDF export) in few,
+readable pages with headers and footers, and readers see labels and units, not code
+names."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import openpyxl
+import pypdf
+import pytest
+
+import finmodel
+from finmodel.excel.libreoffice import to_pdf
+from finmodel.excel.printing import YEARS_PER_PRINT_BLOCK
+from finmodel.excel.workbook import FIRST_COL
+from tests.conftest import ROOT
+
+MAX_BASE_PAGES = 60  # the issue's target for the base workbook
+
+
+@pytest.fixture(scope="module")
+def base_workbook(tmp_path_factory):
+    result = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"))
+    d = tmp_path_factory.mktemp("print")
+    return result, finmodel.export_excel(result, d / "base.xlsx")
+
+
+@pytest.fixture(scope="module")
+def base_pdf(base_workbook, libreoffice, tmp_path_factory):
+    _, path = base_workbook
+    return pypdf.PdfReader(to_pdf(path, tmp_path_factory.mktemp("pdf")))
+
+
+def _sheet_of(page) -> str:
+    # The header's centre is the sheet name; its first line reads "<case> <sheet> Run <date>".
+    first = (page.extract_text() or "").split("\n")[0]
+    m = re.search(r"\) (.+) Run \d{4}-\d\d-\d\d$", first)
+    return m.group(1) if m else first
+
+
+def test_base_workbook_prints_in_at_most_60_pages(base_workbook, base_pdf):
+    result, path = base_workbook
+    pages = base_pdf.pages
+    assert len(pages) <= MAX_BASE_PAGES
+    by_sheet: dict[str, int] = {}
+    for p in pages:
+        s = _sheet_of(p)
+        by_sheet[s] = by_sheet.get(s, 0) + 1
+    # Every sheet prints, each under its own header.
+    assert set(by_sheet) == set(openpyxl.load_workbook(path, read_only=True).sheetnames)
+    # A monthly sheet prints in blocks of whole years across: 15 years in blocks of 3 -> 5
+    # page columns; the Network sheet is short enough for one page down.
+    years = result.timeline.months // 12
+    assert by_sheet["Network"] == -(-years // YEARS_PER_PRINT_BLOCK)
+    # Page x of y in every footer, the case name in every header.
+    n = len(pages)
+    for i in (0, n - 1):
+        text = pages[i].extract_text()
+        assert f"Page {i + 1} of {n}" in text
+        assert result.assumptions.case.name in text
+
+
+def test_a_monthly_page_holds_whole_years(base_pdf):
+    # The first Network page shows January of the first year to December of the third.
+    page = next(p for p in base_pdf.pages if _sheet_of(p) == "Network")
+    text = page.extract_text()
+    assert "Jan 26" in text and "Dec 28" in text and "Jan 29" not in text
+
+
+def test_every_sheet_has_a_print_setup(base_workbook):
+    _, path = base_workbook
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        assert ws.page_setup.orientation == "landscape", ws.title
+        assert "&A" in ws.oddHeader.center.text, ws.title
+        assert "Page &P of &N" in ws.oddFooter.center.text, ws.title
+        if ws.title not in ("Summary", "Comparison", "Cover", "Dashboard"):
+            assert ws.print_title_rows, ws.title
+        if ws.max_column > FIRST_COL + 24:  # a monthly sheet
+            assert ws.print_title_cols == "$A:$D", ws.title
+            assert len(ws.col_breaks.brk) == 4, ws.title  # 180 months: 5 blocks of 36
+    assert wb["Inputs"].sheet_properties.pageSetUpPr.fitToPage
+    # One page wide (XlsxWriter leaves out fitToWidth=1, the default), any number tall.
+    assert wb["Inputs"].page_setup.fitToWidth in (None, 1)
+    assert wb["Inputs"].page_setup.fitToHeight == 0
+
+
+def test_readers_see_labels_and_units_not_code_names(base_workbook):
+    result, path = base_workbook
+    wb = openpyxl.load_workbook(path)
+    summary = wb["Summary"]
+    heads = [summary.cell(10, c).value for c in range(3, 6)]
+    assert heads == ["Keep mining", "Convert to AI hosting", "Hybrid: 40 MW IT to AI"]
+    npv_row = next(r for r in range(11, 30) if summary.cell(r, 1).value ==
+                   "NPV at the discount rate")
+    assert summary.cell(npv_row, 2).value == "USD m"
+    # Money shows in millions; no format prints a trailing decimal point ("15.").
+    with zipfile.ZipFile(path) as z:
+        styles = z.read("xl/styles.xml").decode()
+    assert "#,##0.##" not in styles
+    assert "#,##0.00,,;" in summary.cell(npv_row, 3).number_format
+    # Section titles name strategies by their labels, and calendar years have no comma.
+    annual = wb["Annual"]
+    titles = [annual.cell(r, 1).value for r in range(1, annual.max_row + 1)]
+    assert "Keep mining: fleet (Mining sheet)" in titles
+    assert not any(isinstance(t, str) and t.startswith("mining:") for t in titles)
+    assert annual.cell(4, FIRST_COL + 1).number_format == "0"
+    assert wb["Network"].cell(5, FIRST_COL + 1).number_format == "0"

@@ -12,7 +12,7 @@ import pypdf
 import pytest
 
 import finmodel
-from finmodel.excel.libreoffice import to_pdf
+from finmodel.excel.libreoffice import recalculate, to_pdf
 from finmodel.excel.printing import YEARS_PER_PRINT_BLOCK
 from finmodel.excel.workbook import FIRST_COL
 from tests.conftest import ROOT
@@ -108,3 +108,52 @@ def test_readers_see_labels_and_units_not_code_names(base_workbook):
     assert not any(isinstance(t, str) and t.startswith("mining:") for t in titles)
     assert annual.cell(4, FIRST_COL + 1).number_format == "0"
     assert wb["Network"].cell(5, FIRST_COL + 1).number_format == "0"
+
+
+@pytest.fixture(scope="module")
+def base_recalculated(base_workbook, libreoffice, tmp_path_factory):
+    _, path = base_workbook
+    return recalculate(path, tmp_path_factory.mktemp("lo"))
+
+
+def test_cover_answers_the_question_live_and_lists_every_sheet(base_workbook,
+                                                               base_recalculated):
+    result, path = base_workbook
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[:2] == ["Cover", "Dashboard"]
+    cover = wb["Cover"]
+    # Hand check of the headline against the Python figure: 118.9M for the 40 MW hybrid.
+    v = float(result.values["hybrid.npv_vs_mining"][0])
+    expected = f"Hybrid: 40 MW IT to AI is worth +${v / 1e6:,.1f}M over keeping mining " \
+               "(NPV at 10.0%)"
+    lo = openpyxl.load_workbook(base_recalculated, data_only=True)["Cover"]
+    answers = [lo.cell(r, 2).value for r in range(1, 12)]
+    assert expected in answers  # LibreOffice's TEXT() of the live formula
+    formula = next(cover.cell(r, 2).value for r in range(1, 12)
+                   if str(cover.cell(r, 2).value).startswith('="Hybrid'))
+    assert "hybrid_npv_vs_mining_usd" in formula and "case_discount_rate" in formula
+    links = {c.hyperlink.location.split("!")[0].strip("'") for row in cover.iter_rows()
+             for c in row if c.hyperlink is not None}
+    assert links == set(wb.sheetnames) - {"Cover"}
+
+
+def test_dashboard_is_live_and_matches_python(base_workbook, base_recalculated):
+    result, path = base_workbook
+    ws = openpyxl.load_workbook(path)["Dashboard"]
+    lo = openpyxl.load_workbook(base_recalculated, data_only=True)["Dashboard"]
+    heads = [ws.cell(5, c).value for c in range(3, 6)]
+    npv_row = next(r for r in range(6, 20) if ws.cell(r, 1).value == "NPV at the discount rate")
+    for j, s in enumerate(result.strategies):
+        cell = ws.cell(npv_row, 3 + j)
+        assert cell.value == f'=IFERROR({s}_npv_usd,"n/a")'
+        assert "#,##0.00,," in cell.number_format  # shown in USD millions
+        assert lo.cell(npv_row, 3 + j).value == pytest.approx(
+            float(result.values[f"{s}.npv"][0]), rel=1e-9)
+    assert heads[0] == "Keep mining"
+    # The mining IRR has no root: the dashboard reads n/a, not an error.
+    irr_row = next(r for r in range(6, 20) if str(ws.cell(r, 1).value).startswith("Project IRR"))
+    assert lo.cell(irr_row, 3).value == "n/a"
+    # The BTC price among the key inputs is a link to its input cell.
+    btc = next(r for r in range(1, 40) if ws.cell(r, 1).value == "Network: BTC price")
+    assert ws.cell(btc, 3).value == "=network_btc_price_usd"
+    assert lo.cell(btc, 3).value == result.assumptions.network.btc_price_usd

@@ -43,7 +43,9 @@ def number_format(unit: str) -> str:
         return '#,##0.000;(#,##0.000);"-"'
     if unit in ("flag", "generation", "epoch", "count"):
         return "0"
-    if unit in ("years", "months", "minutes", "choice"):
+    if unit == "years":
+        return "0.0"
+    if unit in ("months", "minutes", "choice"):
         return "General"  # 2.5 or 12, never "12."
     if unit in ("USD/BTC", "USD/MW", "USD/MW-year", "USD/MW-month", "MWh", "PH/s-days",
                 "blocks"):
@@ -74,8 +76,7 @@ def strategy_label(name: str, spec=None) -> str:
     return base
 
 
-_SUFFIXES = re.compile(r"_(usd_per_[a-z_]+|usd|rate|mw|mwh|pct|eh_s|j_per_th|years|months|"
-                       r"usd_per_mwh|probability_rate|share)$")
+_SUFFIXES = re.compile(r"_(usd_per_[a-z_]+|usd|mw|mwh|eh_s|j_per_th|years|months|share)$")
 
 
 def humanise(code: str) -> str:
@@ -101,3 +102,9 @@ def input_label(path: str, unit: str = "") -> str:
     (USD/kW-month)"."""
     shown = shown_unit(unit)
     return f"{humanise(path)} ({shown})" if shown else humanise(path)
+
+
+def strategy_labels(result) -> dict[str, str]:
+    """Each strategy's label, by its name."""
+    specs = result.assumptions.strategies
+    return {s: strategy_label(s, specs.get(s)) for s in result.strategies}

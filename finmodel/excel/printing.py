@@ -35,10 +35,12 @@ def _escape(text: str) -> str:
 
 def page_setup(ws, case_name: str, *, repeat_rows: tuple[int, int] | None = None,
                repeat_cols: tuple[int, int] | None = None, fit_width: bool = True,
-               run_date: dt.date | None = None, paper: int = LETTER) -> None:
+               run_date: dt.date | None = None, paper: int = LETTER,
+               fit_height: bool = False) -> None:
     """Landscape Letter, narrow margins, header and footer, titles repeated.
 
-    ``fit_width`` scales the sheet to one page wide (any number of pages tall).
+    ``fit_width`` scales the sheet to one page wide (any number of pages tall, or one with
+    ``fit_height``).
     """
     ws.set_landscape()
     ws.set_paper(paper)
@@ -55,7 +57,7 @@ def page_setup(ws, case_name: str, *, repeat_rows: tuple[int, int] | None = None
     if repeat_cols is not None:
         ws.repeat_columns(*repeat_cols)
     if fit_width:
-        ws.fit_to_pages(1, 0)
+        ws.fit_to_pages(1, 1 if fit_height else 0)
 
 
 def year_blocks(ws, label_widths: list[float], period_width: float, first_col: int,

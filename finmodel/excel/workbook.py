@@ -18,8 +18,10 @@ from finmodel.engine.expr import Ref
 from finmodel.engine.graph import Line
 from finmodel.errors import ExportError
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
+from finmodel.excel.cover import stamp_rows, write_cover
+from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
-from finmodel.excel.labels import number_format, shown_unit, strategy_label
+from finmodel.excel.labels import number_format, shown_unit, strategy_labels
 from finmodel.excel.printing import page_setup, year_blocks
 from finmodel.inputs.load import input_fields
 from finmodel.valuation import metric_rank
@@ -54,6 +56,17 @@ class _Styles:
         self.header_year = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
                                           "bg_color": "#1F3864", "align": "center",
                                           "num_format": "0"})
+        self.cover_title = wb.add_format({**base, "bold": True, "font_size": 18,
+                                          "font_color": "#1F3864"})
+        self.label_bold = wb.add_format({**base, "bold": True})
+        self.answer = wb.add_format({**base, "bold": True, "font_size": 11,
+                                     "font_color": "#1F3864"})
+        self.flag = wb.add_format({**base, "bold": True, "font_color": "#00804A"})
+        self.link = wb.add_format({**base, "font_color": "#0563C1", "underline": 1})
+        self.wrap = wb.add_format({**base, "text_wrap": True, "valign": "top"})
+        self.header_wrap = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                          "bg_color": "#1F3864", "align": "center",
+                                          "valign": "vcenter", "text_wrap": True})
         self.section = wb.add_format({**base, "bold": True, "bottom": 1,
                                       "bg_color": "#D9E1F2"})
         self.label = wb.add_format(base)
@@ -71,7 +84,7 @@ class _Styles:
                 props.update(font_color="#0000FF", bg_color="#FFF2CC", border=1,
                              border_color="#BFBFBF")
             elif kind == "link":
-                props.update(font_color="#00804A")
+                props.update(font_color="#00804A", align="right")
             elif kind == "header_date":
                 props.update(bold=True, font_color="#FFFFFF", bg_color="#1F3864",
                              align="center")
@@ -130,6 +143,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                                        ("Monte Carlo", analysis.monte_carlo is not None))
                   if present]
         order = order[:1] + wanted + order[1:]
+    order = ["Cover", "Dashboard"] + order
     sheets = {name: wb.add_worksheet(name) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
@@ -181,6 +195,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_string(3, c, h, st.header_left)
     row = 4
     section = None
+    inputs: dict[str, tuple] = {}  # defined name -> (path, unit, value, source) for Dashboard
     for f in input_fields(result.assumptions):
         if f.section != section:
             section = f.section
@@ -204,6 +219,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             else:
                 ws.write_number(row, 3, float(f.value), fmt)
             ref = f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}"
+            if not isinstance(f.value, (str, dt.date)):
+                inputs[f.defined_name] = (f.path, f.unit, float(f.value), None)
         _define(wb, f.defined_name, ref)
         row += 1
     ws.set_column(0, 0, 38)
@@ -337,12 +354,16 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     if "Comparison" in sheets:
         _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     if "Sensitivity" in sheets:
-        write_sensitivity(wb, sheets["Sensitivity"], st, analysis)
+        write_sensitivity(wb, sheets["Sensitivity"], st, analysis, result)
         page_setup(sheets["Sensitivity"], result.assumptions.case.name)
     if "Monte Carlo" in sheets:
-        write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis)
+        write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis, result)
         page_setup(sheets["Monte Carlo"], result.assumptions.case.name)
-    sheets["Summary"].activate()
+    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs)
+    page_setup(sheets["Dashboard"], result.assumptions.case.name, fit_height=True)
+    write_cover(wb, sheets["Cover"], st, result, order)
+    page_setup(sheets["Cover"], result.assumptions.case.name, fit_height=True)
+    sheets["Cover"].activate()
     try:
         wb.close()
     except Exception as exc:  # xlsxwriter raises several types for I/O problems
@@ -350,18 +371,11 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
 
 
 def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, wb) -> None:
-    from finmodel import __version__
-
     a = result.assumptions
     labels = strategy_labels(result)
-    src = getattr(a, "_source", None)
     ws.write_string(0, 0, "Summary", st.title)
     ws.write_string(1, 0, a.case.name, st.subtitle)
-    stamp = [
-        ("finmodel version", __version__),
-        ("Case file", src.name if src else "(built in Python)"),
-        ("Case file SHA-256", src.sha256 if src else "-"),
-        ("Run date", dt.date.today().isoformat()),
+    stamp = stamp_rows(result) + [
         ("Conventions", "USD nominal; money in +, out -; flows at month end, valued at "
                         "the start of the first month (Excel NPV); IRR annualised"),
     ]
@@ -582,12 +596,6 @@ def _section(ws, st, row: int, title: str, n: int) -> None:
     ws.write_string(row, 0, title, st.section)
     for c in range(1, FIRST_COL):
         ws.write_blank(row, c, None, st.section)
-
-
-def strategy_labels(result: Result) -> dict[str, str]:
-    """Each strategy's label, by its name."""
-    specs = result.assumptions.strategies
-    return {s: strategy_label(s, specs.get(s)) for s in result.strategies}
 
 
 def section_label(section: str | None, labels: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ SHEET_NOTES = {
     "Comparison": "Each strategy against keeping mining; value of converting by start month",
     "Checks": "Live integrity checks and the master flag",
     "Inputs": "Every input (blue on yellow), by section, with its defined name",
+    "Constants": "Numbers the formulas use by name (hours per day, blocks per halving)",
     "Timeline": "Month starts, ends, days, calendar and model years, flags",
     "Network": "Bitcoin network: blocks, halvings, subsidy, fees, hashrate, price",
     "Power": "Power contract: prices, volumes, curtailment, the site's power bill",
@@ -89,7 +90,7 @@ def write_cover(wb, ws, st, result, sheet_names: list[str]) -> None:
     a = result.assumptions
     labels = strategy_labels(result)
     ws.hide_gridlines(2)
-    ws.set_column(0, 0, 26)
+    ws.set_column(0, 0, 30)
     ws.set_column(1, 1, 100)
     ws.set_row(0, 26)
     ws.write_string(0, 0, a.case.name, st.cover_title)
@@ -105,14 +106,13 @@ def write_cover(wb, ws, st, result, sheet_names: list[str]) -> None:
         row += 1
         v = float(result.values[vm[s].name][0])
         rate = a.case.discount_rate
-        label = labels[s].replace('"', '""')
-        ws.write_string(row, 0, labels[s], st.label_bold)
+        ws.write_string(row, 0, labels[s], st.answer)
         if math.isfinite(v):
-            cached = (f"{labels[s]} is worth {_money_text(v)} over keeping mining "
-                      f"(NPV at {rate:.1%})")
+            cached = f"is worth {_money_text(v)} over keeping mining (NPV at {rate:.1%})"
         else:
             cached = "#N/A"
-        ws.write_formula(row, 1, f'="{label} is worth "&TEXT({s}_npv_vs_mining_usd,'
+        # Label in its own cell: text from the case never enters a formula.
+        ws.write_formula(row, 1, f'="is worth "&TEXT({s}_npv_vs_mining_usd,'
                          f'"{_MONEY_TEXT.replace(chr(34), chr(34) * 2)}")&" over keeping '
                          f'mining (NPV at "&TEXT(case_discount_rate,"0.0%")&")"', st.answer,
                          cached)

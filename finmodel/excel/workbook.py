@@ -20,7 +20,15 @@ from finmodel.errors import ExportError
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
-from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
+from finmodel.excel.constants import constant_name
+from finmodel.excel.formulas import (
+    TIMELINE_SHEET,
+    FormulaWriter,
+    Layout,
+    constants_of,
+    foreign_keys,
+    sheet_ref,
+)
 from finmodel.excel.labels import number_format, shown_unit, strategy_labels
 from finmodel.excel.printing import page_setup, year_blocks
 from finmodel.inputs.load import input_fields
@@ -34,10 +42,11 @@ HEADER_ROWS = 6
 TIME_LABELS = {
     "start": "Period start", "end": "Period end", "days": "Days in period",
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
+    "first": "First month (1 = yes)",
 }
 TIME_UNITS = {"start": "day", "end": "day", "days": "count", "index": "count",
-              "year": "calendar_year", "model_year": "count"}
-SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
+              "year": "calendar_year", "model_year": "count", "first": "flag"}
+SHEET_ORDER = ["Summary", "Comparison", "Inputs", "Constants", TIMELINE_SHEET, "Network", "Power",
                "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
                "Annual"]
 
@@ -67,6 +76,8 @@ class _Styles:
         self.header_wrap = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
                                           "bg_color": "#1F3864", "align": "center",
                                           "valign": "vcenter", "text_wrap": True})
+        self.constant = wb.add_format({**base, "num_format": "General", "bg_color": "#F2F2F2",
+                                       "border": 1, "border_color": "#BFBFBF"})
         self.section = wb.add_format({**base, "bold": True, "bottom": 1,
                                       "bg_color": "#D9E1F2"})
         self.label = wb.add_format(base)
@@ -133,7 +144,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # a calculation sheet only when some line lives on it.
     used = {n.sheet for n in model.nodes.values()}
     extra = [n.sheet for n in model.nodes.values() if n.sheet not in SHEET_ORDER]
-    order = [x for x in SHEET_ORDER[:-1] if x in used or x in ("Inputs", TIMELINE_SHEET)
+    order = [x for x in SHEET_ORDER[:-1] if x in used
+             or x in ("Inputs", "Constants", TIMELINE_SHEET)
              or (x == "Comparison" and len(result.strategies) > 1)]
     order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
     if analysis is not None:
@@ -152,9 +164,24 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # --- positions first, so any cell can reference any other -------------------------
     for i, kind in enumerate(TIME_LABELS):
         lay.time_rows[kind] = HEADER_ROWS + i
+    fw = FormulaWriter(lay)
+    for k, value in enumerate(constants_of(fw, model.nodes.values())):
+        lay.constants[value] = constant_name(value)[0]
     next_row: dict[str, int] = {}
+    link_keys: dict[str, list] = {}
     for s in calc_sheets:
         row = HEADER_ROWS
+        # Link rows: what this sheet's monthly formulas read from other sheets.
+        keys: dict = {}
+        for ln in (x for x in model.lines if x.sheet == s and not _is_link(x, lay, s)):
+            keys.update(dict.fromkeys(foreign_keys(fw, ln, s)))
+        link_keys[s] = list(keys)
+        if keys:
+            row += 1  # section header
+            for key in keys:
+                lay.links[(s, key)] = row
+                row += 1
+            row += 1
         scalars = [x for x in model.scalars if x.sheet == s]
         if scalars:
             row += 1  # section header "Values"
@@ -177,7 +204,6 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
                                     2 + strategies.index(x.strategy))
 
-    fw = FormulaWriter(lay)
     values = result.values
     names = strategy_labels(result)
 
@@ -230,6 +256,28 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.freeze_panes(4, 0)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
 
+    # --- Constants: the numbers formulas use by name -----------------------------------
+    ws = sheets["Constants"]
+    ws.write_string(0, 0, "Constants", st.title)
+    ws.write_string(1, 0, "Numbers the formulas use by name (no number other than 0, 1 and 12"
+                    " is typed into a formula). Structural: change the model, not these.",
+                    st.subtitle)
+    for c, h in enumerate(["Defined name", "What it is", "Value", "Unit"]):
+        ws.write_string(3, c, h, st.header_left)
+    for i, (value, name) in enumerate(lay.constants.items()):
+        r = 4 + i
+        _, unit, what = constant_name(value)
+        ws.write_string(r, 0, name, st.name)
+        ws.write_string(r, 1, what, st.label)
+        ws.write_number(r, 2, value, st.constant)
+        ws.write_string(r, 3, unit, st.unit)
+        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(r, 2, True, True)}")
+    ws.set_column(0, 0, 26)
+    ws.set_column(1, 1, 70)
+    ws.set_column(2, 2, 16)
+    ws.set_column(3, 3, 10)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
+
     # --- Timeline -----------------------------------------------------------------------
     # The timeline is structure, not model logic: its rows (EDATE from the start month) are
     # the one template written here by hand. numpy takes them from engine.timeline; every
@@ -244,29 +292,39 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             c = lay.col(t)
             here = xl_rowcol_to_cell
             start = here(lay.time_rows["start"], c)
+            idx = here(lay.time_rows["index"], c)
             if kind == "start":
-                f = "=case_start_month" if t == 0 else f"=EDATE({here(r, c - 1)},1)"
+                f = f"=EDATE(case_start_month,{idx})"
             elif kind == "end":
                 f = f"=EDATE({start},1)"
             elif kind == "days":
                 f = f"={here(lay.time_rows['end'], c)}-{start}"
             elif kind == "index":
-                f = "=0" if t == 0 else f"={here(r, c - 1)}+1"
+                # One formula across: the column's distance from the first month.
+                f = f"=COLUMN()-COLUMN({here(r, FIRST_COL, False, True)})"
             elif kind == "year":
                 f = f"=YEAR({start})"
+            elif kind == "first":
+                f = f"=IF({idx}=0,1,0)"
             else:
-                f = f"=INT({here(lay.time_rows['index'], c)}/12)+1"
-            ws.write_formula(r, c, f, fmt, float(rows[kind][t]))
+                f = f"=INT({idx}/12)+1"
+            v = float(t == 0) if kind == "first" else float(rows[kind][t])
+            ws.write_formula(r, c, f, fmt, v)
     _monthly_layout(ws, result, n, month_width=8)
 
     # --- calculation sheets -------------------------------------------------------------
     for s in calc_sheets:
         ws = sheets[s]
         _sheet_header(ws, st, s, result, lay, fw)
+        if link_keys[s]:
+            _section(ws, st, HEADER_ROWS, "Links from other sheets", n)
+        for key in link_keys[s]:
+            _write_link_row(ws, st, lay, key, lay.links[(s, key)], s, values, tl.rows,
+                            scenario, names, model)
         row = HEADER_ROWS
         scalars = [x for x in model.scalars if x.sheet == s]
         if scalars:
-            _section(ws, st, row, "Values", n)
+            _section(ws, st, lay.scalar_cells[scalars[0].name][1] - 1, "Values", n)
             for x in scalars:
                 _, r, c = lay.scalar_cells[x.name]
                 owner = x.name.split(".", 1)[0]
@@ -284,7 +342,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             ws.write_string(r, 0, ln.label, st.label)
             ws.write_string(r, 1, shown_unit(ln.unit), st.unit)
             ws.write_string(r, 3, ln.name, st.name)
-            kind = "link" if _is_link(ln, lay) else "calc"
+            kind = "link" if _is_link(ln, lay, s) else "calc"
             fmt = st.cell(ln.unit, kind)
             row_vals = values[ln.name][min(scenario, values[ln.name].shape[0] - 1)]
             for t in range(n):
@@ -604,10 +662,49 @@ def section_label(section: str | None, labels: dict[str, str]) -> str:
     return f"{labels[owner]}: {rest}" if rest and owner in labels else (section or "")
 
 
-def _is_link(ln: Line, lay: Layout) -> bool:
+def _is_link(ln: Line, lay: Layout, here: str) -> bool:
+    """A line that is another sheet's line and nothing else (a link row of the model)."""
     e = ln.expr
-    return isinstance(e, Ref) and isinstance(e.target, Line) and \
-        lay.line_rows[e.target.name][0] != lay.line_rows[ln.name][0]
+    return isinstance(e, Ref) and isinstance(e.target, Line) and e.target.sheet != here
+
+
+def _write_link_row(ws, st, lay, key, r, here, values, trows, scenario, names, model) -> None:
+    """A green row that only brings another sheet's line, timeline row or value here."""
+    kind, name = key
+    if kind == "time":
+        label, unit, sheet = TIME_LABELS[name], TIME_UNITS[name], TIMELINE_SHEET
+        src_row, cells = lay.time_rows[name], None
+    elif kind == "line":
+        node = model.nodes[name]
+        label, unit = node.label, node.unit
+        sheet, src_row = lay.line_rows[name]
+        cells = values[name][min(scenario, values[name].shape[0] - 1)]
+    else:
+        node = model.nodes[name]
+        label, unit = node.label, node.unit
+        sheet, src_row, col = lay.scalar_cells[name]
+    owner = name.split(".", 1)[0]
+    if owner in names:
+        label = f"{names[owner]}: {label}"
+    ws.write_string(r, 0, f"{label} (from {sheet})", st.label)
+    ws.write_string(r, 1, shown_unit(unit), st.unit)
+    ws.write_string(r, 3, f"link: {name}", st.name)
+    fmt = st.cell(unit, "link")
+    src = sheet_ref(sheet, here)
+    if kind == "scalar":
+        v = values[name][min(scenario, values[name].shape[0] - 1)]
+        ws.write_formula(r, 2, f"={src}{xl_rowcol_to_cell(src_row, col, True, True)}", fmt,
+                         _cached(float(v)))
+        return
+    n = lay.n_periods
+    for t in range(n):
+        c = lay.col(t)
+        if kind == "time":
+            v = float(t == 0) if name == "first" else float(trows[name][t])
+        else:
+            v = float(cells[t])
+        ws.write_formula(r, c, f"={src}{xl_rowcol_to_cell(src_row, c, True, False)}", fmt,
+                         _cached(v))
 
 
 def _cached(v: float) -> float | str:

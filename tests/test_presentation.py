@@ -12,10 +12,11 @@ import pypdf
 import pytest
 
 import finmodel
+from finmodel.excel.hygiene import scan, typed_numbers
 from finmodel.excel.libreoffice import recalculate, to_pdf
 from finmodel.excel.printing import YEARS_PER_PRINT_BLOCK
 from finmodel.excel.workbook import FIRST_COL
-from tests.conftest import ROOT
+from tests.conftest import CASES, ROOT
 
 MAX_BASE_PAGES = 60  # the target for the base workbook
 
@@ -157,3 +158,39 @@ def test_dashboard_is_live_and_matches_python(base_workbook, base_recalculated):
     btc = next(r for r in range(1, 40) if ws.cell(r, 1).value == "Network: BTC price")
     assert ws.cell(btc, 3).value == "=network_btc_price_usd"
     assert lo.cell(btc, 3).value == result.assumptions.network.btc_price_usd
+
+
+@pytest.mark.parametrize("case", [p.stem for p in CASES])
+def test_every_formula_of_every_shipped_case_keeps_the_fast_rules(case, tmp_path):
+    # One formula per row (first month included), no typed number but 0, 1 and 12, no
+    # formula over 150 characters, other sheets read only through link rows.
+    result = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / f"{case}.toml"))
+    path = finmodel.export_excel(result, tmp_path / f"{case}.xlsx")
+    problems = scan(path)
+    assert not problems, "\n".join(str(p) for p in problems[:10])
+
+
+def test_the_scanner_catches_each_rule(tmp_path):
+    # A workbook breaking each rule once, written by hand, so the scanner cannot pass
+    # everything by accident.
+    import xlsxwriter
+
+    path = tmp_path / "bad.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Calc")
+    wb.add_worksheet("Other")
+    for c in range(FIRST_COL, FIRST_COL + 14):
+        cell = xlsxwriter.utility.xl_rowcol_to_cell
+        prev, here = cell(6, c - 1), cell(0, c)
+        ws.write_formula(6, c, "=0" if c == FIRST_COL else f"={prev}+1")  # first differs
+        ws.write_formula(7, c, "=$A$1*24")  # a typed 24
+        ws.write_formula(8, c, f"=Other!{here}*2")  # a calculation on another sheet
+        ws.write_formula(9, c, f"=Other!{here}")  # a link: fine
+        ws.write_formula(10, c, '=IF($A$1="' + "x" * 160 + '",0,1)')  # too long
+    wb.close()
+    problems = scan(path)
+    found = {(int(p.cell[1:]), p.rule.split(" ")[0]) for p in problems}
+    assert found == {(7, "differs"), (8, "typed"), (9, "typed"), (9, "calculates"),
+                     (11, "longer")}
+    assert next(p.cell for p in problems if p.rule.startswith("differs")) == "F7"
+    assert typed_numbers('=TEXT(A1,"0.0%")+B2*12+C$3/1440') == ["1440"]

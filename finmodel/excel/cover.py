@@ -51,7 +51,7 @@ DISCLAIMER = ("For discussion only. A model of assumptions, not a forecast or an
 #: Defined name of the master flag of the Checks sheet (when the workbook has one).
 CHECKS_FLAG = "checks_ok"
 
-_MONEY_TEXT = '+$#,##0.0,,"M";-$#,##0.0,,"M"'
+_MONEY_TEXT = '+$0.0,,"M";-$0.0,,"M"'
 
 
 def stamp_rows(result) -> list[tuple[str, str]]:
@@ -69,7 +69,7 @@ def stamp_rows(result) -> list[tuple[str, str]]:
 
 def _money_text(v: float) -> str:
     """Python's rendering of TEXT(v, _MONEY_TEXT), the cached value of the headline."""
-    return f"{'+' if v >= 0 else '-'}${abs(v) / 1e6:,.1f}M"
+    return f"{'+' if v >= 0 else '-'}${abs(v) / 1e6:.1f}M"
 
 
 def has_name(wb, name: str) -> bool:

@@ -256,6 +256,9 @@ class FormulaWriter:
             if e.name == "months_between":
                 a, b = (self._r(x, t, here, 0) for x in e.args)
                 return f"((YEAR({b})-YEAR({a}))*12+MONTH({b})-MONTH({a}))"
+            if e.name == "month_number":  # written by the helper rows only
+                a = self._r(e.args[0], t, here, 0)
+                return f"(YEAR({a})*12+MONTH({a}))"
             args = ",".join(self._r(a, t, here, 0) for a in e.args)
             return f"{_FUNC[e.name]}({args})"
         if isinstance(e, Lag):

@@ -8,7 +8,9 @@ Rules (the FAST standard's, as the issue states them):
   instead; text inside quotes and number formats of TEXT() are not numbers);
 - no formula longer than ``MAX_CHARS`` characters;
 - on the monthly sheets, a formula that reads another sheet is a link and nothing else
-  (``='Power'!E12``): calculations use a green link row on their own sheet.
+  (``='Power'!E12``): calculations use a green link row on their own sheet. The annual
+  roll-up (SUMIF of a monthly row by year) is a summary of those rows, not a calculation,
+  and is exempt.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _is_link(formula: str) -> bool:
 
 
 def scan(path: str | Path, *, first_col: int = 4, header_rows: int = 6,
-         monthly_min: int = 12) -> list[Problem]:
+         monthly_min: int = 12, roll_ups: tuple[str, ...] = ("Annual",)) -> list[Problem]:
     """Every broken rule in the workbook at ``path``.
 
     A row is monthly when it holds at least ``monthly_min`` formulas from column
@@ -103,7 +105,7 @@ def scan(path: str | Path, *, first_col: int = 4, header_rows: int = 6,
                                        f"differs from the row's first formula {first.value!r}",
                                        c.value))
                     break
-            for c in periods:
+            for c in periods if ws.title not in roll_ups else ():
                 if "!" in _STRING.sub('""', c.value) and not _is_link(c.value):
                     out.append(Problem(ws.title, c.coordinate,
                                        "calculates on another sheet (use a link row)",

@@ -10,17 +10,19 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
-from finmodel.engine.graph import Line
+from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.constants import constant_name
+from finmodel.excel.helpers import split_long
 from finmodel.excel.formulas import (
     TIMELINE_SHEET,
     FormulaWriter,
@@ -167,36 +169,23 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     fw = FormulaWriter(lay)
     for k, value in enumerate(constants_of(fw, model.nodes.values())):
         lay.constants[value] = constant_name(value)[0]
-    next_row: dict[str, int] = {}
-    link_keys: dict[str, list] = {}
+    lines_on = {s: [x for x in model.lines if x.sheet == s] for s in calc_sheets}
+    scalars_on = {s: [x for x in model.scalars if x.sheet == s] for s in calc_sheets}
+    next_row, link_keys = _place(lay, fw, calc_sheets, lines_on, scalars_on)
+    # Formulas longer than the FAST limit become helper rows above their line; then the
+    # rows are placed again with the helpers among them.
+    helper_of: dict[str, str] = {}
     for s in calc_sheets:
-        row = HEADER_ROWS
-        # Link rows: what this sheet's monthly formulas read from other sheets.
-        keys: dict = {}
-        for ln in (x for x in model.lines if x.sheet == s and not _is_link(x, lay, s)):
-            keys.update(dict.fromkeys(foreign_keys(fw, ln, s)))
-        link_keys[s] = list(keys)
-        if keys:
-            row += 1  # section header
-            for key in keys:
-                lay.links[(s, key)] = row
-                row += 1
-            row += 1
-        scalars = [x for x in model.scalars if x.sheet == s]
-        if scalars:
-            row += 1  # section header "Values"
-            for x in scalars:
-                lay.scalar_cells[x.name] = (s, row, 2)
-                row += 1
-            row += 1
-        section = None
-        for ln in (x for x in model.lines if x.sheet == s):
-            if ln.section != section:
-                section = ln.section
-                row += 1  # section header
-            lay.line_rows[ln.name] = (s, row)
-            row += 1
-        next_row[s] = row
+        for group, probe in ((scalars_on, None), (lines_on, n - 1)):
+            out = []
+            for node in group[s]:
+                for h in split_long(fw, node, s, probe):
+                    helper_of[h.name] = node.name
+                    out.append(h)
+                out.append(node)
+            group[s] = out
+    next_row, link_keys = _place(lay, fw, calc_sheets, lines_on, scalars_on)
+    helper_values = _helper_values(result, fw, lines_on, scalars_on, helper_of)
     strategies = result.strategies
     metric_keys = sorted(dict.fromkeys(x.metric for x in model.metrics()), key=metric_rank)
     summary_top = 9
@@ -322,7 +311,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             _write_link_row(ws, st, lay, key, lay.links[(s, key)], s, values, tl.rows,
                             scenario, names, model)
         row = HEADER_ROWS
-        scalars = [x for x in model.scalars if x.sheet == s]
+        scalars = scalars_on[s]
         if scalars:
             _section(ws, st, lay.scalar_cells[scalars[0].name][1] - 1, "Values", n)
             for x in scalars:
@@ -331,20 +320,23 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                 label = f"{names[owner]}: {x.label}" if owner in strategies else x.label
                 ws.write_string(r, 0, label, st.label)
                 ws.write_string(r, 1, shown_unit(x.unit), st.unit)
-                ws.write_string(r, 3, x.name, st.name)
-                ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit), _cached(val(x.name)))
+                ws.write_string(r, 3, _name_cell(x.name, helper_of), st.name)
+                v = helper_values[x.name] if x.name in helper_of else values[x.name]
+                ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit),
+                                 _cached(float(v[min(scenario, v.shape[0] - 1)])))
         section = None
-        for ln in (x for x in model.lines if x.sheet == s):
+        for ln in lines_on[s]:
             _, r = lay.line_rows[ln.name]
             if ln.section != section:
                 section = ln.section
                 _section(ws, st, r - 1, section_label(section, names), n)
             ws.write_string(r, 0, ln.label, st.label)
             ws.write_string(r, 1, shown_unit(ln.unit), st.unit)
-            ws.write_string(r, 3, ln.name, st.name)
+            ws.write_string(r, 3, _name_cell(ln.name, helper_of), st.name)
             kind = "link" if _is_link(ln, lay, s) else "calc"
             fmt = st.cell(ln.unit, kind)
-            row_vals = values[ln.name][min(scenario, values[ln.name].shape[0] - 1)]
+            src = helper_values if ln.name in helper_of else values
+            row_vals = src[ln.name][min(scenario, src[ln.name].shape[0] - 1)]
             for t in range(n):
                 ws.write_formula(r, lay.col(t), fw.line_cell(t, ln), fmt, float(row_vals[t]))
             if ln.agg == "sum":
@@ -660,6 +652,82 @@ def section_label(section: str | None, labels: dict[str, str]) -> str:
     """A section title with its strategy's label: "hybrid: rent" -> "Hybrid: ...: rent"."""
     owner, _, rest = (section or "").partition(": ")
     return f"{labels[owner]}: {rest}" if rest and owner in labels else (section or "")
+
+
+def _place(lay, fw, calc_sheets, lines_on, scalars_on) -> tuple[dict, dict]:
+    """Rows of every link, value and line on the calculation sheets; returns the first
+    free row of each sheet and the link keys of each sheet."""
+    next_row: dict[str, int] = {}
+    link_keys: dict[str, list] = {}
+    for s in calc_sheets:
+        row = HEADER_ROWS
+        # Link rows: what this sheet's monthly formulas read from other sheets.
+        keys: dict = {}
+        for ln in lines_on[s]:
+            if not _is_link(ln, lay, s):
+                keys.update(dict.fromkeys(foreign_keys(fw, ln, s)))
+        link_keys[s] = list(keys)
+        if keys:
+            row += 1  # section header
+            for key in keys:
+                lay.links[(s, key)] = row
+                row += 1
+            row += 1
+        if scalars_on[s]:
+            row += 1  # section header "Values"
+            for x in scalars_on[s]:
+                lay.scalar_cells[x.name] = (s, row, 2)
+                row += 1
+            row += 1
+        section = None
+        for ln in lines_on[s]:
+            if ln.section != section:
+                section = ln.section
+                row += 1  # section header
+            lay.line_rows[ln.name] = (s, row)
+            row += 1
+        next_row[s] = row
+    return next_row, link_keys
+
+
+def _helper_values(result, fw, lines_on, scalars_on, helper_of) -> dict[str, np.ndarray]:
+    """The numpy values of the helper rows (parts of long formulas), for their cache."""
+    if not helper_of:
+        return {}
+    from finmodel.engine.evaluate import _Evaluator, _month_number
+    from finmodel.engine.expr import Func
+    from finmodel.inputs.load import numeric_inputs
+
+    model = result.model
+    scalars, paths = numeric_inputs(result.assumptions)
+    ev = _Evaluator(model, result.timeline, scalars, paths, {}, {})
+    for name, v in result.values.items():
+        ev.values[name] = v[:, None] if isinstance(model.nodes[name], Scalar) else v
+    out = {}
+    n = result.timeline.months
+    with np.errstate(all="ignore"):
+        for group in (scalars_on, lines_on):
+            for nodes in group.values():
+                for h in nodes:
+                    if h.name not in helper_of:
+                        continue
+                    e = fw.folded(h)
+                    if isinstance(e, Func) and e.name == "month_number":
+                        v = _month_number(ev.eval(e.args[0], None))
+                    else:
+                        v = ev.eval(e, None)
+                    if isinstance(h, Scalar):
+                        out[h.name] = np.broadcast_to(v, (v.shape[0], 1))[:, 0]
+                        ev.values[h.name] = v
+                    else:
+                        out[h.name] = np.broadcast_to(v, (v.shape[0], n))
+                        ev.values[h.name] = out[h.name]
+    return out
+
+
+def _name_cell(name: str, helper_of: dict[str, str]) -> str:
+    """Column D: the model name, or for a helper row the line it is part of."""
+    return f"part of {helper_of[name]}" if name in helper_of else name
 
 
 def _is_link(ln: Line, lay: Layout, here: str) -> bool:

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--png", metavar="DIR", help="folder for PNG charts (needs the 'plot' "
                    "extra: matplotlib)")
     z.set_defaults(func=_sensitivity)
+    rp = sub.add_parser("report", help="a 3-6 page PDF for an investment committee (needs "
+                        "the 'plot' extra: matplotlib)")
+    rp.add_argument("case")
+    rp.add_argument("-o", "--output", required=True, help="PDF to write (.pdf)")
+    rp.set_defaults(func=_report)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
@@ -118,6 +123,24 @@ def _sensitivity(args: argparse.Namespace) -> int:
         save_pngs(an, png)
     print(format_analysis(an))
     print(f"\nran in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from finmodel.api import run
+    from finmodel.errors import ExportError
+    from finmodel.inputs import load_assumptions
+    from finmodel.report import analysis_for_report, write_report
+
+    t0 = time.perf_counter()
+    out = Path(args.output)
+    if out.suffix.lower() != ".pdf":
+        raise ExportError(f"{out}: the report's name must end in .pdf")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise ExportError(f"{out}: the folder {out.parent} does not exist")
+    a = load_assumptions(args.case)
+    write_report(run(a), out, analysis_for_report(a))
+    print(f"wrote {out} in {time.perf_counter() - t0:.2f} s")
     return 0
 
 

@@ -145,12 +145,8 @@ def _portfolio(args: argparse.Namespace) -> int:
     if js is not None:
         write_text_atomic(js, json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n")
     if out is not None:
-        try:
-            from finmodel.excel.portfolio_sheets import export_plan
-        except ImportError:
-            from finmodel.errors import ExportError
+        from finmodel.excel.portfolio_sheets import export_plan
 
-            raise ExportError("the portfolio workbook is not built yet; use --json") from None
         export_plan(plan, out)
     print(format_plan(plan))
     written = [str(p) for p in (out, js) if p is not None]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import PARITY
+
 from finmodel.cli import main
 from finmodel.errors import InputError
 from finmodel.portfolio import load_portfolio, parse_portfolio, plan_portfolio
@@ -230,7 +232,7 @@ def test_unknown_strategy_and_unknown_key_are_named():
 
 def test_negative_cash_balance_is_refused():
     data = small()
-    data["company"]["cash_usd"] = -5e8
+    data["company"]["cash_usd"] = 0.6e9
     with pytest.raises(InputError, match=r"company.cash_usd: Input should be greater than "
                                          r"or equal to 0 \(got -500000000.0\)"):
         parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
@@ -306,3 +308,76 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         sum(s["npv_usd"] for s in plan["plan"].values())
         + plan["value_items_usd"]["new_funding_cost_usd"])
     assert "BINDING" in out and "Greedy" in out
+
+
+# ---- workbook ---------------------------------------------------------------------------
+
+def _keyed(ws) -> dict[str, list]:
+    """Rows of a Company/Sites sheet by the key in column D: [value, month 1, month 2...]."""
+    out = {}
+    for row in ws.iter_rows(min_row=6, values_only=True):
+        if isinstance(row[3], str) and row[3]:
+            out[row[3]] = [row[2], *row[4:]]
+    return out
+
+
+def _close(got, want, rel=PARITY, scale=1.0):
+    got = np.asarray(got, dtype=float)
+    want = np.asarray(want, dtype=float)
+    assert np.all(np.abs(got - want) <= rel * np.maximum(np.abs(want), scale)), \
+        (got - want)[np.argmax(np.abs(got - want))]
+
+
+def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice):
+    import openpyxl
+
+    from finmodel.excel.libreoffice import recalculate
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "=HYPERLINK(\"x\") [V3]", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95},
+        {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05, "maturity_month":
+         "2032-02", "conversion_price_usd": 9.93}],
+        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6}}
+    data["constraints"]["max_new_funding_usd"] = 3e9
+    data["company"]["cash_usd"] = 0.6e9
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert plan.solution.feasible and plan.solution.funding_usd > 1e6  # new money drawn
+    assert plan.flows.stack_shares > 0 and plan.flows.stack_coupons_usd.sum() < 0
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    lo = recalculate(path, tmp_path / "lo")
+    wb = openpyxl.load_workbook(lo, data_only=True)
+    company, sites = _keyed(wb["Company"]), _keyed(wb["Sites"])
+    v, n = plan.company, lp.months
+    scale = 1e3  # USD: a row's zero months are compared to within 1e-9 x $1,000
+    _close(company["sites_cash_usd"][1:n + 1], v.site_cash_usd.sum().to_numpy(), scale=scale)
+    _close(company["overhead_usd"][1:n + 1], plan.flows.overhead_usd, scale=scale)
+    _close(company["balance_before_funding_usd"][1:n + 1], v.balance_before_funding_usd,
+           scale=scale)
+    _close(company["balance_usd"][1:n + 1], v.balance_usd, scale=scale)
+    _close(company["funding_gap_usd"][1:n + 1], v.funding_gap_usd, scale=scale)
+    _close(company["new_funding_cash_usd"][1:n + 1], v.new_funding_cash_usd, scale=scale)
+    ps, ps0 = v.per_share, plan.status_quo.per_share
+    for key, want in (("overhead_pv_usd", ps.overhead_pv_usd),
+                      ("sites_npv_usd", ps.sites_value_usd),
+                      ("equity_value_usd", ps.equity_value_usd),
+                      ("diluted_shares", ps.shares),
+                      ("value_per_share_usd", ps.value_per_share_usd),
+                      ("value_per_share_before_usd", ps0.value_per_share_usd),
+                      ("lowest_balance_usd", v.balance_usd.min()),
+                      ("peak_funding_gap_usd", v.funding_gap_usd.max())):
+        _close([company[key][0]], [want])
+    # Capex by year on the Sites sheet (SUMIF) and its totals on the Portfolio sheet.
+    by_year = plan.chosen.capex_by_year()
+    for k, site in enumerate(plan.chosen.site):
+        years = list(by_year.columns)
+        _close(sites[f"capex_year.{site}"][1:len(years) + 1], by_year.loc[k].to_numpy(),
+               scale=scale)
+    # Text from the input file stays text.
+    raw = openpyxl.load_workbook(path)
+    assert all(not str(c.value).startswith("=HYPERLINK") for row in raw["Portfolio"].iter_rows()
+               for c in row if c.value is not None)

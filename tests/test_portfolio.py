@@ -232,7 +232,7 @@ def test_unknown_strategy_and_unknown_key_are_named():
 
 def test_negative_cash_balance_is_refused():
     data = small()
-    data["company"]["cash_usd"] = 0.6e9
+    data["company"]["cash_usd"] = -5e8
     with pytest.raises(InputError, match=r"company.cash_usd: Input should be greater than "
                                          r"or equal to 0 \(got -500000000.0\)"):
         parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)

@@ -76,11 +76,14 @@ def has_name(wb, name: str) -> bool:
     return any(d[0] == name for d in wb.defined_names)
 
 
-def checks_flag(ws, st, row: int, col: int, wb) -> None:
+def checks_flag(ws, st, row: int, col: int, wb, result) -> None:
     """The Checks sheet's master flag, live; a marked placeholder while there is none."""
-    if has_name(wb, CHECKS_FLAG):
-        ws.write_formula(row, col, f'=IF({CHECKS_FLAG},"All checks pass",'
-                         '"CHECKS FAIL: see the Checks sheet")', st.flag, "All checks pass")
+    if has_name(wb, CHECKS_FLAG) and "checks.all_ok" in result.values:
+        from finmodel.excel import checks
+
+        ok = bool(result.values["checks.all_ok"][0] == 1)
+        ws.write_formula(row, col, checks.master_flag_formula(),
+                         st.flag if ok else st.flag_bad, checks.master_flag_text(ok))
     else:
         ws.write_string(row, col, "No Checks sheet in this workbook version", st.subtitle)
 
@@ -118,7 +121,7 @@ def write_cover(wb, ws, st, result, sheet_names: list[str]) -> None:
                          cached)
     row += 1
     ws.write_string(row, 0, "Checks", st.label_bold)
-    checks_flag(ws, st, row, 1, wb)
+    checks_flag(ws, st, row, 1, wb, result)
     row += 2
     ws.write_string(row, 0, "Reproducibility stamp", st.section)
     ws.write_blank(row, 1, None, st.section)
@@ -136,7 +139,7 @@ def write_cover(wb, ws, st, result, sheet_names: list[str]) -> None:
     ws.write_string(row, 0, "Contents", st.section)
     ws.write_blank(row, 1, None, st.section)
     for name in sheet_names:
-        if name == "Cover":
+        if name in ("Cover", "Snapshot"):  # the snapshot is hidden machinery of Checks
             continue
         row += 1
         ws.write_url(row, 0, f"internal:'{name}'!A1", st.link, name)

@@ -37,7 +37,7 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict) -> No
     ws.write_string(0, 0, "Dashboard: the decision in USD millions", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
     ws.write_string(2, 0, "Checks:", st.unit)
-    checks_flag(ws, st, 2, 1, wb)
+    checks_flag(ws, st, 2, 1, wb, result)
 
     top = 4
     ws.write_string(top, 0, "Metric", st.header_left)

@@ -6,7 +6,8 @@ Rules (the FAST standard's, as the issue states them):
   (R1C1) terms, the first month included;
 - no number typed into a formula other than 0, 1 and 12 (named constants or input cells
   instead; text inside quotes and number formats of TEXT() are not numbers);
-- no formula longer than ``MAX_CHARS`` characters;
+- no formula longer than ``MAX_CHARS`` characters (text inside quotes is a message, not
+  logic, and counts as empty quotes);
 - on the monthly sheets, a formula that reads another sheet is a link and nothing else
   (``='Power'!E12``): calculations use a green link row on their own sheet. The annual
   roll-up (SUMIF of a monthly row by year) is a summary of those rows, not a calculation,
@@ -88,7 +89,7 @@ def scan(path: str | Path, *, first_col: int = 4, header_rows: int = 6,
             cells = [c for c in row if isinstance(c.value, str) and c.value.startswith("=")]
             for c in cells:
                 f = c.value
-                if len(f) > MAX_CHARS:
+                if len(_STRING.sub('""', f)) > MAX_CHARS:
                     out.append(Problem(ws.title, c.coordinate, f"longer than {MAX_CHARS}", f))
                 nums = typed_numbers(f)
                 if nums:

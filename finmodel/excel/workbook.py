@@ -18,6 +18,7 @@ from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
 from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
+from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
@@ -48,7 +49,8 @@ TIME_LABELS = {
 }
 TIME_UNITS = {"start": "day", "end": "day", "days": "count", "index": "count",
               "year": "calendar_year", "model_year": "count", "first": "flag"}
-SHEET_ORDER = ["Summary", "Comparison", "Inputs", "Constants", TIMELINE_SHEET, "Network", "Power",
+SHEET_ORDER = ["Summary", "Comparison", "Checks", "Inputs", "Constants", TIMELINE_SHEET,
+               "Network", "Power",
                "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
                "Annual"]
 
@@ -73,6 +75,7 @@ class _Styles:
         self.answer = wb.add_format({**base, "bold": True, "font_size": 11,
                                      "font_color": "#1F3864"})
         self.flag = wb.add_format({**base, "bold": True, "font_color": "#00804A"})
+        self.flag_bad = wb.add_format({**base, "bold": True, "font_color": "#C00000"})
         self.link = wb.add_format({**base, "font_color": "#0563C1", "underline": 1})
         self.wrap = wb.add_format({**base, "text_wrap": True, "valign": "top"})
         self.header_wrap = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
@@ -149,7 +152,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     order = [x for x in SHEET_ORDER[:-1] if x in used
              or x in ("Inputs", "Constants", TIMELINE_SHEET)
              or (x == "Comparison" and len(result.strategies) > 1)]
-    order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
+    order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:] + [checks_sheet.SNAPSHOT_SHEET]
     if analysis is not None:
         wanted = [n for n, present in (("Sensitivity", analysis.tornado is not None
                                         or analysis.grid is not None
@@ -161,11 +164,19 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     sheets = {name: wb.add_worksheet(name) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
-                   and s != "Summary"]
+                   and s not in ("Summary", checks_sheet.SHEET)]
 
     # --- positions first, so any cell can reference any other -------------------------
     for i, kind in enumerate(TIME_LABELS):
         lay.time_rows[kind] = HEADER_ROWS + i
+    strategies = result.strategies
+    metric_keys = sorted(dict.fromkeys(x.metric for x in model.metrics()), key=metric_rank)
+    summary_top = 9
+    for x in model.metrics():
+        lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
+                                    2 + strategies.index(x.strategy))
+
+    checks_sheet.place(model, lay)
     fw = FormulaWriter(lay)
     for k, value in enumerate(constants_of(fw, model.nodes.values())):
         lay.constants[value] = constant_name(value)[0]
@@ -185,14 +196,21 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                 out.append(node)
             group[s] = out
     next_row, link_keys = _place(lay, fw, calc_sheets, lines_on, scalars_on)
-    helper_values = _helper_values(result, fw, lines_on, scalars_on, helper_of)
-    strategies = result.strategies
-    metric_keys = sorted(dict.fromkeys(x.metric for x in model.metrics()), key=metric_rank)
-    summary_top = 9
-    for x in model.metrics():
-        lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
-                                    2 + strategies.index(x.strategy))
-
+    # Long checks get their helper values below the Checks table.
+    check_rows = [r for sh, r, _ in lay.scalar_cells.values() if sh == checks_sheet.SHEET]
+    row = max(check_rows, default=0) + 3
+    check_helpers: list = []
+    for x in model.scalars:
+        if x.sheet != checks_sheet.SHEET or x.name == \
+                f"checks.{checks_sheet.SOLVED_CURRENT}.value":
+            continue
+        for h in split_long(fw, x, checks_sheet.SHEET, None):
+            lay.scalar_cells[h.name] = (checks_sheet.SHEET, row, 2)
+            helper_of[h.name] = x.name
+            check_helpers.append(h)
+            row += 1
+    helper_values = _helper_values(result, fw, lines_on,
+                                   {**scalars_on, checks_sheet.SHEET: check_helpers}, helper_of)
     values = result.values
     names = strategy_labels(result)
 
@@ -211,6 +229,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     row = 4
     section = None
     inputs: dict[str, tuple] = {}  # defined name -> (path, unit, value, source) for Dashboard
+    snapshot: dict[tuple[int, int], Any] = {}
     for f in input_fields(result.assumptions):
         if f.section != section:
             section = f.section
@@ -224,15 +243,19 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         if isinstance(f.value, list):
             for k, v in enumerate(f.value):
                 ws.write_number(row, 3 + k, float(v), fmt)
+                snapshot[(row, 3 + k)] = float(v)
             ref = (f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}:"
                    f"{xl_rowcol_to_cell(row, 3 + len(f.value) - 1, True, True)}")
         else:
             if isinstance(f.value, dt.date):
                 ws.write_number(row, 3, to_serial(f.value), st.cell("YYYY-MM", "input"))
+                snapshot[(row, 3)] = to_serial(f.value)
             elif isinstance(f.value, str):
                 ws.write_string(row, 3, f.value, fmt)  # text stays text, never a formula
+                snapshot[(row, 3)] = f.value
             else:
                 ws.write_number(row, 3, float(f.value), fmt)
+                snapshot[(row, 3)] = float(f.value)
             ref = f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}"
             if not isinstance(f.value, (str, dt.date)):
                 inputs[f.defined_name] = (f.path, f.unit, float(f.value), None)
@@ -243,6 +266,23 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.set_column(2, 2, 12)
     ws.set_column(3, 3, 16)
     ws.freeze_panes(4, 0)
+    inputs_box = (4, 3, max(r for r, _ in snapshot), max(c for _, c in snapshot))
+    checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot)
+    checks_sheet.write_checks(wb, sheets[checks_sheet.SHEET], st, model, lay, fw, val,
+                              inputs_box, lambda name, ref: _define(wb, name, ref))
+    if check_helpers:
+        ws = sheets[checks_sheet.SHEET]
+        first = lay.scalar_cells[check_helpers[0].name][1]
+        ws.write_string(first - 1, 0, "Parts of long checks (helper rows)", st.section)
+        for h in check_helpers:
+            _, r, c = lay.scalar_cells[h.name]
+            ws.write_string(r, 0, h.label, st.label)
+            ws.write_string(r, 1, h.unit, st.unit)
+            ws.write_formula(r, c, fw.scalar_cell(h), st.cell(h.unit),
+                             _cached(float(helper_values[h.name][0])))
+            ws.write_string(r, 3, _name_cell(h.name, helper_of), st.name)
+    page_setup(sheets[checks_sheet.SHEET], result.assumptions.case.name)
+    page_setup(sheets[checks_sheet.SNAPSHOT_SHEET], result.assumptions.case.name)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
 
     # --- Constants: the numbers formulas use by name -----------------------------------
@@ -425,6 +465,10 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     labels = strategy_labels(result)
     ws.write_string(0, 0, "Summary", st.title)
     ws.write_string(1, 0, a.case.name, st.subtitle)
+    all_ok = bool(val("checks.all_ok") == 1)
+    ws.write_string(7, 0, "Checks (master flag)", st.unit)
+    ws.write_formula(7, 1, checks_sheet.master_flag_formula(), st.text,
+                     checks_sheet.master_flag_text(all_ok))
     stamp = stamp_rows(result) + [
         ("Conventions", "USD nominal; money in +, out -; flows at month end, valued at "
                         "the start of the first month (Excel NPV); IRR annualised"),
@@ -465,7 +509,9 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
         note = ", ".join(names)
         if any(by_key.get((s, key)) is not None and by_key[(s, key)].solved for s in strategies):
             note = "solved (*): " + note
-        ws.write_string(r, notes_col, note, st.name)
+            ws.write_formula(r, notes_col, checks_sheet.stale_formula(note), st.name, note)
+        else:
+            ws.write_string(r, notes_col, note, st.name)
     r = top + len(metric_keys) + 2
     ws.write_string(r, 0, "(*) Solved in Python by root-finding on the whole model and "
                     "written as values: re-run finmodel after changing inputs.", st.subtitle)
@@ -516,6 +562,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
                     "inputs)", st.section)
+    ws.write_formula(row, 1, checks_sheet.stale_formula(), st.name, "")
     row += 1
     ws.write_string(row, 0, "Conversion start", st.header_left)
     ws.write_string(row, 1, "", st.header_left)
@@ -594,6 +641,7 @@ def _write_lattice(ws, st, result, row: int) -> None:
                     "inputs)", st.section)
     for c in range(1, FIRST_COL):
         ws.write_blank(row, c, None, st.section)
+    ws.write_formula(row, 1, checks_sheet.stale_formula(), st.section, "")
     for key, value in result.convertible.items():
         row += 1
         label, unit = LATTICE_LABELS[key]
@@ -608,6 +656,9 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(0, 0, title, st.title)
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
+    ws.write_formula(2, 0, checks_sheet.master_flag_formula(), st.subtitle,
+                     checks_sheet.master_flag_text(
+                         bool(result.values["checks.all_ok"][0] == 1)))
     ws.write_string(3, 0, "Period ending", st.header_left)
     ws.write_string(4, 0, "Calendar year", st.header_left)
     for c in range(1, FIRST_COL):

@@ -61,11 +61,13 @@ def page_setup(ws, case_name: str, *, repeat_rows: tuple[int, int] | None = None
 
 
 def year_blocks(ws, label_widths: list[float], period_width: float, first_col: int,
-                n_periods: int) -> None:
+                n_periods: int, n_rows: int = 0, row_height: float = 12.0) -> None:
     """Page breaks between blocks of whole years, and the scale that fits one block.
 
     ``label_widths`` are the widths of the repeated label columns, ``period_width`` that of
-    every monthly column; the monthly columns start at ``first_col``.
+    every monthly column; the monthly columns start at ``first_col``. A sheet of
+    ``n_rows`` rows that nearly fits one page tall is scaled a little further so that it
+    does (one page per block rather than two).
     """
     block = 12 * YEARS_PER_PRINT_BLOCK
     breaks = [first_col + k for k in range(block, n_periods, block)]
@@ -73,5 +75,10 @@ def year_blocks(ws, label_widths: list[float], period_width: float, first_col: i
         ws.set_v_pagebreaks(breaks)
     need = sum(_px(w) for w in label_widths) + min(block, n_periods) * _px(period_width)
     printable = (_WIDTH_IN[TABLOID] - 2 * _MARGIN_SIDE) * 96
+    scale = printable / need
+    # Landscape tabloid is 11 in tall; rows print about 5 % taller in LibreOffice.
+    tall = (11.0 - 2 * _MARGIN_TOP) * 72 / (max(n_rows, 1) * row_height * 1.05)
+    if tall < scale and tall >= 0.8 * scale:
+        scale = tall
     ws.set_paper(TABLOID)
-    ws.set_print_scale(max(10, min(100, int(100 * printable / need))))
+    ws.set_print_scale(max(10, min(100, int(100 * scale))))

@@ -271,16 +271,16 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     checks_sheet.write_checks(wb, sheets[checks_sheet.SHEET], st, model, lay, fw, val,
                               inputs_box, lambda name, ref: _define(wb, name, ref))
     if check_helpers:
-        ws = sheets[checks_sheet.SHEET]
+        cs = sheets[checks_sheet.SHEET]
         first = lay.scalar_cells[check_helpers[0].name][1]
-        ws.write_string(first - 1, 0, "Parts of long checks (helper rows)", st.section)
+        cs.write_string(first - 1, 0, "Parts of long checks (helper rows)", st.section)
         for h in check_helpers:
             _, r, c = lay.scalar_cells[h.name]
-            ws.write_string(r, 0, h.label, st.label)
-            ws.write_string(r, 1, h.unit, st.unit)
-            ws.write_formula(r, c, fw.scalar_cell(h), st.cell(h.unit),
+            cs.write_string(r, 0, h.label, st.label)
+            cs.write_string(r, 1, h.unit, st.unit)
+            cs.write_formula(r, c, fw.scalar_cell(h), st.cell(h.unit),
                              _cached(float(helper_values[h.name][0])))
-            ws.write_string(r, 3, _name_cell(h.name, helper_of), st.name)
+            cs.write_string(r, 3, _name_cell(h.name, helper_of), st.name)
     page_setup(sheets[checks_sheet.SHEET], result.assumptions.case.name)
     page_setup(sheets[checks_sheet.SNAPSHOT_SHEET], result.assumptions.case.name)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
@@ -382,7 +382,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             if ln.agg == "sum":
                 ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
                                  st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
-        _monthly_layout(ws, result, n)
+        _monthly_layout(ws, result, n, n_rows=next_row[s])
 
     if result.convertible is not None and "Financing" in sheets:
         _write_lattice(sheets["Financing"], st, result, next_row["Financing"] + 1)
@@ -680,7 +680,8 @@ LABEL_WIDTHS = [30, 8, 9, 16]
 MONTH_WIDTH = 6
 
 
-def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH) -> None:
+def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
+                    n_rows: int = 0) -> None:
     """Column widths, frozen panes and print setup of a sheet with one column a month."""
     for c, w in enumerate(LABEL_WIDTHS):
         ws.set_column(c, c, w)
@@ -690,7 +691,7 @@ def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH) -> Non
     ws.freeze_panes(HEADER_ROWS, FIRST_COL)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),
                repeat_cols=(0, FIRST_COL - 1), fit_width=False)
-    year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n)
+    year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n, n_rows)
 
 
 def _section(ws, st, row: int, title: str, n: int) -> None:

@@ -543,7 +543,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(3, 0, "Difference to mining", st.header_left)
     ws.write_string(3, 1, "Unit", st.header_left)
     for j, s in enumerate(others):
-        ws.write_string(3, 2 + j, f"{labels[s]} vs mining", st.header)
+        ws.write_string(3, 2 + j, f"{labels[s]} vs mining", st.header_wrap)
     row = 4
     for key in (k for k in COMPARED if k in metric_keys):
         x = by_key[("mining", key)]
@@ -567,8 +567,10 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(row, 0, "Conversion start", st.header_left)
     ws.write_string(row, 1, "", st.header_left)
     for j, s in enumerate(result.timing):
-        ws.write_string(row, 2 + 2 * j, f"{labels[s]}: NPV (USD m)", st.header)
-        ws.write_string(row, 3 + 2 * j, f"{labels[s]}: vs mining (USD m)", st.header)
+        ws.write_string(row, 2 + 2 * j, f"{labels[s]}: NPV (USD m)", st.header_wrap)
+        ws.write_string(row, 3 + 2 * j, f"{labels[s]}: vs mining (USD m)", st.header_wrap)
+    ws.set_row(row, 26)
+    ws.set_row(3, 26)
     first = row + 1
     tables = list(result.timing.values())
     if tables:
@@ -587,34 +589,48 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.set_column(1, 1, 12)
     ws.set_column(2, 2 + 2 * max(len(tables), len(others)), 18)
 
-    # Charts: cumulative cash by strategy over time, and NPV by strategy.
+    # Charts: cumulative cash by strategy over time; value of converting by start month.
     n = lay.n_periods
+    axis = {"name_font": {"size": 9, "bold": False}, "num_font": {"size": 8}}
+    grid = {"visible": True, "line": {"color": "#D9D9D9"}}
     line = wb.add_chart({"type": "line"})
     for s in strategies:
         sheet, r = lay.line_rows[f"{s}.cumulative_fcf_usd"]
         line.add_series({
-            "name": s,
+            "name": labels[s],
             "categories": [TIMELINE_SHEET, lay.time_rows["end"], FIRST_COL,
                            lay.time_rows["end"], FIRST_COL + n - 1],
             "values": [sheet, r, FIRST_COL, r, FIRST_COL + n - 1],
+            "line": {"width": 1.75},
         })
-    line.set_title({"name": "Cumulative free cash flow by strategy"})
-    line.set_x_axis({"date_axis": True, "num_format": "yyyy", "major_unit": 1,
-                     "major_unit_type": "years"})
-    line.set_y_axis({"num_format": "#,##0,,\"M\""})
-    line.set_size({"width": 760, "height": 340})
-    ws.insert_chart(3, 4 + 2 * max(len(tables), len(others)), line)
-    bar = wb.add_chart({"type": "column"})
-    npv = by_key[("mining", "npv_usd")]
-    _, r, _ = lay.scalar_cells[npv.name]
-    bar.add_series({"name": "NPV", "categories": ["Summary", 9, 2, 9, 1 + len(strategies)],
-                    "values": ["Summary", r, 2, r, 1 + len(strategies)],
-                    "data_labels": {"value": True, "num_format": "#,##0,,\"M\""}})
-    bar.set_title({"name": "NPV by strategy"})
-    bar.set_legend({"none": True})
-    bar.set_y_axis({"num_format": "#,##0,,\"M\""})
-    bar.set_size({"width": 760, "height": 300})
-    ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
+    line.set_title({"name": "Cumulative free cash flow by strategy (USD m)",
+                    "name_font": {"size": 10}})
+    line.set_x_axis({**axis, "name": "Month end", "date_axis": True, "num_format": "yyyy",
+                     "major_unit": 2, "major_unit_type": "years", "label_position": "low"})
+    line.set_y_axis({**axis, "name": "USD m", "num_format": "#,##0,,",
+                     "major_gridlines": grid})
+    line.set_legend({"position": "bottom"})
+    line.set_size({"width": 640, "height": 320})
+    chart_col = 4 + 2 * max(len(tables), len(others))
+    ws.insert_chart(3, chart_col, line)
+    if tables:
+        timing = wb.add_chart({"type": "line"})
+        last = first + len(tables[0]) - 1
+        for j, s in enumerate(result.timing):
+            timing.add_series({"name": labels.get(s, s),
+                               "categories": [ws.name, first, 0, last, 0],
+                               "values": [ws.name, first, 3 + 2 * j, last, 3 + 2 * j],
+                               "line": {"width": 1.75}})
+        timing.set_title({"name": "Value of converting by conversion start month: NPV above "
+                          "keeping mining (USD m)", "name_font": {"size": 10}})
+        timing.set_x_axis({**axis, "name": "Conversion start", "date_axis": True,
+                           "num_format": "mmm yy", "major_unit": 6,
+                           "major_unit_type": "months", "label_position": "low"})
+        timing.set_y_axis({**axis, "name": "USD m", "num_format": "#,##0,,",
+                           "major_gridlines": grid})
+        timing.set_legend({"position": "bottom"})
+        timing.set_size({"width": 640, "height": 300})
+        ws.insert_chart(21, chart_col, timing)
     page_setup(ws, result.assumptions.case.name)
 
 

@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None:
         export_excel(result, out)
     print(format_summary(result))
+    warn_failed_checks(result)
     written = [str(p) for p in (out, js) if p is not None]
     print(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
           + (f"; wrote {', '.join(written)}" if written else ""))
@@ -246,6 +247,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def warn_failed_checks(result) -> None:
+    """One warning on stderr per failed check (the run still succeeds: the numbers are
+    written, and the workbook's Checks sheet shows the same flags)."""
+    for cid, r in result.checks.iterrows():
+        if not r.ok:
+            print(f"finmodel: warning: check failed: {cid}: {r.label}: value {r.value:g} "
+                  f"exceeds the tolerance {r.tolerance:g}", file=sys.stderr)
 
 
 def format_summary(result) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from finmodel.engine.expr import (
     BinOp,
@@ -29,7 +29,7 @@ from finmodel.engine.expr import (
     Shift,
     TimeRow,
 )
-from finmodel.engine.graph import Line, Node, Scalar
+from finmodel.engine.graph import Line, Node, Scalar, walk
 from finmodel.errors import ExportError
 
 # Operator precedence in Excel formulas (higher binds tighter).
@@ -73,11 +73,48 @@ class FormulaWriter:
 
     def __init__(self, layout: Layout) -> None:
         self.lay = layout
+        # While rendering a template (see line_cells): the period it is rendered for.
+        self._template: int | None = None
+        self._columns = [xl_col_to_name(layout.col(t)) for t in range(layout.n_periods)]
 
     def line_cell(self, t: int, line: Line) -> str:
         """The formula (with leading '=') of ``line`` in period ``t``."""
         sheet, _ = self.lay.line_rows[line.name]
         return "=" + self._r(line.expr, t, sheet, 0)
+
+    def line_cells(self, line: Line) -> list[str]:
+        """The formulas of ``line`` in every period, as :meth:`line_cell` gives them.
+
+        Past its longest lag a line's formula differs from period to period only in its
+        relative columns, so it is rendered once with the columns left open and filled in
+        for each period: the export renders ~250 lines instead of ~45,000 cells.
+        """
+        n = self.lay.n_periods
+        k = max((e.k for e in walk(line.expr) if isinstance(e, Lag)), default=0)
+        out = [self.line_cell(t, line) for t in range(min(k, n))]
+        if k >= n:
+            return out
+        self._template = k
+        try:
+            parts = self.line_cell(k, line).split("\x00")
+        finally:
+            self._template = None
+        texts, offsets = parts[0::2], [int(x) for x in parts[1::2]]
+        cols, tail = self._columns, texts[1:]
+        for t in range(k, n):
+            pieces = [texts[0]]
+            for d, text in zip(offsets, tail):
+                pieces.append(cols[t + d])
+                pieces.append(text)
+            out.append("".join(pieces))
+        return out
+
+    def _cell(self, row: int, t: int, row_abs: bool = False) -> str:
+        """The reference to period ``t`` of a row, its column relative."""
+        if self._template is not None:
+            # An open column: its offset from the template's period, between NULs.
+            return f"\x00{t - self._template}\x00{'$' if row_abs else ''}{row + 1}"
+        return xl_rowcol_to_cell(row, self.lay.col(t), row_abs, False)
 
     def scalar_cell(self, scalar: Scalar) -> str:
         sheet, _, _ = self.lay.scalar_cells[scalar.name]
@@ -90,8 +127,9 @@ class FormulaWriter:
         if t is None:
             raise ExportError(f"line {node.name!r} used where a single value is needed")
         sheet, row = self.lay.line_rows[node.name]
-        return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), absolute,
-                                                         absolute)
+        if absolute:
+            return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), True, True)
+        return sheet_ref(sheet, here) + self._cell(row, t)
 
     def row_range(self, line: Line, here: str) -> str:
         sheet, row = self.lay.line_rows[line.name]
@@ -153,12 +191,11 @@ class FormulaWriter:
         if isinstance(e, Cumulative):
             sheet, row = self.lay.line_rows[e.target.name]
             a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
-            b = xl_rowcol_to_cell(row, self.lay.col(t), False, False)
+            b = self._cell(row, t)
             return f"SUM({sheet_ref(sheet, here)}{a}:{b})"
         if isinstance(e, TimeRow):
             row = self.lay.time_rows[e.kind]
-            return sheet_ref(TIMELINE_SHEET, here) + xl_rowcol_to_cell(
-                row, self.lay.col(t), True, False)
+            return sheet_ref(TIMELINE_SHEET, here) + self._cell(row, t, row_abs=True)
         if isinstance(e, PathInput):
             return f"INDEX({e.name},{self._r(e.index, t, here, 0)})"
         if isinstance(e, Reduce):

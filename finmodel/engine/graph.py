@@ -81,6 +81,8 @@ class Model:
     nodes: dict[str, Node] = field(default_factory=dict)
     _order: list[list[Node]] | None = field(default=None, repr=False, compare=False)
     _stepped: set[str] = field(default_factory=set, repr=False, compare=False)
+    _plans: dict[frozenset[str], list[list[Node]]] = field(default_factory=dict, repr=False,
+                                                          compare=False)
 
     def line(
         self,
@@ -170,7 +172,24 @@ class Model:
         """
         if self._order is None:
             self._order = self._schedule()
+            self._plans.clear()
         return self._order
+
+    def plan(self, names: list[str] | None = None) -> list[list[Node]]:
+        """The groups of :meth:`schedule` needed to evaluate ``names`` (all when None).
+
+        Memoised per set of names: a solver evaluating the same metrics dozens of times
+        (break-evens, Monte Carlo chunks) walks the graph once.
+        """
+        order = self.schedule()
+        if names is None:
+            return order
+        key = frozenset(names)
+        plan = self._plans.get(key)
+        if plan is None:
+            needed = self.needed_for(list(key))
+            plan = self._plans[key] = [g for g in order if any(x.name in needed for x in g)]
+        return plan
 
     def _schedule(self) -> list[list[Node]]:
         nodes = list(self.nodes.values())

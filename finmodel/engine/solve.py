@@ -71,9 +71,8 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
                       np.where(np.abs(fp - b) < 2.0 ** -24, b, np.round(fp * 2.0 ** 24)
                                / 2.0 ** 24))
         start = np.where(lone, fp, float(guess))
-    ct = _transposed(c, None if rows.size == c.shape[0] else rows)
-    out[rows] = _newton(ct, start, np.where(lone, lo[rows], np.nan),
-                        np.where(lone, hi[rows], np.nan), tol, maxiter)
+    sub = c if rows.size == c.shape[0] else c[rows]
+    out[rows] = _newton(sub, _transposed(sub), start, lo[rows], hi[rows], tol, maxiter)
     failed = rows[np.isnan(out[rows])]
     if failed.size:
         rows_c = c[failed]
@@ -83,65 +82,79 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
     return out
 
 
-def _newton(ct: np.ndarray, r: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float,
-            maxiter: int) -> np.ndarray:
-    """Newton's method on NPV(r) = sum c_t v^t, v = 1 / (1 + r), for each column of ``ct``
-    (periods, rows), NaN where it does not converge or stops off a root.
+#: Newton steps taken by Horner's scheme (over all rows at once, cheap per row but ~1 ms of
+#: Python per step); a row still going after them continues row by row.
+HORNER_STEPS = 8
 
-    NPV and its derivative come from Horner's scheme, period by period over all rows at
-    once: no (rows, periods) temporaries, and element by element, so a row's result has
-    the same bits whatever other rows are solved with it. A root inside the row's
-    bracket ``[lo, hi]`` (NaN: none known) is one; any other is checked against the size
-    of the discounted flows.
+
+def _newton(c: np.ndarray, ct: np.ndarray, r: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            tol: float, maxiter: int) -> np.ndarray:
+    """Newton's method on NPV(r) = sum c_t v^t, v = 1 / (1 + r), for each row of ``c``
+    (``ct`` is its transpose), NaN where it does not converge or stops off a root.
+
+    The first :data:`HORNER_STEPS` steps take NPV and its derivative from Horner's scheme,
+    period by period over all rows at once: no (rows, periods) temporaries. The few rows
+    still going after that continue with discount factors row by row. Which is used
+    depends only on the row's own step count, and every operation is element by element
+    or row by row, so a row's result has the same bits whatever other rows are solved
+    with it. A root inside the row's bracket ``[lo, hi]`` is one; any other is checked
+    against the size of the discounted flows.
     """
+    n = c.shape[1]
     out = np.full(r.size, np.nan)
-    full, idx = ct, np.arange(r.size)  # idx: the row of ``out`` of each column of ct
+    idx = np.arange(r.size)  # the row of ``out`` of each column of ct
     r = np.array(r, dtype=float)
     live = np.ones(r.size, dtype=bool)
+    i = np.arange(n, dtype=float)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for _ in range(maxiter):
+        for step in range(maxiter):
             if not live.any():
                 break
-            v = 1.0 / (1.0 + r)
-            f, d = _horner(ct, v)
-            new = r + f / (d * v * v)  # dNPV/dr = dNPV/dv * -v^2
+            if step < HORNER_STEPS:
+                v = 1.0 / (1.0 + r)
+                f, d = _horner(ct, v)
+                new = r + f / (d * v * v)  # dNPV/dr = dNPV/dv * -v^2
+            else:
+                if step == HORNER_STEPS:
+                    idx, r = idx[live], r[live]
+                    live = live[live]
+                    rows = c[idx]
+                cx = rows * _discount_factors(r, n)
+                new = r + cx.sum(axis=1) * (1.0 + r) / (cx * i).sum(axis=1)
             new = np.where(new <= -1.0, (r - 1.0) / 2.0, new)  # stay above -100 %
             conv = live & (np.abs(new - r) <= tol * (1.0 + np.abs(r))) & np.isfinite(new)
             out[idx[conv]] = new[conv]
             live &= ~conv & np.isfinite(new)
             r = np.where(live, new, r)  # a finished row stays where it finished
-            if 2 * live.sum() < live.size:  # drop finished rows once they are the most
+            if step < HORNER_STEPS and 2 * live.sum() < live.size:
+                # Drop finished rows once they are the most.
                 ct, r, idx, live = ct[:, live], r[live], idx[live], live[live]
         # Newton may also have stopped on a point that is not a root: check the residual
         # against the size of the discounted flows, unless it is inside a known bracket.
         check = np.flatnonzero(np.isfinite(out) & ~((out >= lo) & (out <= hi)))
         if check.size:
-            sub, v = full[:, check], 1.0 / (1.0 + out[check])
-            f, _ = _horner(sub, v, derivative=False)
-            size, _ = _horner(np.abs(sub), v, derivative=False)
-            out[check[~(np.abs(f) <= 1e-9 * size)]] = np.nan
+            disc = c[check] * _discount_factors(out[check], n)
+            bad = np.abs(disc.sum(axis=1)) > 1e-9 * np.abs(disc).sum(axis=1)
+            out[check[bad]] = np.nan
     return out
 
 
-def _transposed(c: np.ndarray, rows: np.ndarray | None, block: int = 256) -> np.ndarray:
-    """``c[rows].T`` as a C-ordered array, copied a block of rows at a time (twice as
-    fast as numpy's copy of the transposed view, whose writes stride the whole array)."""
-    m = c.shape[0] if rows is None else rows.size
-    out = np.empty((c.shape[1], m))
-    for i in range(0, m, block):
-        out[:, i:i + block] = (c[i:i + block] if rows is None else c[rows[i:i + block]]).T
+def _transposed(c: np.ndarray, block: int = 256) -> np.ndarray:
+    """``c.T`` as a C-ordered array, copied a block of rows at a time (twice as fast as
+    numpy's copy of the transposed view, whose writes stride the whole array)."""
+    out = np.empty(c.shape[::-1])
+    for k in range(0, c.shape[0], block):
+        out[:, k:k + block] = c[k:k + block].T
     return out
 
 
-def _horner(ct: np.ndarray, v: np.ndarray, derivative: bool = True
-            ) -> tuple[np.ndarray, np.ndarray | None]:
-    """sum_t c_t v^t (and its derivative in v), for each column of ``ct``."""
+def _horner(ct: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sum_t c_t v^t and its derivative in v, for each column of ``ct``."""
     f = ct[-1].copy()
-    d = np.zeros_like(f) if derivative else None
+    d = np.zeros_like(f)
     for t in range(ct.shape[0] - 2, -1, -1):
-        if derivative:
-            d *= v
-            d += f
+        d *= v
+        d += f
         f *= v
         f += ct[t]
     return f, d

@@ -8,6 +8,7 @@ OR, SUM, NPV, IRR, INDEX, EDATE, YEAR, NA), which LibreOffice 7.4 and every Exce
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
@@ -71,8 +72,13 @@ def number(value: float) -> str:
 class FormulaWriter:
     """Turns expressions into formula text for a given cell."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, lines: Iterable[Line] = ()) -> None:
         self.lay = layout
+        # Lines that are a running sum of another line, by the line they sum: a running
+        # sum is written as "previous cell + this month" (linear in the horizon), and any
+        # other formula that needs the same sum refers to it.
+        self._running = {ln.expr.target.name: ln for ln in lines
+                         if isinstance(ln.expr, Cumulative)}
         # While rendering a template (see line_cells): the period it is rendered for.
         self._template: int | None = None
         self._columns = [xl_col_to_name(layout.col(t)) for t in range(layout.n_periods)]
@@ -80,7 +86,11 @@ class FormulaWriter:
     def line_cell(self, t: int, line: Line) -> str:
         """The formula (with leading '=') of ``line`` in period ``t``."""
         sheet, _ = self.lay.line_rows[line.name]
-        return "=" + self._r(line.expr, t, sheet, 0)
+        e = line.expr
+        if isinstance(e, Cumulative) and self._running.get(e.target.name) is line:
+            this = self.ref(e.target, t, sheet)
+            return f"={self.ref(line, t - 1, sheet)}+{this}" if t > 0 else f"={this}"
+        return "=" + self._r(e, t, sheet, 0)
 
     def line_cells(self, line: Line) -> list[str]:
         """The formulas of ``line`` in every period, as :meth:`line_cell` gives them.
@@ -91,6 +101,8 @@ class FormulaWriter:
         """
         n = self.lay.n_periods
         k = max((e.k for e in walk(line.expr) if isinstance(e, Lag)), default=0)
+        if isinstance(line.expr, Cumulative):
+            k = max(k, 1)  # a running sum refers to its own previous cell
         out = [self.line_cell(t, line) for t in range(min(k, n))]
         if k >= n:
             return out
@@ -189,6 +201,9 @@ class FormulaWriter:
             return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
                     f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):
+            running = self._running.get(e.target.name)
+            if running is not None and running.name in self.lay.line_rows:
+                return self.ref(running, t, here)
             sheet, row = self.lay.line_rows[e.target.name]
             a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
             b = self._cell(row, t)

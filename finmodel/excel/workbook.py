@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xlsxwriter
+import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from finmodel.conventions import to_serial
@@ -175,7 +176,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                                     2 + strategies.index(x.strategy))
 
     checks_sheet.place(model, lay)
-    fw = FormulaWriter(lay)
+    fw = FormulaWriter(lay, model.lines)
     values = result.values
 
     def val(name: str, t: int | None = None) -> float:
@@ -313,14 +314,14 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     for c in range(1, FIRST_COL):
         ws.write_blank(3, c, None, st.header_left)
     years = tl.years
-    year_row = sheet_ref(TIMELINE_SHEET, "Annual") + (
-        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL, True, True)}:"
-        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL + n - 1, True, True)}")
     for k, y in enumerate(years):
         c = FIRST_COL + k
         f = "=YEAR(case_start_month)" if k == 0 else f"={xl_rowcol_to_cell(3, c - 1)}+1"
         ws.write_formula(3, c, f, st.header, float(y))
     annual = result.annual_frame(scenario)
+    year_of = tl.rows["year"]
+    spans = [(int(np.flatnonzero(year_of == y)[0]), int(np.flatnonzero(year_of == y)[-1]))
+             for y in years]
     row = 4
     section = None
     for ln in model.lines:
@@ -334,16 +335,19 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_string(row, 0, ln.label, st.label)
         ws.write_string(row, 1, ln.unit, st.unit)
         ws.write_string(row, 3, ln.name, st.name)
-        rng = fw.row_range(ln, "Annual")
         fmt = st.cell(ln.unit)
-        for k in range(len(years)):
-            hdr = xl_rowcol_to_cell(3, FIRST_COL + k, True, False)
-            if ln.agg == "sum":
-                f = f"=SUMIF({year_row},{hdr},{rng})"
-            elif ln.agg == "mean":
-                f = f"=AVERAGEIF({year_row},{hdr},{rng})"
+        src, r = lay.line_rows[ln.name]
+        prefix = sheet_ref(src, "Annual")
+        for k, (first, last) in enumerate(spans):
+            # Each year over its own months (contiguous on the timeline): a SUMIF over the
+            # whole month row in every year made the workbook quadratic in the horizon.
+            end = prefix + xl_rowcol_to_cell(r, lay.col(last))
+            if ln.agg in ("sum", "mean"):
+                f = (f"={'SUM' if ln.agg == 'sum' else 'AVERAGE'}("
+                     f"{prefix}{xl_rowcol_to_cell(r, lay.col(first))}:"
+                     f"{xl_rowcol_to_cell(r, lay.col(last))})")
             else:
-                f = f"=INDEX({rng},MATCH({hdr},{year_row},1))"
+                f = f"={end}"
             ws.write_formula(row, FIRST_COL + k, f, fmt, float(annual.loc[ln.name].iloc[k]))
         row += 1
     ws.set_column(0, 0, 40)

@@ -178,6 +178,8 @@ def _portfolio(args: argparse.Namespace) -> int:
             raise
     print(format_plan(plan))
     written = [str(p) for p in (out, js) if p is not None]
+    if links:
+        written.append(f"{len(links)} site workbooks in {args.site_workbooks}")
     print(f"\nran in {time.perf_counter() - t0:.2f} s"
           + (f"; wrote {', '.join(written)}" if written else ""))
     return 0

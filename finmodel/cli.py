@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
                    help="probability of a funding shortfall over N scenarios of shared BTC "
                    "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
+                   help="also write each site's live workbook (its chosen option) into DIR, "
+                   "linked from the Sites sheet")
+    q.add_argument("--time-limit", dest="time_limit", type=float, default=60.0, metavar="S",
+                   help="seconds the MILP may take before it reports its best plan and the "
+                   "gap it has proven (default 60)")
     q.set_defaults(func=_portfolio)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
@@ -157,23 +163,46 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _portfolio(args: argparse.Namespace) -> int:
+    from finmodel.api import run
     from finmodel.portfolio import load_portfolio, plan_portfolio
     from finmodel.portfolio.report import format_plan, infeasible_message
 
     t0 = time.perf_counter()
     out, js = _output_targets(args)
     lp = load_portfolio(args.portfolio)
-    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo)
+    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
-    if js is not None:
-        write_text_atomic(js, json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n")
+    text = json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n"
+    links: dict[str, str] = {}
+    if args.site_workbooks:
+        from finmodel.excel import export_excel
+        from finmodel.portfolio.plan import site_case
+
+        folder = Path(args.site_workbooks)
+        if not folder.is_dir():
+            from finmodel.errors import ExportError
+
+            raise ExportError(f"--site-workbooks {folder}: the folder does not exist")
+        for i, site in enumerate(plan.chosen.site):
+            target = folder / f"{site}.xlsx"
+            export_excel(run(site_case(plan, i)), target)
+            links[site] = os.path.relpath(target, out.parent if out is not None else ".")
     if out is not None:
         from finmodel.excel.portfolio_sheets import export_plan
 
-        export_plan(plan, out)
+        export_plan(plan, out, site_links=links)
+    if js is not None:
+        try:
+            write_text_atomic(js, text)
+        except FinmodelError:
+            if out is not None:  # both outputs or neither
+                out.unlink(missing_ok=True)
+            raise
     print(format_plan(plan))
     written = [str(p) for p in (out, js) if p is not None]
+    if links:
+        written.append(f"{len(links)} site workbooks in {args.site_workbooks}")
     print(f"\nran in {time.perf_counter() - t0:.2f} s"
           + (f"; wrote {', '.join(written)}" if written else ""))
     return 0

@@ -262,6 +262,30 @@ def test_infeasible_budget_reports_least_infeasible_plan(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [src]
 
 
+def test_capex_budget_no_plan_satisfies(tmp_path):
+    """Every site must convert and no year's budget allows it: the least-infeasible plan
+    breaks the budget by the fewest dollars, and says which year."""
+    data = small(capex_budget_usd_by_year={"2026": 1.0, "2027": 1.0})
+    data["options"]["strategies"] = ["hybrid", "ai_hosting"]
+    data["sites"]["b"]["options"]["strategies"] = ["hybrid", "ai_hosting"]
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    options = evaluate_options(lp)
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert not plan.solution.feasible
+    over = {k: v for k, v in plan.solution.violations.items() if k.startswith("capex")}
+    assert over
+    # The least-infeasible plan is the cheapest in budgeted capex: each site's option
+    # with the least capex in 2026 + 2027 (hand check over every option).
+    years = np.asarray(options.periods.year)
+    in_budget = options.capex_usd[:, (years == 2026) | (years == 2027)].sum(axis=1)
+    least = sum(in_budget[(options.site == s) & options.allowed].min() for s in options.sites)
+    assert sum(over.values()) == pytest.approx(least - 2.0, rel=1e-6)
+    from finmodel.portfolio.report import infeasible_message
+
+    msg = infeasible_message(plan)
+    assert "no plan satisfies the constraints" in msg and "capex_budget 2026 by" in msg
+
+
 def _toml(data: dict) -> str:
     """A minimal TOML writer for the test's nested dictionaries."""
     def val(v):
@@ -308,6 +332,10 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         sum(s["npv_usd"] for s in plan["plan"].values())
         + plan["value_items_usd"]["new_funding_cost_usd"])
     assert "BINDING" in out and "Greedy" in out
+    assert len(plan["options"]) == 7 * (1 + 3 * 4)
+    first = plan["options"][1]
+    assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180
+    assert first["peak_funding_usd"] == max(first["funding_need_by_month_usd"])
 
 
 # ---- workbook ---------------------------------------------------------------------------
@@ -381,3 +409,28 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
     raw = openpyxl.load_workbook(path)
     assert all(not str(c.value).startswith("=HYPERLINK") for row in raw["Portfolio"].iter_rows()
                for c in row if c.value is not None)
+
+
+def test_funding_shortfall_splits_by_site_and_chunk_on_any_executor(four):
+    """The same seed gives the same shortfalls whether the (site, chunk) jobs run here or
+    on a pool, and whatever the chunk size; with no volatility every scenario is the
+    expected path, which the plan funds exactly to its floor (no shortfall)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    here = funding_shortfall(plan, 24, seed=3, chunk=24)
+    with ThreadPoolExecutor(2) as pool:
+        pooled = funding_shortfall(plan, 24, seed=3, chunk=7, executor=pool)
+    assert np.allclose(here.shortfall_usd, pooled.shortfall_usd, rtol=1e-12, atol=1e-3)
+    assert np.allclose(here.sites_npv_usd, pooled.sites_npv_usd, rtol=1e-12)
+    assert here.shortfall_usd.max() > 0  # 50 % BTC volatility: some paths run short
+    calm = copy.deepcopy(small())
+    calm["monte_carlo"] = {"btc_price_volatility": 0.0, "hashrate_volatility": 0.0}
+    lp_calm = parse_portfolio(calm, folder=ASSUMPTIONS)
+    plan_calm = plan_portfolio(lp_calm, options=options, exact_gains=False)
+    flat = funding_shortfall(plan_calm, 4, seed=3)
+    assert np.allclose(flat.sites_npv_usd, plan_calm.chosen.npv_usd.sum(), rtol=1e-9)
+    assert flat.shortfall_usd.max() < 1.0

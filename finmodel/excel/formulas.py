@@ -8,9 +8,10 @@ OR, SUM, NPV, IRR, INDEX, EDATE, YEAR, NA), which LibreOffice 7.4 and every Exce
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from finmodel.engine.expr import (
     BinOp,
@@ -29,7 +30,7 @@ from finmodel.engine.expr import (
     Shift,
     TimeRow,
 )
-from finmodel.engine.graph import Line, Node, Scalar
+from finmodel.engine.graph import Line, Node, Scalar, walk
 from finmodel.errors import ExportError
 
 # Operator precedence in Excel formulas (higher binds tighter).
@@ -85,8 +86,8 @@ def children(e: Expr) -> tuple[Expr, ...]:
     return ()
 
 
-def walk(e: Expr):
-    """``e`` and every node under it."""
+def walk_expr(e: Expr):
+    """``e`` and every node under it (its own expressions, not the lines it reads)."""
     stack = [e]
     while stack:
         x = stack.pop()
@@ -154,9 +155,17 @@ def number(value: float) -> str:
 class FormulaWriter:
     """Turns expressions into formula text for a given cell."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, lines: Iterable[Line] = ()) -> None:
         self.lay = layout
         self._folded: dict[int, Expr] = {}
+        # Lines that are a running sum of another line, by the line they sum: a running
+        # sum is written as "previous cell + this month" (linear in the horizon), and any
+        # other formula that needs the same sum refers to it.
+        self._running = {ln.expr.target.name: ln for ln in lines
+                         if isinstance(ln.expr, Cumulative)}
+        # While rendering a template (see line_cells): the period it is rendered for.
+        self._template: int | None = None
+        self._columns = [xl_col_to_name(layout.col(t)) for t in range(layout.n_periods)]
 
     def folded(self, node: Node) -> Expr:
         """The node's expression with dead arithmetic removed (computed once)."""
@@ -169,7 +178,52 @@ class FormulaWriter:
         """The formula (with leading '=') of ``line`` in period ``t``."""
         sheet, _ = self.lay.line_rows[line.name]
         self._self = line
-        return "=" + self._r(self.folded(line), t, sheet, 0)
+        e = self.folded(line)
+        if isinstance(e, Cumulative) and self._running.get(e.target.name) is line:
+            this = self.ref(e.target, t, sheet)
+            if "first" in self.lay.time_rows:
+                # One formula for every month: in the first the flag leaves the cell to
+                # the left (the name column) unread.
+                flag = self._r(TimeRow("first"), t, sheet, 0)
+                return f"=IF({flag}=1,0,{self._prev(line, t, sheet)})+{this}"
+            return f"={self.ref(line, t - 1, sheet)}+{this}" if t > 0 else f"={this}"
+        return "=" + self._r(e, t, sheet, 0)
+
+    def line_cells(self, line: Line) -> list[str]:
+        """The formulas of ``line`` in every period, as :meth:`line_cell` gives them.
+
+        Past its longest lag a line's formula differs from period to period only in its
+        relative columns, so it is rendered once with the columns left open and filled in
+        for each period: the export renders ~250 lines instead of ~45,000 cells.
+        """
+        n = self.lay.n_periods
+        k = max((e.k for e in walk(line.expr) if isinstance(e, Lag)), default=0)
+        if isinstance(line.expr, Cumulative):
+            k = max(k, 1)  # a running sum refers to its own previous cell
+        out = [self.line_cell(t, line) for t in range(min(k, n))]
+        if k >= n:
+            return out
+        self._template = k
+        try:
+            parts = self.line_cell(k, line).split("\x00")
+        finally:
+            self._template = None
+        texts, offsets = parts[0::2], [int(x) for x in parts[1::2]]
+        cols, tail = self._columns, texts[1:]
+        for t in range(k, n):
+            pieces = [texts[0]]
+            for d, text in zip(offsets, tail):
+                pieces.append(cols[t + d])
+                pieces.append(text)
+            out.append("".join(pieces))
+        return out
+
+    def _cell(self, row: int, t: int, row_abs: bool = False) -> str:
+        """The reference to period ``t`` of a row, its column relative."""
+        if self._template is not None:
+            # An open column: its offset from the template's period, between NULs.
+            return f"\x00{t - self._template}\x00{'$' if row_abs else ''}{row + 1}"
+        return xl_rowcol_to_cell(row, self.lay.col(t), row_abs, False)
 
     def scalar_cell(self, scalar: Scalar) -> str:
         sheet, _, _ = self.lay.scalar_cells[scalar.name]
@@ -192,8 +246,9 @@ class FormulaWriter:
         link = self._link(here, ("line", node.name)) if sheet != here else None
         if link is not None:
             sheet, row = here, link
-        return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), absolute,
-                                                         absolute)
+        if absolute:
+            return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), True, True)
+        return sheet_ref(sheet, here) + self._cell(row, t)
 
     def row_range(self, line: Line, here: str) -> str:
         sheet, row = self.lay.line_rows[line.name]
@@ -216,7 +271,7 @@ class FormulaWriter:
         link = self._link(here, ("line", line.name)) if sheet != here else None
         if link is not None:
             sheet, row = here, link
-        return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t) - 1)
+        return sheet_ref(sheet, here) + self._cell(row, t - 1)
 
     def _r(self, e: Expr, t: int | None, here: str, outer: int) -> str:
         """Render ``e``; ``outer`` is the precedence of the enclosing operator."""
@@ -287,20 +342,22 @@ class FormulaWriter:
             return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
                     f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):
+            running = self._running.get(e.target.name)
+            if running is not None and running.name in self.lay.line_rows:
+                return self.ref(running, t, here)
             sheet, row = self.lay.line_rows[e.target.name]
             link = self._link(here, ("line", e.target.name)) if sheet != here else None
             if link is not None:
                 sheet, row = here, link
             a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
-            b = xl_rowcol_to_cell(row, self.lay.col(t), False, False)
+            b = self._cell(row, t)
             return f"SUM({sheet_ref(sheet, here)}{a}:{b})"
         if isinstance(e, TimeRow):
             link = self._link(here, ("time", e.kind))
             if link is not None and here != TIMELINE_SHEET:
-                return xl_rowcol_to_cell(link, self.lay.col(t), True, False)
+                return self._cell(link, t, row_abs=True)
             row = self.lay.time_rows[e.kind]
-            return sheet_ref(TIMELINE_SHEET, here) + xl_rowcol_to_cell(
-                row, self.lay.col(t), True, False)
+            return sheet_ref(TIMELINE_SHEET, here) + self._cell(row, t, row_abs=True)
         if isinstance(e, PathInput):
             return f"INDEX({e.name},{self._r(e.index, t, here, 0)})"
         if isinstance(e, Reduce):
@@ -329,7 +386,7 @@ def foreign_keys(fw: FormulaWriter, node: Node, here: str) -> list[tuple[str, st
     ("line", name), timeline rows ("time", kind) and scalars ("scalar", name), in order of
     first use."""
     out: dict[tuple[str, str], None] = {}
-    for x in walk(fw.folded(node)):
+    for x in walk_expr(fw.folded(node)):
         target = getattr(x, "target", None)
         if isinstance(target, Line) and target.sheet != here:
             out[("line", target.name)] = None
@@ -348,7 +405,7 @@ def constants_of(fw: FormulaWriter, nodes) -> list[float]:
     """Every number other than 0, 1 and 12 that the nodes' formulas would hold."""
     seen: dict[float, None] = {}
     for node in nodes:
-        for x in walk(fw.folded(node)):
+        for x in walk_expr(fw.folded(node)):
             if isinstance(x, Const) and abs(x.value) not in PLAIN_NUMBERS:
                 seen[abs(x.value)] = None
             if isinstance(x, Lag) and x.k not in PLAIN_NUMBERS and x.k != 1:

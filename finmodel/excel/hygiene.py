@@ -9,9 +9,10 @@ Rules (the FAST standard's, as the issue states them):
 - no formula longer than ``MAX_CHARS`` characters (text inside quotes is a message, not
   logic, and counts as empty quotes);
 - on the monthly sheets, a formula that reads another sheet is a link and nothing else
-  (``='Power'!E12``): calculations use a green link row on their own sheet. The annual
-  roll-up (SUMIF of a monthly row by year) is a summary of those rows, not a calculation,
-  and is exempt.
+  (``='Power'!E12``): calculations use a green link row on their own sheet.
+
+The annual roll-up (each year's months of a monthly row) is a summary on another time
+axis, not a calculation along the timeline: its rows are exempt from the last two rules.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def scan(path: str | Path, *, first_col: int = 4, header_rows: int = 6,
                     out.append(Problem(ws.title, c.coordinate,
                                        f"typed number(s) {', '.join(nums)}", f))
             periods = [c for c in cells if c.column - 1 >= first_col]
-            if len(periods) < monthly_min or row[0].row <= header_rows:
+            if len(periods) < monthly_min or row[0].row <= header_rows \
+                    or ws.title in roll_ups:
                 continue
             first = periods[0]
             shape = relative(first.value, first.row, first.column)
@@ -106,7 +108,7 @@ def scan(path: str | Path, *, first_col: int = 4, header_rows: int = 6,
                                        f"differs from the row's first formula {first.value!r}",
                                        c.value))
                     break
-            for c in periods if ws.title not in roll_ups else ():
+            for c in periods:
                 if "!" in _STRING.sub('""', c.value) and not _is_link(c.value):
                     out.append(Problem(ws.title, c.coordinate,
                                        "calculates on another sheet (use a link row)",

@@ -74,7 +74,7 @@ def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) ->
     def length(e: Expr) -> int:
         return len(fw._r(e, probe_t, here, 0))
 
-    def shrink(owner_name: str, e: Expr) -> Expr:
+    def shrink(e: Expr) -> Expr:
         while length(e) > TARGET_CHARS:
             sized = [(length(x), x) for x in _parts(e)]
             fits = [p for p in sized if p[0] <= TARGET_CHARS]
@@ -86,7 +86,7 @@ def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) ->
                 expr = part
             elif sized:
                 _, part = max(sized, key=lambda p: p[0])
-                expr = shrink(owner_name, part)
+                expr = shrink(part)
             else:
                 return e  # nothing left to split (a single long name)
             k = len(helpers) + 1
@@ -106,6 +106,6 @@ def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) ->
     if isinstance(e, Func) and e.name == "months_between" and length(e) > TARGET_CHARS:
         # Months between two long names: each date's month number on a row of its own.
         e = BinOp("-", Func("month_number", (e.args[1],)), Func("month_number", (e.args[0],)))
-    new = shrink(line.name, e)
+    new = shrink(e)
     fw._folded[id(line)] = new
     return helpers

@@ -180,7 +180,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
 
     checks_sheet.place(model, lay)
     fw = FormulaWriter(lay, model.lines)
-    for k, value in enumerate(constants_of(fw, model.nodes.values())):
+    for value in constants_of(fw, model.nodes.values()):
         lay.constants[value] = constant_name(value)[0]
     lines_on = {s: [x for x in model.lines if x.sheet == s] for s in calc_sheets}
     scalars_on = {s: [x for x in model.scalars if x.sheet == s] for s in calc_sheets}
@@ -283,8 +283,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             cs.write_formula(r, c, fw.scalar_cell(h), st.cell(h.unit),
                              _cached(float(helper_values[h.name][0])))
             cs.write_string(r, 3, _name_cell(h.name, helper_of), st.name)
-    page_setup(sheets[checks_sheet.SHEET], result.assumptions.case.name)
-    page_setup(sheets[checks_sheet.SNAPSHOT_SHEET], result.assumptions.case.name)
+    page_setup(sheets[checks_sheet.SHEET], result.assumptions.case.name, repeat_rows=(3, 3))
+    page_setup(sheets[checks_sheet.SNAPSHOT_SHEET], result.assumptions.case.name,
+               repeat_rows=(0, 0))
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
 
     # --- Constants: the numbers formulas use by name -----------------------------------

@@ -835,7 +835,9 @@ def _helper_values(result, fw, lines_on, scalars_on, helper_of) -> dict[str, np.
 
 def _name_cell(name: str, helper_of: dict[str, str]) -> str:
     """Column D: the model name, or for a helper row the line it is part of."""
-    return f"part of {helper_of[name]}" if name in helper_of else name
+    if name not in helper_of:
+        return name
+    return f"part of {helper_of[name]} ({name.rsplit('~', 1)[-1]})"
 
 
 def _is_link(ln: Line, lay: Layout, here: str) -> bool:

@@ -1,4 +1,4 @@
-"""The ``finmodel`` command: run, sensitivity, validate, schema.
+"""The ``finmodel`` command: run, sensitivity, portfolio, validate, schema.
 
 Bad input exits with status 2 and one clear message on stderr, never a traceback, and
 leaves no output file behind. Every subcommand is one function taking the parsed
@@ -101,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--png", metavar="DIR", help="folder for PNG charts (needs the 'plot' "
                    "extra: matplotlib)")
     z.set_defaults(func=_sensitivity)
+    q = sub.add_parser("portfolio", help="choose which sites to convert, to what and when, "
+                       "under the company's capex and funding limits")
+    q.add_argument("portfolio", help="portfolio file (TOML), for example "
+                   "assumptions/bitdeer_portfolio.toml")
+    q.add_argument("-o", "--output", help="workbook to write (.xlsx): Portfolio and Company "
+                   "sheets")
+    q.add_argument("--json", dest="json_path", help="plan JSON to write")
+    q.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), metavar="N",
+                   help="probability of a funding shortfall over N scenarios of shared BTC "
+                   "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.set_defaults(func=_portfolio)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
@@ -136,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     text = format_summary(result)
     written = outputs.commit(writers)
     say(text)
+    warn_failed_checks(result)
     say(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
         + (f"; wrote {', '.join(map(str, written))}" if written else ""))
     return 0
@@ -180,6 +192,33 @@ def _sensitivity(args: argparse.Namespace) -> int:
     outputs.commit(writers)
     say(text)
     say(f"\nran in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _portfolio(args: argparse.Namespace) -> int:
+    from finmodel.portfolio import load_portfolio, plan_portfolio
+    from finmodel.portfolio.report import format_plan, infeasible_message
+
+    t0 = time.perf_counter()
+    outputs = Outputs(inputs=[args.portfolio])
+    out = outputs.target(args.output, ".xlsx", "-o")
+    js = outputs.target(args.json_path, ".json", "--json")
+    lp = load_portfolio(args.portfolio)
+    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo)
+    if not plan.solution.feasible:
+        raise FinmodelError(infeasible_message(plan))
+    writers = []
+    if js is not None:
+        writers.append((js, json_writer(plan.to_json())))
+    if out is not None:
+        from finmodel.excel.portfolio_sheets import export_plan
+
+        writers.append((out, lambda tmp: export_plan(plan, tmp)))
+    text = format_plan(plan)
+    written = outputs.commit(writers)
+    say(text)
+    say(f"\nran in {time.perf_counter() - t0:.2f} s"
+        + (f"; wrote {', '.join(map(str, written))}" if written else ""))
     return 0
 
 
@@ -236,6 +275,15 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(Assumptions.model_json_schema(), indent=2))
     return 0
+
+
+def warn_failed_checks(result) -> None:
+    """One warning on stderr per failed check (the run still succeeds: the numbers are
+    written, and the workbook's Checks sheet shows the same flags)."""
+    for cid, r in result.checks.iterrows():
+        if not r.ok:
+            print(f"finmodel: warning: check failed: {cid}: {r.label}: value {r.value:g} "
+                  f"exceeds the tolerance {r.tolerance:g}", file=sys.stderr)
 
 
 def format_summary(result) -> str:

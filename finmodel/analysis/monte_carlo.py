@@ -206,10 +206,14 @@ class MonteCarlo:
             x = npv[s].to_numpy()
             x = x[np.isfinite(x)]
             worst = np.sort(x)[:max(1, int(math.floor(tail * x.size)))]
-            row = {"mean": x.mean(), "std": x.std(ddof=1) if x.size > 1 else 0.0,
-                   **{f"p{q}": np.percentile(x, q) for q in (5, 25, 50, 75, 95)},
-                   "prob_positive": float((x > 0).mean()),
-                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean(),
+            nan = math.nan
+            # A metric that exists in no scenario (payback never reached) summarises as NaN.
+            row = {"mean": x.mean() if x.size else nan,
+                   "std": x.std(ddof=1) if x.size > 1 else (0.0 if x.size else nan),
+                   **{f"p{q}": np.percentile(x, q) if x.size else nan
+                      for q in (5, 25, 50, 75, 95)},
+                   "prob_positive": float((x > 0).mean()) if x.size else nan,
+                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean() if x.size else nan,
                    "missing": int(npv[s].isna().sum())}
             if s != "mining" and "mining" in npv.columns:
                 row["prob_beats_mining"] = float((npv[s] > npv["mining"]).mean())

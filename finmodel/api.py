@@ -205,6 +205,7 @@ def run(
     inputs: Mapping[str, Any] | None = None,
     lines: Mapping[str, Any] | None = None,
     breakevens: bool = True,
+    rules: bool = True,
 ) -> Result:
     """Run a case, optionally over many scenarios at once.
 
@@ -224,6 +225,10 @@ def run(
     breakevens
         Solve the break-evens and, for a single scenario, the value of converting by start
         month (a few more vectorised evaluations).
+    rules
+        Check every scenario against the case's cross-field rules (the default). False
+        checks ``inputs`` only against each field's bounds — to test the model's checks on
+        states a case file refuses; such results are not valid cases.
 
     Returns
     -------
@@ -243,7 +248,8 @@ def run(
     model = build_model(assumptions)
     tl = timeline_of(assumptions)
     scalars, paths = numeric_inputs(assumptions)
-    checked = check_scenarios(assumptions, inputs or {}, what="run inputs")
+    checked = check_scenarios(assumptions, inputs or {}, what="run inputs",
+                              rules=rules is not False)
     for path, arr in checked.items():
         name = path.replace(".", "_")
         (paths if name in paths else scalars)[name] = arr

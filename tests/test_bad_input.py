@@ -367,3 +367,8 @@ def test_monte_carlo_summary_of_a_metric_no_scenario_has():
     s = mc.summary("payback_years")
     assert np.isnan(s.loc["mean", "mining"]) and s.loc["missing", "mining"] == 20
     assert np.isfinite(s.loc["mean", "ai_hosting"])
+
+
+def test_list_inputs_other_than_yearly_paths_do_not_vary_between_scenarios():
+    with pytest.raises(InputError, match="not a yearly path"):
+        finmodel.run(A, inputs={"hosting.phase_it_shares": [[0.3, 0.8]]}, breakevens=False)

@@ -50,7 +50,8 @@ class InputRef:
         return "number"
 
 
-def resolve_input(a: Assumptions, path: Any, *, what: str = "input") -> InputRef:
+def resolve_input(a: Assumptions, path: Any, *, what: str = "input", rules: bool = True
+                  ) -> InputRef:
     """The numeric input at a dotted field path (``"strategies.hybrid.ai_it_mw"``).
 
     Raises
@@ -75,7 +76,7 @@ def resolve_input(a: Assumptions, path: Any, *, what: str = "input") -> InputRef
                              "as 'network.btc_price_usd')")
     if info is None or isinstance(node, (BaseModel, dict)):
         raise InputError(f"{shown_name(path)}: a section, not an input")
-    if path in STRUCTURAL:
+    if rules and path in STRUCTURAL:
         raise InputError(f"{path}: shapes the timeline and cannot vary between scenarios of "
                          "one evaluation; run the case again with a changed value")
     unit = (info.json_schema_extra or {}).get("unit")
@@ -87,13 +88,17 @@ def resolve_input(a: Assumptions, path: Any, *, what: str = "input") -> InputRef
     return InputRef(path, info, node)
 
 
-def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool | None = None
-                         ) -> np.ndarray:
+def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool | None = None,
+                         rules: bool = True) -> np.ndarray:
     """``values`` for the input at ``path`` as a float array, each element checked against
     the field's bounds and type: 1-D (one value per scenario), or 2-D (scenarios, years)
-    for a yearly path. Cross-field rules are checked by :func:`check_scenarios`."""
-    ref = resolve_input(a, path)
+    for a yearly path. Cross-field rules are checked by :func:`check_scenarios`; with
+    ``rules`` false only the field's bounds are (see :func:`check_scenarios`)."""
+    ref = resolve_input(a, path, rules=rules)
     kind = ref.kind
+    if rules and kind == "path" and "_path_" not in path:
+        raise InputError(f"{path}: a list that is not a yearly path cannot vary between "
+                         "scenarios; change it in the case (finmodel.with_values)")
     want = 2 if (kind == "path" if rows is None else rows) else 1
     try:
         arr = np.asarray(values, dtype=float)
@@ -123,7 +128,7 @@ def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool | No
         if bad.any():
             raise InputError(f"{path}: expected first days of months from {FIRST_YEAR}-01 to "
                              f"{LAST_YEAR}-12 as spreadsheet serials, got {arr[bad][0]:g}")
-    if kind == "path":
+    if kind == "path" and rules:
         if np.any(arr <= 0):
             raise InputError(f"{path}: path values must be positive")
         years = a.case.horizon_years
@@ -147,11 +152,16 @@ def check_bounds(path: str, info: FieldInfo, arr: np.ndarray, what: str = "scena
 
 
 def check_scenarios(a: Assumptions, inputs: Mapping[str, Any], *, rows: int | None = None,
-                    what: str = "inputs") -> dict[str, np.ndarray]:
+                    what: str = "inputs", rules: bool = True) -> dict[str, np.ndarray]:
     """Scenario values by field path, each checked (:func:`check_scenario_array`), their
     lengths agreeing (one value, or one per scenario), and every scenario checked against
     the cross-field rules of the case (``site.mining_it_mw`` x ``power.pue`` within the
     interconnect, ...).
+
+    ``rules=False`` checks only each value against its own field's bounds and lets the
+    cross-field rules, the inputs that shape the timeline and list inputs be broken: for
+    testing the model's own checks (which flag such states in an edited workbook), never
+    for results.
 
     Raises
     ------
@@ -161,14 +171,14 @@ def check_scenarios(a: Assumptions, inputs: Mapping[str, Any], *, rows: int | No
     if not isinstance(inputs, Mapping):
         raise InputError(f"{what}: expected a mapping of field path -> values, got "
                          f"{shown(inputs)}")
-    out = {str(p): check_scenario_array(a, p, v) for p, v in inputs.items()}
+    out = {str(p): check_scenario_array(a, p, v, rules=rules) for p, v in inputs.items()}
     sizes = {p: v.shape[0] for p, v in out.items() if v.shape[0] != 1}
     if rows is not None:
         sizes = {**sizes, "scenarios": rows} if rows != 1 else sizes
     if len(set(sizes.values())) > 1:
         raise InputError(f"{what}: scenario arrays disagree in length: "
                          + ", ".join(f"{p} has {n}" for p, n in sizes.items()))
-    problem = cross_field_problem(a, {p: v for p, v in out.items() if v.ndim == 1})
+    problem = rules and cross_field_problem(a, {p: v for p, v in out.items() if v.ndim == 1})
     if problem:
         raise InputError(f"{what}: {problem}")
     return out

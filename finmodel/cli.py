@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,16 @@ def _count(minimum: int):
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 1e6, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finmodel", description="Keep mining, convert to AI "
                                 "hosting, or split: a live cash-flow model of a powered site.")
@@ -111,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), metavar="N",
                    help="probability of a funding shortfall over N scenarios of shared BTC "
                    "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
+                   help="also write each site's live workbook (its chosen option) into DIR, "
+                   "linked from the Sites sheet")
+    q.add_argument("--time-limit", dest="time_limit", type=_seconds, default=60.0, metavar="S",
+                   help="seconds the MILP may take before it reports its best plan and the "
+                   "gap it has proven (default 60)")
     q.set_defaults(func=_portfolio)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
@@ -196,6 +213,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _portfolio(args: argparse.Namespace) -> int:
+    from finmodel.api import run
     from finmodel.portfolio import load_portfolio, plan_portfolio
     from finmodel.portfolio.report import format_plan, infeasible_message
 
@@ -203,19 +221,30 @@ def _portfolio(args: argparse.Namespace) -> int:
     outputs = Outputs(inputs=[args.portfolio])
     out = outputs.target(args.output, ".xlsx", "-o")
     js = outputs.target(args.json_path, ".json", "--json")
+    sites = outputs.folder(args.site_workbooks, "--site-workbooks")
     lp = load_portfolio(args.portfolio)
-    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo)
+    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
     writers = []
+    links: dict[str, str] = {}
+    if sites is not None:
+        from finmodel.excel import export_excel
+        from finmodel.portfolio.plan import site_case
+
+        for i, site in enumerate(plan.chosen.site):
+            target = outputs.target(sites / f"{site}.xlsx", ".xlsx", "--site-workbooks")
+            result = run(site_case(plan, i))
+            writers.append((target, lambda tmp, r=result: export_excel(r, tmp)))
+            links[site] = os.path.relpath(target, out.parent if out is not None else ".")
     if js is not None:
         writers.append((js, json_writer(plan.to_json())))
     if out is not None:
         from finmodel.excel.portfolio_sheets import export_plan
 
-        writers.append((out, lambda tmp: export_plan(plan, tmp)))
+        writers.append((out, lambda tmp: export_plan(plan, tmp, site_links=links)))
     text = format_plan(plan)
-    written = outputs.commit(writers)
+    written = outputs.commit(writers)  # every output or none
     say(text)
     say(f"\nran in {time.perf_counter() - t0:.2f} s"
         + (f"; wrote {', '.join(map(str, written))}" if written else ""))

@@ -3,9 +3,10 @@
 - **Sites**: each site's chosen option, month by month, as computed by its own run of the
   single-site model (values with their source named), its capex rolled up by year with live
   ``SUMIF`` formulas, and its NPV. Each site's full live model is its own workbook
-  (``finmodel run`` on the site's case, or ``--site-workbooks``): one site's model is about
+  (``finmodel portfolio --site-workbooks DIR``): one site's model is about
   50,000 formulas, so seven of them in one file would make the plan slow to open and to
-  recalculate, while the company view only needs each site's cash line.
+  recalculate, while the company view only needs each site's cash line. Those workbooks
+  are linked from the Sites sheet when written.
 - **Company**: the consolidated monthly cash flow as live formulas over the Sites lines,
   the company's own flows (overhead from its inputs; the notes' schedules), the cash
   balance, the funding gap, the new money, equity value and value per share before and
@@ -154,6 +155,10 @@ class _Sheet:
         self.ws.set_column(3, 3, 22)
         self.ws.set_column(FIRST_COL, FIRST_COL + self.n - 1, 12)
         self.ws.freeze_panes(5, FIRST_COL)
+        self.ws.set_landscape()
+        self.ws.repeat_columns(0, FIRST_COL - 1)
+        self.ws.repeat_rows(3, 4)
+        self.ws.fit_to_pages(0, 1)
 
 
 def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
@@ -230,6 +235,15 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("discount_rate", "Company discount rate", "rate", None, co.discount_rate, "input")
     c.scalar("shares_outstanding", "Shares outstanding", "shares", None,
              co.shares_outstanding, "input")
+    if spec.financing.existing:
+        c.section("Existing convertible notes: principal (converts if the share price "
+                  f"{co.share_price_usd:g} USD is above its conversion price)")
+        for k, note in enumerate(spec.financing.existing):
+            verdict = "converts" if co.share_price_usd > note.conversion_price_usd else \
+                "repaid"
+            c.scalar(f"note.{k + 1}", f"{note.name}: {note.coupon_rate:.3%}, due "
+                     f"{note.maturity_month}, {note.conversion_price_usd:g} USD/share, "
+                     f"{verdict}", "USD", None, note.principal_usd, "value")
     c.section("From the optimiser and the notes' terms (Python; run again after changes)")
     c.scalar("new_funding_usd", f"New money raised at the start ({spec.financing.new.kind})",
              "USD", None, sol.funding_usd, "value")

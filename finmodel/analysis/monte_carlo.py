@@ -32,9 +32,12 @@ from scipy import stats
 
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
-from finmodel.errors import InputError
+from finmodel.errors import InputError, shown
+from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
 
+#: Most scenarios one call runs (the schema's bound on [analysis.monte_carlo] scenarios).
+MAX_SCENARIOS = 10_000_000
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
 #: Scenarios per block of path shocks (one generator per block; see the module docstring).
@@ -45,8 +48,22 @@ HASHRATE_LINE = "network.hashrate_eh_s"
 def distribution(path: str, spec: Mapping[str, Any]):
     """A frozen scipy.stats distribution from a spec such as ``{"dist": "triangular",
     "low": 7e6, "mode": 9e6, "high": 12e6}``; bad parameters name the input."""
+    if not isinstance(spec, Mapping):
+        raise InputError(f"distribution of {path}: expected a table such as {{dist = "
+                         f"'uniform', low = 1, high = 2}}, got {shown(spec)}")
     kind = spec.get("dist")
-    p = {k: float(v) for k, v in spec.items() if k != "dist"}
+    p = {}
+    for k, v in spec.items():
+        if k == "dist":
+            continue
+        try:
+            x = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        except OverflowError:
+            x = None
+        if x is None or not math.isfinite(x):
+            raise InputError(f"distribution of {path}: {shown(k)} must be a finite number, "
+                             f"got {shown(v)}")
+        p[k] = x
 
     def need(*names: str) -> None:
         missing = [x for x in names if x not in p]
@@ -79,8 +96,72 @@ def distribution(path: str, spec: Mapping[str, Any]):
             raise InputError(f"distribution of {path}: low {p['low']!r} must be below high "
                              f"{p['high']!r}")
         return stats.uniform(loc=p["low"], scale=p["high"] - p["low"])
-    raise InputError(f"distribution of {path}: unknown dist {kind!r}; expected normal, "
+    raise InputError(f"distribution of {path}: unknown dist {shown(kind)}; expected normal, "
                      "lognormal, triangular or uniform")
+
+
+#: Quantiles whose values every drawn input must respect: a draw beyond them needs a
+#: standard normal beyond +/- 7.9, about once in 3e14 draws.
+TAIL = 1e-15
+
+
+def prepare_draws(sc: Scenarios, distributions: Mapping[str, Any] | None,
+                  correlations: Mapping[tuple[str, str], float] | None
+                  ) -> tuple[list[str], dict[str, Any], np.ndarray]:
+    """(sampled paths, their distributions, Cholesky factor of the correlation matrix),
+    checked: paths are numeric inputs of the case; parameters valid; every input's
+    1e-15 and 1 - 1e-15 quantiles (and every corner of those ranges together) within the
+    fields' bounds and the case's cross-field rules; correlations between two different
+    sampled inputs, each pair once, the matrix positive definite."""
+    if distributions is not None and not isinstance(distributions, Mapping):
+        raise InputError(f"monte_carlo distributions: expected a mapping of field path -> "
+                         f"spec, got {shown(distributions)}")
+    dists = {}
+    for p, spec in (distributions or {}).items():
+        sc.base(p)  # an unknown, structural or non-numeric path is refused here, by name
+        kind = resolve_input(sc.assumptions, p).kind
+        if kind != "number":
+            raise InputError(f"distribution of {p}: draws continuous values, but {p} is a "
+                             f"{'whole number' if kind == 'integer' else kind}")
+        dists[p] = distribution(p, spec)
+    names = list(dists)
+    if names:
+        ends = {p: d.ppf([TAIL, 1 - TAIL]) for p, d in dists.items()}
+        check_scenarios(sc.assumptions, ends, what="monte_carlo distributions")
+        if len(names) > 1:
+            corners = np.array(np.meshgrid(*[[0, 1]] * min(len(names), 12))).reshape(
+                min(len(names), 12), -1)
+            check_scenarios(sc.assumptions,
+                            {p: ends[p][corners[k]] for k, p in enumerate(names[:12])},
+                            what="monte_carlo distributions")
+    corr = np.eye(len(names))
+    if correlations is not None and not isinstance(correlations, Mapping):
+        raise InputError(f"monte_carlo correlations: expected a mapping of (path, path) -> "
+                         f"rho, got {shown(correlations)}")
+    seen: set[frozenset] = set()
+    for pair, rho in (correlations or {}).items():
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InputError(f"correlation {shown(pair)}: expected a pair of field paths")
+        p, q = pair
+        if p not in dists or q not in dists:
+            raise InputError(f"correlation ({shown(p)}, {shown(q)}): both inputs need a "
+                             "distribution")
+        if p == q:
+            raise InputError(f"correlation ({p}, {q}): an input is not correlated with "
+                             "itself; name two different inputs")
+        if frozenset(pair) in seen:
+            raise InputError(f"correlation ({p}, {q}): given twice")
+        seen.add(frozenset(pair))
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not -1.0 < rho < 1.0:
+            raise InputError(f"correlation ({p}, {q}): expected -1 < rho < 1, got {shown(rho)}")
+        i, j = names.index(p), names.index(q)
+        corr[i, j] = corr[j, i] = rho
+    try:
+        chol = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise InputError("correlations: the matrix is not positive definite (the "
+                         "correlations contradict each other)") from None
+    return names, dists, chol
 
 
 @dataclass(frozen=True)
@@ -92,6 +173,10 @@ class Paths:
     correlation: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("btc_price_volatility", "hashrate_volatility", "correlation"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"paths.{name}: expected a number, got {shown(v)}")
         for name in ("btc_price_volatility", "hashrate_volatility"):
             if not 0.0 <= getattr(self, name) <= 5.0:
                 raise InputError(f"paths.{name}: expected 0 to 5, got {getattr(self, name)!r}")
@@ -126,10 +211,14 @@ class MonteCarlo:
             x = npv[s].to_numpy()
             x = x[np.isfinite(x)]
             worst = np.sort(x)[:max(1, int(math.floor(tail * x.size)))]
-            row = {"mean": x.mean(), "std": x.std(ddof=1) if x.size > 1 else 0.0,
-                   **{f"p{q}": np.percentile(x, q) for q in (5, 25, 50, 75, 95)},
-                   "prob_positive": float((x > 0).mean()),
-                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean(),
+            nan = math.nan
+            # A metric that exists in no scenario (payback never reached) summarises as NaN.
+            row = {"mean": x.mean() if x.size else nan,
+                   "std": x.std(ddof=1) if x.size > 1 else (0.0 if x.size else nan),
+                   **{f"p{q}": np.percentile(x, q) if x.size else nan
+                      for q in (5, 25, 50, 75, 95)},
+                   "prob_positive": float((x > 0).mean()) if x.size else nan,
+                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean() if x.size else nan,
                    "missing": int(npv[s].isna().sum())}
             if s != "mining" and "mining" in npv.columns:
                 row["prob_beats_mining"] = float((npv[s] > npv["mining"]).mean())
@@ -214,35 +303,46 @@ def monte_carlo(a: Assumptions, n: int, *,
         worker processes costs ~0.8 s, more than they save below that), a local process
         pool above it; ``"processes"``; ``None`` (this process); or any
         ``concurrent.futures.Executor`` (a dask.distributed client's ``get_executor()``).
+        dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes each
+        chunk 2-2.6x slower (freed arrays go back to the system and are faulted in
+        again): remove that key from the ``distributed.nanny.pre-spawn-environ`` config
+        before starting a cluster (benchmarks/bench_dask.py shows how and what it costs).
     progress
         Called with (chunks done, chunks) after each chunk, for a progress bar.
     keep_lines
         Also return the stochastic price and hashrate lines, (n, months) each, in
         ``extra["lines"]``; by default only the metrics and sampled inputs are kept, so
         memory does not grow with n x months.
+
+    Raises
+    ------
+    InputError
+        ``n``, ``chunk_size`` or ``seed`` not a whole number in range; an unknown metric,
+        executor or path; a bad distribution, one whose tails break a field's bounds or a
+        cross-field rule; correlations of an input with itself, repeated, or not positive
+        definite.
     """
-    if n < 1:
-        raise InputError(f"monte_carlo: the number of scenarios must be at least 1, got {n}")
-    if chunk_size < 1:
-        raise InputError(f"monte_carlo: chunk_size must be at least 1, got {chunk_size}")
+    for name, v, lo in (("n", n, 1), ("chunk_size", chunk_size, 1), ("seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InputError(f"monte_carlo: {name} must be a whole number >= {lo}, got "
+                             f"{shown(v)}")
+    if n > MAX_SCENARIOS:
+        raise InputError(f"monte_carlo: n = {n:,} scenarios is more than {MAX_SCENARIOS:,}")
+    if paths is not None and not isinstance(paths, Paths):
+        raise InputError(f"monte_carlo: paths must be a Paths, got {shown(paths)}")
+    if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+        raise InputError(f"monte_carlo: metrics must be a list of metric names, got "
+                         f"{shown(metrics)}")
+    if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
+        raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
+                         f"concurrent.futures.Executor, got {shown(executor)}")
     sc = Scenarios.of(a)
-    dists = {p: distribution(p, spec) for p, spec in (distributions or {}).items()}
-    for p in dists:
-        sc.base(p)  # an unknown or structural path is refused here, by name
+    if not metrics:
+        raise InputError("monte_carlo: metrics must name at least one metric")
+    for m in metrics:
+        sc.metric_names(m)
+    names, dists, chol = prepare_draws(sc, distributions, correlations)
     rng = np.random.default_rng(seed)
-    names = list(dists)
-    corr = np.eye(len(names))
-    for (p, q), rho in (correlations or {}).items():
-        if p not in dists or q not in dists:
-            raise InputError(f"correlation ({p}, {q}): both inputs need a distribution")
-        if not -1.0 < rho < 1.0:
-            raise InputError(f"correlation ({p}, {q}): expected -1 < rho < 1, got {rho!r}")
-        i, j = names.index(p), names.index(q)
-        corr[i, j] = corr[j, i] = rho
-    try:
-        chol = np.linalg.cholesky(corr)
-    except np.linalg.LinAlgError:
-        raise InputError("correlations: the matrix is not positive definite") from None
     inputs: dict[str, np.ndarray] = {}
     if names:
         u = stats.norm.cdf(rng.standard_normal((n, len(names))) @ chol.T)

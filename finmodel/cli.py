@@ -219,19 +219,16 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from finmodel.api import run
-    from finmodel.errors import ExportError
     from finmodel.inputs import load_assumptions
     from finmodel.report import analysis_for_report, write_report
 
     t0 = time.perf_counter()
-    out = Path(args.output)
-    if out.suffix.lower() != ".pdf":
-        raise ExportError(f"{out}: the report's name must end in .pdf")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise ExportError(f"{out}: the folder {out.parent} does not exist")
+    outputs = Outputs(inputs=[args.case])
+    out = outputs.target(args.output, ".pdf", "-o")
     a = load_assumptions(args.case)
-    write_report(run(a), out, analysis_for_report(a))
-    print(f"wrote {out} in {time.perf_counter() - t0:.2f} s")
+    result, an = run(a), analysis_for_report(a)
+    written = outputs.commit([(out, lambda tmp: write_report(result, tmp, an))])
+    say(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.2f} s")
     return 0
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from finmodel.conventions import to_serial
 from finmodel.engine.expr import (
     BinOp,
+    Chosen,
     Compare,
     Const,
     Cumulative,
@@ -186,6 +187,11 @@ class _Evaluator:
         if isinstance(e, Input):
             try:
                 return self.inputs[e.name]
+            except KeyError:
+                raise ModelError(f"input {e.name!r} has no value") from None
+        if isinstance(e, Chosen):
+            try:
+                return (self.inputs[e.name] == e.code).astype(float)
             except KeyError:
                 raise ModelError(f"input {e.name!r} has no value") from None
         if isinstance(e, Func):

@@ -113,10 +113,17 @@ def write_checks(wb: Any, ws: Any, st: Any, model: Model, lay: Layout, fw: Formu
     ws.freeze_panes(4, 0)
 
 
-def write_snapshot(ws: Any, cells: dict[tuple[int, int], Any]) -> None:
-    """The hidden copy of the Inputs block, cell for cell, as it was at export."""
+def write_snapshot(ws: Any, cells: dict[tuple[int, int], Any], case_json: str) -> None:
+    """The hidden copy of the Inputs block, cell for cell, as it was at export; column B
+    carries the case itself (JSON text, in chunks) for ``finmodel import``."""
+    from finmodel.inputs.workbook_import import MARKER
+
     ws.write_string(0, 0, "Inputs as exported (the values solved in Python are current "
                     "while the Inputs sheet equals this copy)")
+    ws.write_string(0, 1, MARKER)
+    chunk = 30_000  # under Excel's 32,767 characters a cell
+    for i in range(0, len(case_json), chunk):
+        ws.write_string(1 + i // chunk, 1, case_json[i:i + chunk])  # text, never a formula
     for (r, c), v in cells.items():
         if isinstance(v, str):
             ws.write_string(r, c, v)

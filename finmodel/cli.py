@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
                    help="probability of a funding shortfall over N scenarios of shared BTC "
                    "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--time-limit", dest="time_limit", type=float, default=60.0, metavar="S",
+                   help="seconds the MILP may take before it reports its best plan and the "
+                   "gap it has proven (default 60)")
     q.set_defaults(func=_portfolio)
     m = sub.add_parser("import", help="read the Inputs sheet of an edited finmodel "
                        "workbook back into a case file")
@@ -149,7 +152,7 @@ def _portfolio(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out, js = _output_targets(args)
     lp = load_portfolio(args.portfolio)
-    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo)
+    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
     if js is not None:

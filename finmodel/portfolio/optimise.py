@@ -33,6 +33,8 @@ AT_LIMIT = 1e-3
 #: The solvers see money in millions of USD: HiGHS's tolerances are absolute, and rows in
 #: USD (1e9) next to 0/1 variables gave different optima for the same problem.
 UNIT = 1e6
+#: Relative gap at which HiGHS stops: proven optimal to one part in a billion.
+MIP_GAP = 1e-9
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Problem:
     max_funding: float
     funding_cost: float
     min_cash: float
+    keep: np.ndarray = field(default=None)  # undominated options (what the MILP sees)
+
+    def __post_init__(self) -> None:
+        if self.keep is None:
+            self.keep = undominated(self)
 
     @property
     def n(self) -> int:
@@ -118,24 +125,59 @@ class Solution:
     funding_usd: float
     objective_usd: float
     feasible: bool = True
+    optimal: bool = True  # proven to MIP_GAP (False: the time limit stopped HiGHS)
+    mip_gap: float = 0.0  # proven relative gap of the plan found
     constraints: list[Constraint] = field(default_factory=list)
     violations: dict[str, float] = field(default_factory=dict)  # least-infeasible plan
 
 
-def _milp(p: Problem, **limits) -> tuple[np.ndarray, float, float] | None:
+def undominated(p: Problem) -> np.ndarray:
+    """Options no other option of the same site beats on every count (NPV, capex in every
+    budgeted year, cumulative cash in every month); of identical options the first. The
+    MILP's optimum never needs the others, so leaving them out keeps it exact."""
+    keep = np.ones(p.n, dtype=bool)
+    cash = p.cum_cash.T
+    for site in p.options.sites:
+        idx = np.flatnonzero(p.options.site == site)
+        for i in idx:
+            other = idx != i
+            beats = (p.npv[idx] >= p.npv[i]) & np.all(p.capex[:, idx] <= p.capex[:, [i]], axis=0) \
+                & np.all(cash[idx] >= cash[i] - 1e-6, axis=1) & other & keep[idx]
+            strictly = beats & ((p.npv[idx] > p.npv[i]) | (idx < i))
+            if strictly.any():
+                keep[i] = False
+    return keep
+
+
+@dataclass
+class _Got:
+    choice: np.ndarray
+    funding_usd: float
+    objective_usd: float
+    optimal: bool
+    gap: float
+
+
+def _milp(p: Problem, *, time_limit: float, **limits) -> _Got | None:
     a_ub, b_ub, a_eq, b_eq, lo, hi = p.rows(**limits)
-    cons = [LinearConstraint(a_eq, b_eq, b_eq)]
+    cols = np.r_[np.flatnonzero(p.keep), p.n]
+    cons = [LinearConstraint(a_eq[:, cols], b_eq, b_eq)]
     if len(b_ub):
-        cons.append(LinearConstraint(a_ub, -np.inf, b_ub))
-    integrality = np.r_[np.ones(p.n), 0]
-    res = milp(-p.objective(), constraints=cons, integrality=integrality,
-               bounds=Bounds(lo, hi), options={"mip_rel_gap": 1e-9})
+        cons.append(LinearConstraint(a_ub[:, cols], -np.inf, b_ub))
+    integrality = np.r_[np.ones(len(cols) - 1), 0]
+    res = milp(-p.objective()[cols], constraints=cons, integrality=integrality,
+               bounds=Bounds(lo[cols], hi[cols]),
+               options={"mip_rel_gap": MIP_GAP, "time_limit": time_limit})
     if res.status == 2:  # infeasible
         return None
     if res.x is None:
-        raise SolverError(f"the plan's MILP did not solve: {res.message}")
-    x = res.x
-    return np.flatnonzero(x[:p.n] > 0.5), float(x[p.n]) * UNIT, float(-res.fun) * UNIT
+        raise SolverError(f"the plan's MILP found no plan within {time_limit:g} s: "
+                          f"{res.message}")
+    x = np.zeros(p.n + 1)
+    x[cols] = res.x
+    gap = float(res.mip_gap) if res.mip_gap is not None else 0.0
+    return _Got(np.flatnonzero(x[:p.n] > 0.5), float(x[p.n]) * UNIT,
+                float(-res.fun) * UNIT, res.status == 0, gap)
 
 
 def relaxation(p: Problem, **limits):
@@ -147,14 +189,18 @@ def relaxation(p: Problem, **limits):
                    bounds=list(zip(lo, hi)), method="highs")
 
 
-def solve(p: Problem, *, exact_gains: bool = True) -> Solution:
+def solve(p: Problem, *, exact_gains: bool = True, time_limit: float = 60.0) -> Solution:
     """The optimal plan, its binding constraints and their shadow prices; if no plan
-    satisfies the constraints, the least-infeasible plan (``feasible`` False)."""
-    got = _milp(p)
+    satisfies the constraints, the least-infeasible plan (``feasible`` False).
+
+    HiGHS stops at a proven relative gap of :data:`MIP_GAP` or after ``time_limit``
+    seconds with the best plan found and its proven gap (``optimal`` False). The exact
+    +$100M re-solves run only when the plan was proven optimal."""
+    got = _milp(p, time_limit=time_limit)
     if got is None:
-        return least_infeasible(p)
-    choice, f, obj = got
-    sol = Solution(choice, f, obj)
+        return least_infeasible(p, time_limit)
+    choice, f, obj = got.choice, got.funding_usd, got.objective_usd
+    sol = Solution(choice, f, obj, optimal=got.optimal, mip_gap=got.gap)
     lp = relaxation(p)
     duals_ub = -lp.ineqlin.marginals if lp.status == 0 else np.full(len(p.budget) +
                                                                     len(p.cash_floor), np.nan)
@@ -176,31 +222,31 @@ def solve(p: Problem, *, exact_gains: bool = True) -> Solution:
         "min_cash", None, p.min_cash, float(balance[m]),
         bool(balance[m] <= p.min_cash + max(1.0, AT_LIMIT * abs(p.min_cash))),
         -float(np.sum(cash_duals)), month=str(p.options.periods[m])))
-    if exact_gains:
+    if exact_gains and got.optimal:
         for con in sol.constraints:
-            con.milp_gain_per_100m_usd = _gain(p, con, obj)
+            con.milp_gain_per_100m_usd = _gain(p, con, obj, time_limit)
             if con.milp_gain_per_100m_usd is not None and con.milp_gain_per_100m_usd > 1.0:
                 con.binding = True
     return sol
 
 
-def _gain(p: Problem, con: Constraint, obj: float) -> float | None:
+def _gain(p: Problem, con: Constraint, obj: float, time_limit: float) -> float | None:
     """Objective gained by re-solving the MILP with the limit $100M looser."""
     step = 1e8
     if con.name == "capex_budget":
         budget = p.budget.copy()
         budget[p.years.index(con.year)] += step
-        got = _milp(p, budget=budget)
+        got = _milp(p, time_limit=time_limit, budget=budget)
     elif con.name == "new_funding":
-        got = _milp(p, max_funding=p.max_funding + step)
+        got = _milp(p, time_limit=time_limit, max_funding=p.max_funding + step)
     else:
         if p.min_cash < step:
             return None
-        got = _milp(p, min_cash=p.min_cash - step)
-    return None if got is None else got[2] - obj
+        got = _milp(p, time_limit=time_limit, min_cash=p.min_cash - step)
+    return None if got is None or not got.optimal else got.objective_usd - obj
 
 
-def least_infeasible(p: Problem) -> Solution:
+def least_infeasible(p: Problem, time_limit: float = 60.0) -> Solution:
     """The plan that breaks the constraints by the fewest dollars: elastic slack on every
     budgeted year, on the funding limit and on the cash floor, their sum minimised, ties
     broken by NPV."""
@@ -221,7 +267,8 @@ def least_infeasible(p: Problem) -> Solution:
                                LinearConstraint(a_ub, -np.inf, b_ub)],
                integrality=np.r_[np.ones(p.n), np.zeros(ny + 3)],
                bounds=Bounds(np.zeros(p.n + ny + 3), np.r_[np.ones(p.n),
-                                                          np.full(ny + 3, np.inf)]))
+                                                          np.full(ny + 3, np.inf)]),
+               options={"time_limit": time_limit})
     if res.x is None:
         raise SolverError(f"the least-infeasible plan did not solve ({res.message})")
     x = np.r_[res.x[:p.n], res.x[p.n:] * UNIT]

@@ -80,7 +80,8 @@ def company_view(lp: LoadedPortfolio, options: Options, flows: CompanyFlows,
 
 
 def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
-                   exact_gains: bool = True, monte_carlo: int | None = None) -> Plan:
+                   exact_gains: bool = True, monte_carlo: int | None = None,
+                   time_limit: float = 60.0) -> Plan:
     """Evaluate every option, choose the plan, and build its company view.
 
     Parameters
@@ -91,11 +92,14 @@ def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
         Also re-solve the MILP with each limit $100M looser (the exact value of more room).
     monte_carlo
         Scenarios for the probability of a funding shortfall (None: skip).
+    time_limit
+        Seconds HiGHS may spend on the MILP before it returns its best plan and the gap
+        it has proven.
     """
     options = options if options is not None else evaluate_options(lp)
     flows = company_flows(lp.spec, lp.start_month, lp.months)
     problem = build_problem(lp.spec, options, flows)
-    sol = solve(problem, exact_gains=exact_gains)
+    sol = solve(problem, exact_gains=exact_gains, time_limit=time_limit)
     grd = greedy(problem) if sol.feasible else sol
     view = company_view(lp, options, flows, sol.choice, sol.funding_usd)
     sq = company_view(lp, options, flows, status_quo_choice(options), 0.0)
@@ -131,6 +135,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {
         "objective": "npv_usd",
         "feasible": sol.feasible,
+        "optimal": sol.optimal,
+        "mip_gap": sol.mip_gap,
         "value_usd": sites_npv + funding_cost,
         "value_items_usd": {"sites_npv_usd": sites_npv, "new_funding_cost_usd": funding_cost},
         "plan": sites,

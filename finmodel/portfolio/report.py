@@ -18,8 +18,10 @@ def format_plan(plan: Plan) -> str:
     the greedy ranking beside the optimiser, and the company view."""
     js = plan.to_json()
     spec = plan.portfolio.spec
+    proof = "proven optimal" if plan.solution.optimal else (
+        f"best plan found in the time limit, within {plan.solution.mip_gap:.2%} of optimal")
     lines = [spec.company.name, f"{len(plan.options)} options over "
-             f"{len(plan.options.sites)} sites; objective: total NPV (USD)", "",
+             f"{len(plan.options.sites)} sites; objective: total NPV (USD); {proof}", "",
              f"{'site':<14}{'decision':<28}{'NPV':>12}{'vs mining':>12}{'capex':>12}"]
     cap = plan.options.capex_by_year()
     for i in plan.solution.choice:

@@ -51,6 +51,11 @@ def master_flag_text(all_ok: bool) -> str:
     return "Checks: all pass" if all_ok else "Checks: FAILED, see the Checks sheet"
 
 
+def write_master_flag(ws: Any, row: int, col: int, fmt: Any, all_ok: bool) -> None:
+    """The master flag as a live text cell (a sheet's header)."""
+    ws.write_formula(row, col, master_flag_formula(), fmt, master_flag_text(all_ok))
+
+
 def stale_formula(otherwise: str = "") -> str:
     """A text formula beside a value solved in Python: a warning once any input changed."""
     other = otherwise.replace('"', '""')

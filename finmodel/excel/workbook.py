@@ -186,6 +186,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # --- Inputs -------------------------------------------------------------------------
     inputs = write_inputs(wb, sheets["Inputs"], st, result,
                           lambda name, ref: _define(wb, name, ref))
+    _master_flag(sheets["Inputs"], st, result, 0, 3)
     inputs_box = inputs.box
     snapshot = inputs.cells
     checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot,
@@ -270,6 +271,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws = sheets["Annual"]
     ws.write_string(0, 0, "Annual summary", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    _master_flag(ws, st, result, 2, 0)
     ws.write_string(3, 0, "Calendar year", st.header_left)
     for c in range(1, FIRST_COL):
         ws.write_blank(3, c, None, st.header_left)
@@ -420,6 +422,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     by_key = {(x.strategy, x.metric): x for x in model.metrics()}
     ws.write_string(0, 0, "Comparison: each strategy against keeping mining", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    _master_flag(ws, st, result, 2, 0)
     ws.write_string(3, 0, "Difference to mining", st.header_left)
     ws.write_string(3, 1, "Unit", st.header_left)
     for j, s in enumerate(others):
@@ -537,9 +540,7 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(0, 0, title, st.title)
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
-    ws.write_formula(2, 0, checks_sheet.master_flag_formula(), st.subtitle,
-                     checks_sheet.master_flag_text(
-                         bool(result.values["checks.all_ok"][0] == 1)))
+    _master_flag(ws, st, result, 2, 0)
     if title == TIMELINE_SHEET:
         return
     ws.write_string(3, 0, "Period ending", st.header_left)
@@ -556,6 +557,11 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
                          st.header, float(years[t]))
+
+
+def _master_flag(ws, st, result, row: int, col: int) -> None:
+    checks_sheet.write_master_flag(ws, row, col, st.subtitle,
+                                   bool(result.values["checks.all_ok"][0] == 1))
 
 
 def _print_setup(ws) -> None:

@@ -560,24 +560,6 @@ class Assumptions(_Section):
         "(example: \"network.btc_price_usd\" = \"[B20]\")")
 
     @model_validator(mode="after")
-    def _sources_name_inputs(self) -> Assumptions:
-        for path in self.input_sources:
-            node: Any = self
-            for part in path.split("."):
-                if isinstance(node, dict) and part in node:
-                    node = node[part]
-                elif isinstance(node, BaseModel) and part in type(node).model_fields \
-                        and part not in ("analysis", "input_sources"):
-                    node = getattr(node, part)
-                else:
-                    node = None
-                    break
-            if node is None or isinstance(node, (BaseModel, dict)):
-                raise ValueError(f"input_sources: {path!r} is not an input of this case "
-                                 "(a field path such as 'network.btc_price_usd')")
-        return self
-
-    @model_validator(mode="after")
     def _site_fits(self) -> Assumptions:
         years = self.case.horizon_years
         for section, name in (("network", "hashrate_path_eh_s"),
@@ -607,6 +589,25 @@ class Assumptions(_Section):
                 v.terminal_growth_rate >= self.case.discount_rate:
             raise ValueError(f"valuation.terminal_growth_rate: {v.terminal_growth_rate:g} must "
                              f"be below case.discount_rate = {self.case.discount_rate:g}")
+        return self
+
+    @model_validator(mode="after")
+    def _sources_name_inputs(self) -> Assumptions:
+        # After the other rules, whose messages say more about a wrong case.
+        for path in self.input_sources:
+            node: Any = self
+            for part in path.split("."):
+                if isinstance(node, dict) and part in node:
+                    node = node[part]
+                elif isinstance(node, BaseModel) and part in type(node).model_fields \
+                        and part not in ("analysis", "input_sources"):
+                    node = getattr(node, part)
+                else:
+                    node = None
+                    break
+            if node is None or isinstance(node, (BaseModel, dict)):
+                raise ValueError(f"input_sources: {path!r} is not an input of this case "
+                                 "(a field path such as 'network.btc_price_usd')")
         return self
 
     def _check_strategies(self) -> None:

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
                    help="probability of a funding shortfall over N scenarios of shared BTC "
                    "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
+                   help="also write each site's live workbook (its chosen option) into DIR, "
+                   "linked from the Sites sheet")
     q.add_argument("--time-limit", dest="time_limit", type=float, default=60.0, metavar="S",
                    help="seconds the MILP may take before it reports its best plan and the "
                    "gap it has proven (default 60)")
@@ -146,6 +149,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _portfolio(args: argparse.Namespace) -> int:
+    from finmodel.api import run
     from finmodel.portfolio import load_portfolio, plan_portfolio
     from finmodel.portfolio.report import format_plan, infeasible_message
 
@@ -155,12 +159,32 @@ def _portfolio(args: argparse.Namespace) -> int:
     plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
-    if js is not None:
-        write_text_atomic(js, json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n")
+    text = json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n"
+    links: dict[str, str] = {}
+    if args.site_workbooks:
+        from finmodel.excel import export_excel
+        from finmodel.portfolio.plan import site_case
+
+        folder = Path(args.site_workbooks)
+        if not folder.is_dir():
+            from finmodel.errors import ExportError
+
+            raise ExportError(f"--site-workbooks {folder}: the folder does not exist")
+        for i, site in enumerate(plan.chosen.site):
+            target = folder / f"{site}.xlsx"
+            export_excel(run(site_case(plan, i)), target)
+            links[site] = os.path.relpath(target, out.parent if out is not None else ".")
     if out is not None:
         from finmodel.excel.portfolio_sheets import export_plan
 
-        export_plan(plan, out)
+        export_plan(plan, out, site_links=links)
+    if js is not None:
+        try:
+            write_text_atomic(js, text)
+        except FinmodelError:
+            if out is not None:  # both outputs or neither
+                out.unlink(missing_ok=True)
+            raise
     print(format_plan(plan))
     written = [str(p) for p in (out, js) if p is not None]
     print(f"\nran in {time.perf_counter() - t0:.2f} s"

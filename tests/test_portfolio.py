@@ -381,3 +381,28 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
     raw = openpyxl.load_workbook(path)
     assert all(not str(c.value).startswith("=HYPERLINK") for row in raw["Portfolio"].iter_rows()
                for c in row if c.value is not None)
+
+
+def test_funding_shortfall_splits_by_site_and_chunk_on_any_executor(four):
+    """The same seed gives the same shortfalls whether the (site, chunk) jobs run here or
+    on a pool, and whatever the chunk size; with no volatility every scenario is the
+    expected path, which the plan funds exactly to its floor (no shortfall)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    here = funding_shortfall(plan, 24, seed=3, chunk=24)
+    with ThreadPoolExecutor(2) as pool:
+        pooled = funding_shortfall(plan, 24, seed=3, chunk=7, executor=pool)
+    assert np.allclose(here.shortfall_usd, pooled.shortfall_usd, rtol=1e-12, atol=1e-3)
+    assert np.allclose(here.sites_npv_usd, pooled.sites_npv_usd, rtol=1e-12)
+    assert here.shortfall_usd.max() > 0  # 50 % BTC volatility: some paths run short
+    calm = copy.deepcopy(small())
+    calm["monte_carlo"] = {"btc_price_volatility": 0.0, "hashrate_volatility": 0.0}
+    lp_calm = parse_portfolio(calm, folder=ASSUMPTIONS)
+    plan_calm = plan_portfolio(lp_calm, options=options, exact_gains=False)
+    flat = funding_shortfall(plan_calm, 4, seed=3)
+    assert np.allclose(flat.sites_npv_usd, plan_calm.chosen.npv_usd.sum(), rtol=1e-9)
+    assert flat.shortfall_usd.max() < 1.0

@@ -3,9 +3,10 @@
 - **Sites**: each site's chosen option, month by month, as computed by its own run of the
   single-site model (values with their source named), its capex rolled up by year with live
   ``SUMIF`` formulas, and its NPV. Each site's full live model is its own workbook
-  (``finmodel run`` on the site's case, or ``--site-workbooks``): one site's model is about
+  (``finmodel portfolio --site-workbooks DIR``): one site's model is about
   50,000 formulas, so seven of them in one file would make the plan slow to open and to
-  recalculate, while the company view only needs each site's cash line.
+  recalculate, while the company view only needs each site's cash line. Those workbooks
+  are linked from the Sites sheet when written.
 - **Company**: the consolidated monthly cash flow as live formulas over the Sites lines,
   the company's own flows (overhead from its inputs; the notes' schedules), the cash
   balance, the funding gap, the new money, equity value and value per share before and

@@ -55,6 +55,18 @@ class Plan:
         return plan_json(self)
 
 
+def site_case(plan: Plan, k: int):
+    """The case of the plan's k-th site with its chosen start month (for its own workbook)."""
+    from finmodel.inputs.load import with_values
+
+    chosen = plan.chosen
+    a = plan.portfolio.cases[chosen.site[k]]
+    if not chosen.start_month[k]:
+        return a
+    return with_values(a, {f"strategies.{chosen.strategy[k]}.conversion_start_month":
+                           chosen.start_month[k]})
+
+
 def status_quo_choice(options: Options) -> np.ndarray:
     """Index of every site's keep-mining option (its mining row, whether or not allowed)."""
     return np.array([int(np.flatnonzero((options.site == s) & (options.strategy == MINING))[0])

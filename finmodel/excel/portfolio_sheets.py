@@ -402,7 +402,7 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                       "values": ["Portfolio", top, 4, bottom, 4]})
     chart.set_title({"name": "NPV by site: the decision vs keep mining"})
     chart.set_x_axis({"num_format": '#,##0,,"M"'})
-    chart.set_y_axis({"reverse": True})
+    chart.set_y_axis({"reverse": True, "label_position": "low"})
     chart.set_size({"width": 640, "height": 80 + 36 * len(chosen.site)})
     ws.insert_chart(8, 9, chart)
     below_npv_chart = 8 + (80 + 36 * len(chosen.site)) // 20 + 2
@@ -472,7 +472,7 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
 
     # greedy beside the optimiser
     r += 2
-    ws.write_string(r, 0, "Greedy ranking by value of converting per capex dollar, beside "
+    ws.write_string(r, 0, "Greedy ranking by NPV gained per extra capex dollar, beside "
                     "the optimiser", st.section)
     r += 1
     for j, h in enumerate(["Site", "Optimiser", "Greedy"]):

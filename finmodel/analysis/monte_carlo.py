@@ -166,7 +166,14 @@ def prepare_draws(sc: Scenarios, distributions: Mapping[str, Any] | None,
 
 @dataclass(frozen=True)
 class Paths:
-    """Stochastic monthly paths: annual volatilities, and the correlation of their shocks."""
+    """Stochastic monthly paths: annual volatilities, and the correlation of their shocks.
+
+    Raises
+    ------
+    InputError
+        A value that is not a number, a volatility outside 0 to 5, a correlation outside
+        -1 to 1.
+    """
 
     btc_price_volatility: float = 0.0
     hashrate_volatility: float = 0.0

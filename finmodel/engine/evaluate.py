@@ -13,6 +13,7 @@ import numpy as np
 from finmodel.conventions import to_serial
 from finmodel.engine.expr import (
     BinOp,
+    Chosen,
     Compare,
     Const,
     Cumulative,
@@ -203,6 +204,11 @@ class _Evaluator:
                 return self.inputs[e.name]
             except KeyError:
                 raise ModelError(f"input {e.name!r} has no value") from None
+        if isinstance(e, Chosen):
+            try:
+                return (self.inputs[e.name] == e.code).astype(float)
+            except KeyError:
+                raise ModelError(f"input {e.name!r} has no value") from None
         if isinstance(e, Func):
             args = [self.eval(a, t) for a in e.args]
             if e.name == "floor":
@@ -322,7 +328,12 @@ def _apply(ufunc, a: np.ndarray, a_fresh: bool, b: np.ndarray, b_fresh: bool) ->
     """``ufunc(a, b)``, written into a fresh float operand of the result's shape if any:
     one array less to allocate and fill per operation."""
     a, b = _float(a), _float(b)
-    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    if a.shape == b.shape:
+        shape = a.shape
+    elif a.ndim == b.ndim == 2:  # the evaluator's arrays: cheaper than broadcast_shapes
+        shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
+    else:
+        shape = np.broadcast_shapes(a.shape, b.shape)
     if a_fresh and a.shape == shape and a.dtype == float:
         return ufunc(a, b, out=a)
     if b_fresh and b.shape == shape and b.dtype == float:

@@ -334,6 +334,42 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
     assert "no plan satisfies the constraints" in msg and "capex_budget 2026 by" in msg
 
 
+def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
+    """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
+    a path relative to the plan; if any output fails, no file at all is left behind."""
+    import openpyxl
+
+    import finmodel.excel.portfolio_sheets as sheets
+
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(small()).replace(
+        'base_case = "bitdeer_hybrid.toml"',
+        f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
+    out.parent.mkdir()
+    folder.mkdir()
+    args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
+            "--site-workbooks", str(folder)]
+    real = sheets.export_plan
+    monkeypatch.setattr(sheets, "export_plan", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(28, "No space left on device")))
+    assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    monkeypatch.setattr(sheets, "export_plan", real)
+    assert main(args) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
+    ws = openpyxl.load_workbook(out)["Sites"]
+    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
+    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
+             for c in row if c.hyperlink}
+    assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
+    for target in links:
+        site = openpyxl.load_workbook(out.parent / target, read_only=True)
+        assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
+        site.close()
+
+
 def _toml(data: dict) -> str:
     """A minimal TOML writer for the test's nested dictionaries."""
     def val(v):

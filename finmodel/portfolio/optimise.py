@@ -212,10 +212,27 @@ def _milp(p: Problem, *, time_limit: float, lazy: bool = True, **limits) -> _Got
         new = worst_months(short) - months
         if not new:
             return got
-        if time.perf_counter() >= stop:
-            raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
-                              f"{time_limit:g} s")
+        if not got.optimal or time.perf_counter() >= stop:
+            return _repaired(p, got, b_cash, time_limit)
         months |= new
+
+
+def _repaired(p: Problem, got: _Got, b_cash: np.ndarray, time_limit: float) -> _Got:
+    """Out of time with a plan that breaks a month left out: the same choice with the new
+    money it needs to keep every month. Not proven optimal; its gap is against the
+    restricted problem's bound, which bounds the full problem too."""
+    need = -(p.cum_cash[:, got.choice].sum(axis=1) / UNIT + b_cash)  # what G f must cover
+    g = p.new_per_usd_cum
+    if np.any((need > 1e-6) & (g <= 0)):
+        raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
+                          f"{time_limit:g} s")
+    f = max(0.0, float(np.max(np.where(need > 1e-6, need / np.where(g > 0, g, 1.0), 0.0))))
+    if f * UNIT > p.max_funding * (1 + 1e-9):
+        raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
+                          f"{time_limit:g} s")
+    obj = float(p.npv[got.choice].sum() - p.funding_cost * f * UNIT)
+    bound = got.objective_usd + got.gap * abs(got.objective_usd)
+    return _Got(got.choice, f * UNIT, obj, False, (bound - obj) / max(abs(obj), 1.0))
 
 
 def start_months(p: Problem, b_cash: np.ndarray) -> set[int]:

@@ -520,3 +520,44 @@ def test_funding_shortfall_splits_by_site_and_chunk_on_any_executor(four):
     flat = funding_shortfall(plan_calm, 4, seed=3)
     assert np.allclose(flat.sites_npv_usd, plan_calm.chosen.npv_usd.sum(), rtol=1e-9)
     assert flat.shortfall_usd.max() < 1.0
+
+
+def test_site_level_distributions_in_the_monte_carlo(four):
+    """A site's power price drawn per scenario: with flat BTC and hashrate paths each
+    scenario's total NPV is the plan's, with that site's option re-run at its drawn price
+    (checked against a separate single-site run); the draws do not depend on the chunking;
+    a bad distribution is refused with the site and field named."""
+    import finmodel
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    lp, options = four
+    data = copy.deepcopy(small())
+    data["monte_carlo"] = {"btc_price_volatility": 0.0, "hashrate_volatility": 0.0,
+                           "distributions": {"c": {"power.ppa_price_usd_per_mwh": {
+                               "dist": "uniform", "low": 30.0, "high": 60.0}}}}
+    lp2 = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp2, options=options, exact_gains=False)
+    one = funding_shortfall(plan, 6, seed=5, chunk=6)
+    split = funding_shortfall(plan, 6, seed=5, chunk=4)
+    assert np.array_equal(one.site_draws["c"]["power.ppa_price_usd_per_mwh"],
+                          split.site_draws["c"]["power.ppa_price_usd_per_mwh"])
+    assert np.allclose(one.sites_npv_usd, split.sites_npv_usd, rtol=1e-12)
+    drawn = one.site_draws["c"]["power.ppa_price_usd_per_mwh"]
+    assert drawn.min() >= 30.0 and drawn.max() <= 60.0 and np.ptp(drawn) > 1.0
+    k = int(np.flatnonzero(plan.chosen.site == "c")[0])
+    strategy, start = plan.chosen.strategy[k], plan.chosen.start_month[k]
+    others = plan.chosen.npv_usd.sum() - plan.chosen.npv_usd[k]
+    for i in (0, 3):
+        changes = {"power.ppa_price_usd_per_mwh": float(drawn[i])}
+        if start:
+            changes[f"strategies.{strategy}.conversion_start_month"] = start
+        alone = finmodel.run(finmodel.with_values(lp2.cases["c"], changes),
+                             breakevens=False).summary.loc["npv_usd", strategy]
+        assert one.sites_npv_usd[i] == pytest.approx(others + alone, rel=1e-9)
+    bad = copy.deepcopy(data)
+    bad["monte_carlo"]["distributions"]["c"]["power.ppa_price_usd_per_mwh"]["low"] = 70.0
+    with pytest.raises(InputError, match=r"monte_carlo.distributions.c: .*power.ppa_price"):
+        parse_portfolio(bad, folder=ASSUMPTIONS)
+    bad["monte_carlo"]["distributions"] = {"zz": {}}
+    with pytest.raises(InputError, match=r"monte_carlo.distributions.zz: not a site"):
+        parse_portfolio(bad, folder=ASSUMPTIONS)

@@ -561,3 +561,27 @@ def test_site_level_distributions_in_the_monte_carlo(four):
     bad["monte_carlo"]["distributions"] = {"zz": {}}
     with pytest.raises(InputError, match=r"monte_carlo.distributions.zz: not a site"):
         parse_portfolio(bad, folder=ASSUMPTIONS)
+
+
+def test_plan_cut_short_by_the_time_limit_gets_the_money_every_month_needs(four):
+    """When the lazy MILP runs out of time with a plan that breaks a month it has not seen,
+    the plan is kept with the new money that keeps every month: for the optimal choice
+    that is exactly the optimum's new money (raising money costs, so the optimum raises
+    no more than it needs), and the plan is not claimed optimal."""
+    import finmodel.portfolio.optimise as opt
+    from finmodel.errors import SolverError
+
+    lp, options = four
+    loaded = parse_portfolio(small(min_cash_usd=250e6), folder=ASSUMPTIONS)
+    p = build_problem(loaded.spec, options, company_flows(loaded.spec, lp.start_month,
+                                                          lp.months))
+    full = solve(p, exact_gains=False, lazy=False)
+    cut = opt._Got(full.choice, 0.0, full.objective_usd + 5e6, False, 0.01)
+    fixed = opt._repaired(p, cut, 1.0)
+    assert fixed.funding_usd == pytest.approx(full.funding_usd, rel=1e-9)
+    assert fixed.objective_usd == pytest.approx(full.objective_usd, rel=1e-12)
+    bound = (full.objective_usd + 5e6) + 0.01 * abs(full.objective_usd + 5e6)
+    assert not fixed.optimal
+    assert fixed.gap == pytest.approx((bound - full.objective_usd) / abs(full.objective_usd))
+    with pytest.raises(SolverError, match="no plan keeping the cash floor within 1 s"):
+        opt._repaired(p, cut, 1.0, max_funding=0.0)

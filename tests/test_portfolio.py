@@ -416,6 +416,21 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         sum(s["npv_usd"] for s in plan["plan"].values())
         + plan["value_items_usd"]["new_funding_cost_usd"])
     assert "BINDING" in out and "Greedy" in out
+    # Each constraint says in words how its LP dual and its exact gain read: a budget year
+    # the integer plan leaves room in, but the LP relaxation fills, is labelled so.
+    for c in plan["constraints"]:
+        slack_in_lp_only = (not c["at_limit"] and abs(c["shadow_price"]) > 1e-6
+                            and not c["milp_gain_per_100m_usd"] > 1.0)
+        assert (c["reading"] == "LP relaxation binds; integer plan has slack and $100M more "
+                "is worth nothing") == slack_in_lp_only
+        assert c["reading"] in out
+    assert any(c["reading"].startswith("LP relaxation binds") for c in budget)
+    # Limited liability: the share's value is the equity NPV per share floored at zero.
+    for when in ("before", "after"):
+        ps = plan["company"][when]
+        assert ps["share_value_usd"] == max(0.0, ps["value_per_share_usd"])
+    assert plan["company"]["before"]["value_per_share_usd"] < 0
+    assert "Value per share: 0.00 USD keeping every site mining" in out
     assert len(plan["options"]) == 7 * (1 + 3 * 4)
     first = plan["options"][1]
     assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180

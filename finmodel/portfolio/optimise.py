@@ -30,7 +30,7 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
@@ -212,10 +212,31 @@ def _milp(p: Problem, *, time_limit: float, lazy: bool = True, **limits) -> _Got
         new = worst_months(short) - months
         if not new:
             return got
-        if time.perf_counter() >= stop:
-            raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
-                              f"{time_limit:g} s")
+        if not got.optimal or time.perf_counter() >= stop:
+            return _repaired(p, got, time_limit, **limits)
         months |= new
+
+
+def _repaired(p: Problem, got: _Got, time_limit: float, **limits) -> _Got:
+    """Out of time with a plan that breaks a month left out: the same choice with the new
+    money it needs to keep every month. Not proven optimal; its gap is against the
+    restricted problem's bound, which bounds the full problem too."""
+    q = p if not limits else _with_limits(p, **limits)
+    f = _need(q, dict(enumerate(got.choice)))
+    if not f <= q.max_funding * (1 + 1e-9):  # inf: no amount of new money will do
+        raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
+                          f"{time_limit:g} s")
+    obj = float(p.npv[got.choice].sum() - p.funding_cost * f)
+    bound = got.objective_usd + got.gap * abs(got.objective_usd)
+    return _Got(got.choice, f, obj, False, (bound - obj) / max(abs(obj), 1.0))
+
+
+def _with_limits(p: Problem, *, budget=None, max_funding=None, min_cash=None) -> Problem:
+    """The problem with other limits (as in :meth:`Problem.rows`)."""
+    floor = p.cash_floor + ((p.min_cash if min_cash is None else min_cash) - p.min_cash)
+    return replace(p, budget=p.budget if budget is None else np.asarray(budget),
+                   max_funding=p.max_funding if max_funding is None else max_funding,
+                   cash_floor=floor, min_cash=p.min_cash if min_cash is None else min_cash)
 
 
 def start_months(p: Problem, b_cash: np.ndarray) -> set[int]:

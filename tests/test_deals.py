@@ -60,8 +60,11 @@ def test_bitdeer_style_hybrid_keeps_mining_on_what_is_left():
     mw = r.values["hybrid.mining_it_mw"][0]
     assert mw[0] == pytest.approx(166.0) and mw[-1] == pytest.approx(50 / 1.05)
     powered = r.values["hybrid.powered_hashrate_eh_s"][0]
-    assert powered[0] == pytest.approx(10.06)
-    assert powered[2] == pytest.approx(50 / 1.05 / 16.5)
+    # The owned fleet mines until each phase (half at 9 months, half at 12 after the
+    # March 2026 start) enters service: MW fall by half the converted 118.4 MW in month 11.
+    assert powered[:11] == pytest.approx(10.06)
+    assert mw[11] == pytest.approx(166.0 - (166.0 - 50 / 1.05) / 2)
+    assert powered[14] == pytest.approx(50 / 1.05 / 16.5)
     grid = (r.values["hybrid.hosting.in_service_mw"][0, -1] * 1.25 + mw[-1] * 1.05)
     assert grid == pytest.approx(175.0)
 

@@ -410,7 +410,8 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
         if any(by_key.get((s, key)) is not None and by_key[(s, key)].solved for s in strategies):
             note = "solved (*): " + note
         ws.write_string(r, notes_col, note, st.name)
-    r = top + len(metric_keys) + 2
+    r = top + len(metric_keys) + 1
+    r = _write_irr_notes(ws, st, result, lay, strategies, r, wb) + 1
     ws.write_string(r, 0, "(*) Solved in Python by root-finding on the whole model and "
                     "written as values: re-run finmodel after changing inputs.", st.subtitle)
     for name, why in result.reasons.items():
@@ -423,6 +424,32 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(notes_col, notes_col, 40)
     ws.set_landscape()
     ws.fit_to_pages(1, 1)
+
+
+def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
+    """Why each IRR is or is not shown: live text from the IRR check cells (a formula of
+    the flows, so it changes with the inputs). Returns the last row used."""
+    from finmodel.api import IRR_SERIES
+    from finmodel.valuation import IRR_CHECK_REASONS
+
+    texts = ",".join('"' + IRR_CHECK_REASONS[k].replace('"', "'") + '"'
+                     for k in sorted(IRR_CHECK_REASONS))
+    for kind, key, _ in IRR_SERIES:
+        cells = [(j, s) for j, s in enumerate(strategies)
+                 if f"{s}.{kind}.irr_check" in lay.scalar_cells]
+        if not cells:
+            continue
+        r += 1
+        ws.write_string(r, 0, f"Why {key.replace('_', ' ')} is n/a (live)", st.label)
+        ws.write_string(r, 1, "text", st.unit)
+        for j, s in cells:
+            sheet, cr, cc = lay.scalar_cells[f"{s}.{kind}.irr_check"]
+            code = f"'{sheet}'!{xl_rowcol_to_cell(cr, cc, True, True)}"
+            cached = result.reasons.get(f"{s}.{key}")
+            ws.write_formula(r, 2 + j, f'=IF({code}=0,"",CHOOSE({code},{texts}))',
+                             st.text, str(cached[0]) if cached is not None else "")
+            _define(wb, f"{s}_{key}_note", f"=Summary!{xl_rowcol_to_cell(r, 2 + j, True, True)}")
+    return r
 
 
 #: Metrics compared strategy by strategy against mining on the Comparison sheet.

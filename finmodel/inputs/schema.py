@@ -178,6 +178,47 @@ class MiningSection(_Section):
     economic_curtailment: bool = _f(True, unit="flag", description="Stop the fleet in months "
                                     "when its revenue per MWh is below the marginal cost of "
                                     "power")
+    fleet_owned: bool = _f(False, unit="flag", description="The starting fleet and the mining "
+                           "infrastructure are already owned (paid for): nothing is bought at "
+                           "the start. False: a greenfield build bought in the first month")
+    fleet_age_years: float = _f(0.0, unit="years", description="Age of the starting fleet: its"
+                                " first refresh falls due when it is refresh_interval_years "
+                                "old", ge=0.0, le=40.0)
+    fleet_book_value_usd: float = _f(0.0, unit="USD", description="Tax book value of an owned "
+                                     "starting fleet, depreciated from the start (0: fully "
+                                     "written off)", ge=0.0, le=1e12)
+    standby_opex_usd_per_mw_month: float | None = _f(None, unit="USD/MW-month", description=
+                                                     "Operating cost per MW of a mothballed "
+                                                     "site (a fleet idle for the rest of the "
+                                                     "horizon); default: the running opex",
+                                                     ge=0.0, le=1e7)
+    asic_price_tiers_j_per_th: list[float] | None = _f(None, unit="J/TH", description=
+                                                       "Used-ASIC price curve at the start: "
+                                                       "efficiencies, increasing (Hashrate "
+                                                       "Index price tiers)")
+    asic_price_tiers_usd_per_th: list[float] | None = _f(None, unit="USD/TH", description=
+                                                         "Used-ASIC price curve at the start: "
+                                                         "USD/TH at each efficiency of "
+                                                         "asic_price_tiers_j_per_th")
+
+    @model_validator(mode="after")
+    def _price_curve(self) -> MiningSection:
+        x, y = self.asic_price_tiers_j_per_th, self.asic_price_tiers_usd_per_th
+        if (x is None) != (y is None):
+            raise ValueError("asic_price_tiers_j_per_th and asic_price_tiers_usd_per_th: give "
+                             "both (the curve's efficiencies and prices) or neither")
+        if x is not None:
+            if len(x) != len(y) or len(x) < 1:
+                raise ValueError(f"asic_price_tiers_usd_per_th: expected one price per "
+                                 f"efficiency of asic_price_tiers_j_per_th ({len(x)}), got "
+                                 f"{len(y)}")
+            if any(b <= a for a, b in zip(x, x[1:])) or x[0] <= 0:
+                raise ValueError(f"asic_price_tiers_j_per_th: expected positive, strictly "
+                                 f"increasing efficiencies, got {x}")
+            if any(v < 0 or v > 1_000 for v in y):
+                raise ValueError(f"asic_price_tiers_usd_per_th: expected prices in 0..1000 "
+                                 f"USD/TH, got {y}")
+        return self
 
 
 class StrategySpec(_Section):

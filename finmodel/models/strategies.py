@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from finmodel.engine.expr import (
     Expr,
+    eq,
     irr,
     maximum,
     minimum,
@@ -36,7 +37,12 @@ from finmodel.models.hosting import build_hosting
 from finmodel.models.mining import add_mining_metrics, build_mining
 from finmodel.models.network import Network, build_network
 from finmodel.models.power import Power, build_power
-from finmodel.valuation import add_cash_flow, add_valuation, monthly_discount_rate
+from finmodel.valuation import (
+    add_cash_flow,
+    add_return_metrics,
+    add_valuation,
+    monthly_discount_rate,
+)
 
 #: Solved metrics: written as values, computed by root-finding on the whole model.
 BREAKEVEN_BTC_PRICE = "breakeven_btc_price"
@@ -87,6 +93,14 @@ def build_model(a: Assumptions) -> Model:
             m.scalar(f"{name}.npv_vs_mining", m.nodes[f"{name}.npv"] - m.nodes["mining.npv"],
                      "NPV minus mining's NPV (the value of converting)", "USD", "Summary",
                      metric="npv_vs_mining_usd", strategy=name)
+            # The return of converting: the IRR of this strategy's flows less mining's.
+            inc = m.line(f"{name}.incremental_fcf_usd",
+                         m.nodes[f"{name}.unlevered_fcf_usd"]
+                         - m.nodes["mining.unlevered_fcf_usd"],
+                         "Free cash flow less mining's (the conversion's own flows)", "USD",
+                         "Cash Flow", section=f"{name}: return of converting")
+            add_return_metrics(m, name, "incremental", inc, rate, inc, inc,
+                               "Incremental IRR vs mining (the return of converting)")
         for suffix, (metric, label, unit, applies) in SOLVED.items():
             if applies(spec):
                 m.scalar(f"{name}.{suffix}", None, label, unit, "Summary", metric=metric,
@@ -98,6 +112,7 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
                     power: Power, rate, note: Note | None) -> None:
     site_mining = inp("site.mining_it_mw")
     host = conv = None
+    bought: Expr = wrap(1.0)
     if spec.kind == "mining":
         mining_mw = m.line(f"{s}.mining_it_mw", site_mining, "Mining IT load available",
                            "MW", "Mining", agg="mean", section=f"{s}: fleet")
@@ -105,12 +120,21 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
         host = (build_cloud if spec.product == "cloud" else build_hosting)(m, a, s)
         conv = build_conversion(m, a, s, host)
         after = _mining_mw_after(a, s, spec, host.ai_mw)
+        # The fleet keeps mining until its MW are converted: each phase's MW stop mining
+        # when the phase enters service.
         mining_mw = m.line(f"{s}.mining_it_mw",
-                           where(time("index") >= host.start_index, after, site_mining),
-                           "Mining IT load available", "MW", "Mining", agg="mean",
-                           section=f"{s}: fleet")
+                           site_mining - (site_mining - after) * host.in_service_mw
+                           / host.ai_mw,
+                           "Mining IT load available (until each phase is converted)", "MW",
+                           "Mining", agg="mean", section=f"{s}: fleet")
+        # A greenfield strategy buys machines only for MW that mine for at least a year.
+        bought = m.scalar(f"{s}.greenfield_fleet_share",
+                          where(host.hall.commencement >= MONTHS_PER_YEAR, 1,
+                                after / site_mining),
+                          "Share of a greenfield fleet bought (MW that mine a year or more)",
+                          "share", "Mining")
     mining = build_mining(m, a, net, power, s, mining_mw,
-                          host.energy if host is not None else 0.0)
+                          host.energy if host is not None else 0.0, bought)
 
     sec = f"{s}: site power bill"
     energy = mining.energy + host.energy if host is not None else mining.energy
@@ -171,7 +195,11 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     if spec.kind != "mining" and a.financing is not None:
         _sources_and_uses(m, a, s, conv, host, debt if a.financing.debt else None, note)
     if a.tax is not None:
-        mining_placed = m.line(f"{s}.tax.mining_placed_usd", -mining.capex,
+        # An owned fleet's remaining tax book value is depreciated from the start.
+        mining_placed = m.line(f"{s}.tax.mining_placed_usd",
+                               -mining.capex + where(eq(time("index"), 0)
+                                                     & (inp("mining.fleet_owned") > 0),
+                                                     inp("mining.fleet_book_value_usd"), 0),
                                "Mining assets placed in service", "USD", "Tax",
                                section=f"{s}: tax depreciation")
         classes = [("Mining assets", mining_placed, "tax.mining_asset_life_years")]
@@ -200,9 +228,11 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     kw = dict(sheet="Summary", strategy=s)
     value = m.scalar(f"{s}.equity_npv", npv(coe, equity), "Equity NPV (after tax)", "USD",
                      metric="equity_npv_usd", **kw)
-    m.scalar(f"{s}.equity_irr",
-             or_not_available((1 + irr(equity, 0.01)) ** MONTHS_PER_YEAR - 1),
-             "Equity IRR (after tax)", "rate", metric="equity_irr", **kw)
+    eq_in = m.line(f"{s}.equity_cash_in_usd", maximum(equity, 0), "Equity cash in", "USD",
+                   "Cash Flow", section=f"{s}: equity")
+    eq_out = m.line(f"{s}.equity_cash_out_usd", minimum(equity, 0), "Equity cash out", "USD",
+                    "Cash Flow", section=f"{s}: equity")
+    add_return_metrics(m, s, "equity", equity, coe, eq_in, eq_out, "Equity IRR (after tax)")
     if a.financing is not None:
         shares = inp("financing.shares_outstanding")
         m.scalar(f"{s}.value_per_share", value / shares, "Equity NPV per share, before "

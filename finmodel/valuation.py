@@ -11,7 +11,8 @@ never negative, not available when it ends negative;
 
 Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
 twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
-``FCF_ltm x (1 + g) / (r - g)``, added to the last month's flow.
+``FCF_ltm x (1 + g) / (r - g)``, never below the salvage value of the site
+(``salvage_usd_per_mw`` x interconnect MW), added to the last month's flow.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ METRIC_ORDER = (
     "breakeven_lease_rate_usd_per_kw_month", "breakeven_gpu_hour_price_usd",
     "btc_price_mining_matches_usd",
     "breakeven_capex_usd_per_mw",
+    *(f"bridge_{k}_usd" for k in ("mining_margin", "power_credits", "mining_capex",
+                                  "asic_sale", "hall_revenue", "hall_opex",
+                                  "conversion_capex", "tenant_financing", "terminal_value")),
 )
 
 
@@ -124,8 +128,10 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
         g = inp("valuation.terminal_growth_rate")
         value = ltm * (1 + g) / (inp("case.discount_rate") - g)
     last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
-    tv = m.line(f"{s}.terminal_value_usd", where(last, value, 0), "Terminal value", "USD",
-                SHEET, section=sec)
+    # The site is worth at least its salvage value: no multiple of a loss below it.
+    floor_value = inp("valuation.salvage_usd_per_mw") * inp("site.interconnect_mw")
+    tv = m.line(f"{s}.terminal_value_usd", where(last, maximum(value, floor_value), 0),
+                "Terminal value (at least the salvage value)", "USD", SHEET, section=sec)
     fcf = m.line(f"{s}.unlevered_fcf_usd", operating + tv,
                  "Unlevered free cash flow (pre-tax)", "USD", SHEET, section=sec)
     return CashFlow(rev_total, ebitda, capex_total, fcf)

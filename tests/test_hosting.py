@@ -41,9 +41,13 @@ def test_ramp_rent_escalator_and_renewal():
     assert rent[4] == pytest.approx(500_000, abs=PENNY)      # 5 MW x 1,000 x $100
     assert rent[6] == pytest.approx(1_000_000, abs=PENNY)    # 10 MW
     assert rent[15] == pytest.approx(1_000_000, abs=PENNY)   # last month of the term
-    # Month 16 starts the renewal: rate $110 (one anniversary), x 50 % probability.
-    assert rent[16] == pytest.approx(10 * 1000 * 110 * 0.5, abs=PENNY)
-    assert rent[28] == 0                                     # the renewal has ended
+    # Each phase's one-year term runs from its own commencement (May, July). Month 16
+    # starts phase 1's renewal: rate $110 (one anniversary) x 50 % probability, while
+    # phase 2 is still in its term; month 18 both are in the renewal.
+    assert rent[16] == pytest.approx(5 * 1000 * 110 * 0.5 + 5 * 1000 * 100, abs=PENNY)
+    assert rent[18] == pytest.approx(10 * 1000 * 110 * 0.5, abs=PENNY)
+    assert rent[28] == pytest.approx(5 * 1000 * 110 * 0.5, abs=PENNY)
+    assert rent[30] == 0                                     # both renewals have ended
     assert r.values["ai_hosting.hosting.contract_value_usd"][0] == pytest.approx(12e6)
 
 
@@ -55,7 +59,8 @@ def test_prepayment_credit_and_deposit():
     assert prepay[2] == pytest.approx(2.4e6) and np.count_nonzero(prepay) == 1
     assert credit[4:10].tolist() == pytest.approx([-400_000] * 6)
     assert np.count_nonzero(credit) == 6 and credit.sum() == pytest.approx(-2.4e6)
-    assert dep[2] == pytest.approx(2e6) and dep[16] == pytest.approx(-2e6)
+    # Returned when the last phase's term ends: July 2026 + 12 months = month 18.
+    assert dep[2] == pytest.approx(2e6) and dep[18] == pytest.approx(-2e6)
     assert np.count_nonzero(dep) == 2
 
 

@@ -127,8 +127,14 @@ def test_payback_never_reached_is_missing_not_zero(base):
 
 
 def test_breakeven_btc_price_put_back_gives_zero_npv(base):
-    be = base.summary.loc["breakeven_btc_price_usd", "mining"]
-    a = finmodel.with_values(base.assumptions, {"network.btc_price_usd": be})
+    # The owned base fleet is worth its resale value even at a zero BTC price: no
+    # break-even, and the reason says so.
+    assert np.isnan(base.summary.loc["breakeven_btc_price_usd", "mining"])
+    assert "zero BTC price" in base.reasons["mining.breakeven_btc_price"][0]
+    # Bought greenfield, it has one.
+    g = finmodel.run(finmodel.with_values(base.assumptions, {"mining.fleet_owned": False}))
+    be = g.summary.loc["breakeven_btc_price_usd", "mining"]
+    a = finmodel.with_values(g.assumptions, {"network.btc_price_usd": be})
     npv = finmodel.run(a, breakevens=False).summary.loc["npv_usd", "mining"]
     # 1 USD on a project of several hundred million USD of capex.
     assert abs(npv) < 1.0

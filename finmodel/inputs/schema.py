@@ -265,6 +265,11 @@ class HostingSection(_Section):
     phase_ready_months: list[int] = _f(unit="months", description="Months from the "
                                        "conversion start until each phase is ready for "
                                        "service (its construction period)")
+    phase_terms: Literal["own", "coterminous"] = _f("own", unit="choice", description=
+                                                    "'own': each phase's initial term and "
+                                                    "escalator run from its own commencement;"
+                                                    " 'coterminous': every phase ends with "
+                                                    "the first phase's term")
     rent_start_month: Month | None = _f(None, unit="YYYY-MM", description="Contractual rent "
                                         "commencement, if later than the first phase's "
                                         "readiness")
@@ -333,6 +338,13 @@ class HostingSection(_Section):
 
 class CloudSection(_Section):
     """Selling compute instead of space: the owner buys the GPUs and sells GPU-hours."""
+
+    gpu_residual_shares: list[float] | None = _f(None, unit="share", description="Resale "
+                                                 "value of a GPU as a share of its cost, by "
+                                                 "year of age (first: under one year old); "
+                                                 "the GPUs in service are sold at it at the "
+                                                 "horizon when the case has no terminal "
+                                                 "value")
 
     gpus_per_mw: float = _f(unit="GPUs/MW", description="GPUs per MW of critical IT",
                             gt=0.0, le=10_000.0)
@@ -570,6 +582,10 @@ class ValuationSection(_Section):
                               "the horizon", ge=0.0, le=50.0)
     terminal_growth_rate: float = _f(0.0, unit="rate", description="Growth of free cash flow"
                                      " after the horizon", ge=-0.5, le=0.2)
+    salvage_usd_per_mw: float = _f(0.0, unit="USD/MW", description="Floor of the terminal "
+                                   "value per MW of interconnect (what the powered site sells "
+                                   "for as land and a grid connection): a multiple of negative"
+                                   " EBITDA never takes the value below it", ge=0.0, le=1e8)
 
 
 class Assumptions(_Section):

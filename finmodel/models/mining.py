@@ -154,7 +154,8 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power, strategy:
                    "Price of new ASICs", "USD/TH", SHEET, agg="mean", section=sec)
     cost = m.line(f"{s}.new_fleet_cost_usd", cand_hash * TH_PER_EH * price,
                   "Cost of a new fleet", "USD", SHEET, agg="none", section=sec)
-    refresh_flag = m.line(f"{s}.refresh", where((due > 0) & (pv_life >= cost * disc), 1, 0),
+    refresh_flag = m.line(f"{s}.refresh", where((due > 0) & (cand_hash > 0)
+                                                & (pv_life >= cost * disc), 1, 0),
                           "Refresh (1): due and pays back at the discount rate", "flag", SHEET,
                           section=sec)
 
@@ -258,18 +259,24 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power, strategy:
 def add_mining_metrics(m: Model, mining: Mining, power_cost: Line,
                        strategy: str = "mining") -> None:
     """Mining's own headline figures: BTC mined, hashcost, cost per BTC. ``power_cost`` is
-    the part of the site's power bill that falls on mining (signed)."""
+    the part of the site's power bill (before sell-back credits, which are revenue) that
+    falls on mining (signed). Hashcost and cash cost per BTC count the months the fleet
+    runs; the all-in cost adds mining capex only (never conversion capex)."""
     s = strategy
     btc = m.scalar(f"{s}.btc_mined_total", total(mining.btc_mined),
                    "BTC mined over the horizon", "BTC", "Summary", metric="btc_mined",
                    strategy=s)
     ph_days = m.scalar(f"{s}.ph_days_total", total(mining.running_ph_days),
                        "Hashrate delivered over the horizon", "PH/s-days", SHEET)
-    cash = m.scalar(f"{s}.cash_costs_total",
-                    -(total(power_cost) + total(mining.opex)),
-                    "Power and opex over the horizon", "USD", SHEET)
+    # Costs of the months the fleet runs: a curtailed month produces nothing to cost.
+    running_costs = m.line(f"{s}.running_cash_costs_usd",
+                           -(power_cost + mining.opex) * mining.running,
+                           "Power and opex in the months the fleet runs", "USD", SHEET,
+                           section=f"{s}: production and cost")
+    cash = m.scalar(f"{s}.cash_costs_total", total(running_costs),
+                    "Power and opex over the running months", "USD", SHEET)
     all_in = m.scalar(f"{s}.all_in_costs_total", cash - total(mining.capex),
-                      "Power, opex and capex over the horizon", "USD", SHEET)
+                      "Power and opex of the running months, and mining capex", "USD", SHEET)
     m.scalar(f"{s}.hashcost", where(ph_days > 0, cash / ph_days, 0),
              "Hashcost (power + opex per PH/s-day)", "USD/PH/day", "Summary",
              metric="hashcost_usd_per_ph_day", strategy=s)

@@ -44,6 +44,20 @@ from finmodel.valuation import (
     monthly_discount_rate,
 )
 
+#: Steps of the NPV bridge from mining: each strategy's free cash flow split into these
+#: groups (they add up to it); a step is the NPV of the group less mining's.
+BRIDGE = {
+    "mining_margin": "Mining margin (revenue less its power and opex)",
+    "power_credits": "Sell-back credits",
+    "mining_capex": "Mining capex",
+    "asic_sale": "ASIC sales",
+    "hall_revenue": "Lease or cloud revenue (with power passed through)",
+    "hall_opex": "Site and hall opex (AI power, opex, sustaining capex)",
+    "conversion_capex": "Conversion capex (and GPUs)",
+    "tenant_financing": "Tenant financing (prepayment, credits, deposit)",
+    "terminal_value": "Terminal value",
+}
+
 #: Solved metrics: written as values, computed by root-finding on the whole model.
 BREAKEVEN_BTC_PRICE = "breakeven_btc_price"
 #: Break-evens that solve one input for "this strategy's NPV = mining's NPV".
@@ -101,6 +115,12 @@ def build_model(a: Assumptions) -> Model:
                          "Cash Flow", section=f"{name}: return of converting")
             add_return_metrics(m, name, "incremental", inc, rate, inc, inc,
                                "Incremental IRR vs mining (the return of converting)")
+            for key, label in BRIDGE.items():
+                m.scalar(f"{name}.bridge_{key}",
+                         npv(rate, m.nodes[f"{name}.bridge.{key}_usd"])
+                         - npv(rate, m.nodes[f"mining.bridge.{key}_usd"]),
+                         f"NPV bridge from mining: {label.lower()}", "USD", "Summary",
+                         metric=f"bridge_{key}_usd", strategy=name)
         for suffix, (metric, label, unit, applies) in SOLVED.items():
             if applies(spec):
                 m.scalar(f"{name}.{suffix}", None, label, unit, "Summary", metric=metric,
@@ -140,17 +160,25 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
     energy = mining.energy + host.energy if host is not None else mining.energy
     site_mwh = m.line(f"{s}.site_energy_mwh", energy, "Site grid energy", "MWh", "Power",
                       section=sec)
-    m.line(f"{s}.curtailment_credit_usd", power.credit(site_mwh),
-           "Curtailment credit (paid-for energy sold back)", "USD", "Power", section=sec)
-    bill = m.line(f"{s}.power_cost_usd", -power.cost(site_mwh), "Power cost, net of credits",
-                  "USD", "Power", section=sec)
+    # Paid-for energy sold back is revenue, not a negative cost.
+    credit = m.line(f"{s}.curtailment_credit_usd", power.credit(site_mwh),
+                    "Sell-back credit (paid-for energy sold back)", "USD", "Power",
+                    section=sec)
+    bill = m.line(f"{s}.power_cost_usd", -power.cost(site_mwh) - credit,
+                  "Power cost (before sell-back credits)", "USD", "Power", section=sec)
     mining_bill = m.line(f"{s}.mining_power_cost_usd",
                          bill * where(site_mwh > 0, mining.energy / site_mwh, 1),
                          "Power cost falling on mining (by energy share)", "USD", "Power",
                          section=sec)
-    revenue, costs = [mining.revenue], [bill, mining.opex]
+    revenue, costs = [mining.revenue, credit], [bill, mining.opex]
     capex, other = [mining.capex], []
+    if mining.asic_sale is not None:
+        other.append(mining.asic_sale)
     hall_flows: list[Line] = []
+    groups: dict[str, list[Line]] = {
+        "mining_margin": [mining.revenue, mining_bill, mining.opex],
+        "power_credits": [credit], "mining_capex": [mining.capex],
+        "asic_sale": [mining.asic_sale] if mining.asic_sale is not None else []}
     if host is not None:
         hosting_bill = m.line(f"{s}.hosting.power_cost_usd", bill - mining_bill,
                               "Power cost falling on the AI load", "USD", "Power", section=sec)
@@ -166,8 +194,21 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
             hall_flows += [recovery]
         costs += [host.opex]
         capex += [conv.capex, conv.sustaining, *host.capex]
-        other += [mining.asic_sale, *host.other_cash]
+        other += list(host.other_cash)
+        residual = [x for x in host.other_cash if x.name.endswith("gpu_residual_usd")]
+        groups |= {"hall_revenue": [x for x in revenue if x.name.startswith(f"{s}.hosting")
+                                    or x is host.revenue],
+                   "hall_opex": [hosting_bill, host.opex, conv.sustaining],
+                   "conversion_capex": [conv.capex, *host.capex],
+                   "tenant_financing": [x for x in host.other_cash if x not in residual],
+                   "terminal_value": residual}
     cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
+    tv = m.nodes.get(f"{s}.terminal_value_usd")
+    if tv is not None:
+        groups.setdefault("terminal_value", []).append(tv)
+    for key in BRIDGE:
+        m.line(f"{s}.bridge.{key}_usd", sum_of(groups.get(key, [])), BRIDGE[key], "USD",
+               "Cash Flow", section=f"{s}: NPV bridge groups")
     add_valuation(m, s, cf, rate)
     add_mining_metrics(m, mining, mining_bill, s)
     if a.tax is not None or a.financing is not None:

@@ -141,6 +141,7 @@ class Result:
                 "horizon_years": self.assumptions.case.horizon_years,
             },
             "notes": notes,
+            "checks": _checks_json(self.checks_frame(scenario)),
         }
         if self.convertible is not None:
             out["convertible"] = dict(self.convertible)
@@ -148,6 +149,28 @@ class Result:
                 self.values["convertible.all_in_cost"][0])
             out["convertible"]["dilution"] = self.dilution_table().to_dict(orient="records")
         return out
+
+    def checks_frame(self, scenario: int = 0) -> pd.DataFrame:
+        """The model's checks for one scenario (rows: check ids): label, value, tolerance
+        and ok (the Checks sheet of the workbook, from the same expressions)."""
+        def pick(cid: str, part: str) -> float:
+            v = self.values[f"checks.{cid}.{part}"]
+            return float(v[min(scenario, v.size - 1)])
+
+        rows = {}
+        for node in self.model.scalars:
+            if node.sheet == "Checks" and node.name.endswith(".value"):
+                cid = node.name[len("checks."):-len(".value")]
+                rows[cid] = {"label": node.label, "value": pick(cid, "value"),
+                             "tolerance": pick(cid, "tolerance"),
+                             "ok": pick(cid, "ok") == 1.0}
+        return pd.DataFrame.from_dict(rows, orient="index",
+                                      columns=["label", "value", "tolerance", "ok"])
+
+    @cached_property
+    def checks(self) -> pd.DataFrame:
+        """The checks of the first scenario (see :meth:`checks_frame`)."""
+        return self.checks_frame(0)
 
     def dilution_table(self) -> pd.DataFrame:
         """Shares delivered, capped-call offset and net dilution across share prices."""
@@ -168,6 +191,13 @@ class Result:
     def _row(self, ln: Line, scenario: int) -> np.ndarray:
         v = self.values[ln.name]
         return v[min(scenario, v.shape[0] - 1)]
+
+
+def _checks_json(frame: pd.DataFrame) -> dict[str, Any]:
+    items = {cid: {"label": r.label, "value": _finite(r.value), "tolerance": r.tolerance,
+                   "ok": bool(r.ok)} for cid, r in frame.iterrows()}
+    return {"all_pass": bool(frame["ok"].all()),
+            "failed": [cid for cid, r in frame.iterrows() if not r.ok], "items": items}
 
 
 def _finite(v: float) -> float | None:

@@ -1,4 +1,4 @@
-"""The ``finmodel`` command: run, validate, schema.
+"""The ``finmodel`` command: run, sensitivity, portfolio, validate, schema.
 
 Bad input exits with status 2 and one clear message on stderr, never a traceback, and
 leaves no output file behind.
@@ -59,6 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--png", metavar="DIR", help="folder for PNG charts (needs the 'plot' "
                    "extra: matplotlib)")
     z.set_defaults(func=_sensitivity)
+    q = sub.add_parser("portfolio", help="choose which sites to convert, to what and when, "
+                       "under the company's capex and funding limits")
+    q.add_argument("portfolio", help="portfolio file (TOML), for example "
+                   "assumptions/bitdeer_portfolio.toml")
+    q.add_argument("-o", "--output", help="workbook to write (.xlsx): Portfolio and Company "
+                   "sheets")
+    q.add_argument("--json", dest="json_path", help="plan JSON to write")
+    q.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
+                   help="probability of a funding shortfall over N scenarios of shared BTC "
+                   "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
+                   help="also write each site's live workbook (its chosen option) into DIR, "
+                   "linked from the Sites sheet")
+    q.add_argument("--time-limit", dest="time_limit", type=float, default=60.0, metavar="S",
+                   help="seconds the MILP may take before it reports its best plan and the "
+                   "gap it has proven (default 60)")
+    q.set_defaults(func=_portfolio)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
@@ -83,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None:
         export_excel(result, out)
     print(format_summary(result))
+    warn_failed_checks(result)
     written = [str(p) for p in (out, js) if p is not None]
     print(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
           + (f"; wrote {', '.join(written)}" if written else ""))
@@ -118,6 +136,50 @@ def _sensitivity(args: argparse.Namespace) -> int:
         save_pngs(an, png)
     print(format_analysis(an))
     print(f"\nran in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _portfolio(args: argparse.Namespace) -> int:
+    from finmodel.api import run
+    from finmodel.portfolio import load_portfolio, plan_portfolio
+    from finmodel.portfolio.report import format_plan, infeasible_message
+
+    t0 = time.perf_counter()
+    out, js = _output_targets(args)
+    lp = load_portfolio(args.portfolio)
+    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
+    if not plan.solution.feasible:
+        raise FinmodelError(infeasible_message(plan))
+    text = json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n"
+    links: dict[str, str] = {}
+    if args.site_workbooks:
+        from finmodel.excel import export_excel
+        from finmodel.portfolio.plan import site_case
+
+        folder = Path(args.site_workbooks)
+        if not folder.is_dir():
+            from finmodel.errors import ExportError
+
+            raise ExportError(f"--site-workbooks {folder}: the folder does not exist")
+        for i, site in enumerate(plan.chosen.site):
+            target = folder / f"{site}.xlsx"
+            export_excel(run(site_case(plan, i)), target)
+            links[site] = os.path.relpath(target, out.parent if out is not None else ".")
+    if out is not None:
+        from finmodel.excel.portfolio_sheets import export_plan
+
+        export_plan(plan, out, site_links=links)
+    if js is not None:
+        try:
+            write_text_atomic(js, text)
+        except FinmodelError:
+            if out is not None:  # both outputs or neither
+                out.unlink(missing_ok=True)
+            raise
+    print(format_plan(plan))
+    written = [str(p) for p in (out, js) if p is not None]
+    print(f"\nran in {time.perf_counter() - t0:.2f} s"
+          + (f"; wrote {', '.join(written)}" if written else ""))
     return 0
 
 
@@ -209,6 +271,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def warn_failed_checks(result) -> None:
+    """One warning on stderr per failed check (the run still succeeds: the numbers are
+    written, and the workbook's Checks sheet shows the same flags)."""
+    for cid, r in result.checks.iterrows():
+        if not r.ok:
+            print(f"finmodel: warning: check failed: {cid}: {r.label}: value {r.value:g} "
+                  f"exceeds the tolerance {r.tolerance:g}", file=sys.stderr)
 
 
 def format_summary(result) -> str:

@@ -51,6 +51,10 @@ def read_model(path: Path, result: finmodel.Result) -> dict[str, np.ndarray]:
                 out[name] = np.array([_num(v) for v in row[FIRST_COL:FIRST_COL + n]])
             else:
                 out[name] = np.array([_num(row[2])])
+            if ws.title == "Checks" and name.endswith(".value"):
+                # One row per check: value (C), tolerance (E), flag (F).
+                out[name.removesuffix(".value") + ".tolerance"] = np.array([_num(row[4])])
+                out[name.removesuffix(".value") + ".ok"] = np.array([_num(row[5])])
     for metric in result.model.metrics():
         dn = f"{metric.strategy}_{metric.metric}"
         sheet, cell = next(iter(wb.defined_names[dn].destinations))
@@ -147,7 +151,7 @@ def test_every_calculated_cell_is_a_formula_and_none_is_volatile(exported):
             solved.add((sheet, cell.replace("$", "")))
     formulas = 0
     for ws in wb.worksheets:
-        if ws.title == "Inputs":
+        if ws.title in ("Inputs", "Snapshot"):  # inputs, and their hidden copy at export
             continue
         timing_from = None
         for row in ws.iter_rows():

@@ -42,7 +42,7 @@ from finmodel.models.strategies import build_model
 from tests.conftest import PARITY, small
 from tests.test_excel import assert_parity, expected_values, read_model
 
-S = "Checks"
+S = "Vocabulary"  # a sheet of its own (Checks is the model's checks sheet)
 
 
 def vocabulary_result() -> Result:

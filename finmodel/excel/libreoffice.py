@@ -33,10 +33,18 @@ def recalculate(src: str | Path, out_dir: str | Path, timeout: float = 300.0) ->
 
     Returns the path of the recalculated copy (same file name, in ``out_dir``).
     """
+    return recalculate_many([src], out_dir, timeout)[0]
+
+
+def recalculate_many(srcs: list[str | Path], out_dir: str | Path,
+                     timeout: float = 1800.0) -> list[Path]:
+    """:func:`recalculate` for several workbooks in one LibreOffice start (their file
+    names must differ); returns the recalculated copies in the order given."""
     exe = soffice()
     if exe is None:
         raise ExportError("LibreOffice (soffice) is not installed")
-    src, out_dir = Path(src).resolve(), Path(out_dir).resolve()
+    paths = [Path(s).resolve() for s in srcs]
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="finmodel-lo-") as profile:
         user = Path(profile) / "user"
@@ -44,9 +52,9 @@ def recalculate(src: str | Path, out_dir: str | Path, timeout: float = 300.0) ->
         (user / "registrymodifications.xcu").write_text(_REGISTRY)
         cmd = [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
                "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out_dir),
-               str(src)]
+               *map(str, paths)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    out = out_dir / (src.stem + ".xlsx")
-    if proc.returncode != 0 or not out.exists():
+    outs = [out_dir / (p.stem + ".xlsx") for p in paths]
+    if proc.returncode != 0 or not all(o.exists() for o in outs):
         raise ExportError(f"LibreOffice failed ({proc.returncode}): {proc.stderr.strip()}")
-    return out
+    return outs

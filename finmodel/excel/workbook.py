@@ -17,6 +17,7 @@ from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
 from finmodel.engine.graph import Line
 from finmodel.errors import ExportError
+from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
 from finmodel.inputs.load import input_fields
@@ -31,7 +32,7 @@ TIME_LABELS = {
     "start": "Period start", "end": "Period end", "days": "Days in period",
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
 }
-SHEET_ORDER = ["Summary", "Comparison", "Inputs", TIMELINE_SHEET, "Network", "Power",
+SHEET_ORDER = ["Summary", "Comparison", "Checks", "Inputs", TIMELINE_SHEET, "Network", "Power",
                "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
                "Annual"]
 
@@ -131,7 +132,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     extra = [n.sheet for n in model.nodes.values() if n.sheet not in SHEET_ORDER]
     order = [x for x in SHEET_ORDER[:-1] if x in used or x in ("Inputs", TIMELINE_SHEET)
              or (x == "Comparison" and len(result.strategies) > 1)]
-    order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:]
+    order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:] + [checks_sheet.SNAPSHOT_SHEET]
     if analysis is not None:
         wanted = [n for n, present in (("Sensitivity", analysis.tornado is not None
                                         or analysis.grid is not None
@@ -142,7 +143,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     sheets = {name: wb.add_worksheet(name) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
-                   and s != "Summary"]
+                   and s not in ("Summary", checks_sheet.SHEET)]
 
     # --- positions first, so any cell can reference any other -------------------------
     for i, kind in enumerate(TIME_LABELS):
@@ -172,6 +173,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         lay.scalar_cells[x.name] = ("Summary", summary_top + 1 + metric_keys.index(x.metric),
                                     2 + strategies.index(x.strategy))
 
+    checks_sheet.place(model, lay)
     fw = FormulaWriter(lay)
     values = result.values
 
@@ -189,6 +191,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_string(3, c, h, st.header_left)
     row = 4
     section = None
+    snapshot: dict[tuple[int, int], Any] = {}
     for f in input_fields(result.assumptions):
         if f.section != section:
             section = f.section
@@ -202,15 +205,19 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         if isinstance(f.value, list):
             for k, v in enumerate(f.value):
                 ws.write_number(row, 3 + k, float(v), fmt)
+                snapshot[(row, 3 + k)] = float(v)
             ref = (f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}:"
                    f"{xl_rowcol_to_cell(row, 3 + len(f.value) - 1, True, True)}")
         else:
             if isinstance(f.value, dt.date):
                 ws.write_number(row, 3, to_serial(f.value), st.cell("date", "input"))
+                snapshot[(row, 3)] = to_serial(f.value)
             elif isinstance(f.value, str):
                 ws.write_string(row, 3, f.value, fmt)  # text stays text, never a formula
+                snapshot[(row, 3)] = f.value
             else:
                 ws.write_number(row, 3, float(f.value), fmt)
+                snapshot[(row, 3)] = float(f.value)
             ref = f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}"
         _define(wb, f.defined_name, ref)
         row += 1
@@ -219,6 +226,10 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.set_column(2, 2, 12)
     ws.set_column(3, 3, 16)
     ws.freeze_panes(4, 0)
+    inputs_box = (4, 3, max(r for r, _ in snapshot), max(c for _, c in snapshot))
+    checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot)
+    checks_sheet.write_checks(wb, sheets[checks_sheet.SHEET], st, model, lay, fw, val,
+                              inputs_box, lambda name, ref: _define(wb, name, ref))
 
     # --- Timeline -----------------------------------------------------------------------
     # The timeline is structure, not model logic: its rows (EDATE from the start month) are
@@ -365,6 +376,10 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     src = getattr(a, "_source", None)
     ws.write_string(0, 0, "Summary", st.title)
     ws.write_string(1, 0, a.case.name, st.subtitle)
+    all_ok = bool(val("checks.all_ok") == 1)
+    ws.write_string(7, 0, "Checks (master flag)", st.unit)
+    ws.write_formula(7, 1, checks_sheet.master_flag_formula(), st.text,
+                     checks_sheet.master_flag_text(all_ok))
     stamp = [
         ("finmodel version", __version__),
         ("Case file", src.name if src else "(built in Python)"),
@@ -409,7 +424,9 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
         note = ", ".join(names)
         if any(by_key.get((s, key)) is not None and by_key[(s, key)].solved for s in strategies):
             note = "solved (*): " + note
-        ws.write_string(r, notes_col, note, st.name)
+            ws.write_formula(r, notes_col, checks_sheet.stale_formula(note), st.name, note)
+        else:
+            ws.write_string(r, notes_col, note, st.name)
     r = top + len(metric_keys) + 1
     r = _write_irr_notes(ws, st, result, lay, strategies, r, wb) + 1
     ws.write_string(r, 0, "(*) Solved in Python by root-finding on the whole model and "
@@ -488,6 +505,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
                     "inputs)", st.section)
+    ws.write_formula(row, 1, checks_sheet.stale_formula(), st.name, "")
     row += 1
     ws.write_string(row, 0, "Conversion start", st.header_left)
     ws.write_string(row, 1, "", st.header_left)
@@ -649,6 +667,7 @@ def _write_lattice(ws, st, result, row: int) -> None:
                     "inputs)", st.section)
     for c in range(1, FIRST_COL):
         ws.write_blank(row, c, None, st.section)
+    ws.write_formula(row, 1, checks_sheet.stale_formula(), st.section, "")
     for key, value in result.convertible.items():
         row += 1
         label, unit = LATTICE_LABELS[key]
@@ -663,6 +682,9 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(0, 0, title, st.title)
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
+    ws.write_formula(2, 0, checks_sheet.master_flag_formula(), st.subtitle,
+                     checks_sheet.master_flag_text(
+                         bool(result.values["checks.all_ok"][0] == 1)))
     if title == TIMELINE_SHEET:
         return
     ws.write_string(3, 0, "Period ending", st.header_left)

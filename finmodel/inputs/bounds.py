@@ -20,8 +20,7 @@ def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool = Fa
     """``values`` as a float array, after checking each element against the bounds of the
     field at ``path``. 1-D (one value per scenario), or 2-D (scenarios, years) for a yearly
     path when ``rows`` is true."""
-    section, _, name = path.partition(".")
-    model = type(getattr(a, section, None)) if hasattr(a, section) else None
+    model, name = _owner(a, path)
     if model is None or name not in model.model_fields:
         raise InputError(f"{path}: no such input")
     arr = np.asarray(values, dtype=float)
@@ -44,3 +43,15 @@ def check_scenario_array(a: Assumptions, path: str, values: Any, rows: bool = Fa
     if rows and np.any(arr <= 0):
         raise InputError(f"{path}: path values must be positive")
     return arr
+
+
+def _owner(a: Assumptions, path: str) -> tuple[type | None, str]:
+    """The pydantic model class holding the field at ``path`` and the field's name; the path
+    may pass through named entries (``strategies.hybrid.conversion_start_month``)."""
+    *parents, name = path.split(".")
+    node: Any = a
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            return None, name
+    return (type(node) if not isinstance(node, dict) else None), name

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import annotated_types as at
 from pydantic import BaseModel, ValidationError
 
 from finmodel.errors import InputError
@@ -106,6 +108,12 @@ class InputField:
     value: Any  # float, str, date, list[float]
     unit: str
     description: str
+    #: The schema's bounds on the value (on each element of a list): (">=", 0.0), ...
+    bounds: tuple[tuple[str, float], ...] = ()
+    #: The allowed codes of a choice input (a ``Literal`` field), else None.
+    choices: tuple[str, ...] | None = None
+    #: A whole number (an ``int`` field, or a list of them).
+    integer: bool = False
 
     @property
     def defined_name(self) -> str:
@@ -137,12 +145,42 @@ def input_fields(assumptions: Assumptions) -> list[InputField]:
             unit = str(extra.get("unit", ""))
             if unit == "YYYY-MM":
                 value = month_date(value)
+            bounds = list(_bounds(f))
             if isinstance(value, bool):
                 value = 1.0 if value else 0.0
-            out.append(InputField(here, section, value, unit, f.description or ""))
+                bounds = [(">=", 0.0), ("<=", 1.0)]
+            choices = _choices(f.annotation)
+            integer = _is_int(f.annotation) and not isinstance(getattr(model, name), bool)
+            out.append(InputField(here, section, value, unit, f.description or "",
+                                  tuple(bounds), choices, integer))
 
     visit(assumptions, "", "")
     return out
+
+
+_BOUND_KINDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"),
+                (at.Le, "le", "<="))
+
+
+def _bounds(f: Any):
+    for meta in f.metadata:
+        for kind, attr, sym in _BOUND_KINDS:
+            if isinstance(meta, kind):
+                yield sym, float(getattr(meta, attr))
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is typing.Literal:
+            return tuple(typing.get_args(arg))
+    return None
+
+
+def _is_int(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    return annotation is int or int in args or any(typing.get_args(x) == (int,)
+                                                   for x in args) or \
+        typing.get_args(annotation) == (int,)
 
 
 def numeric_inputs(assumptions: Assumptions) -> tuple[dict[str, Any], dict[str, list[float]]]:

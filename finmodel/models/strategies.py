@@ -30,6 +30,7 @@ from finmodel.inputs.schema import Assumptions, StrategySpec
 from finmodel.financing.debt import build_debt
 from finmodel.financing.notes import Note, build_note
 from finmodel.models.capex import CATEGORIES, build_conversion
+from finmodel.models.checks import add_checks
 from finmodel.models.tax import build_tax
 from finmodel.models.cloud import build_cloud
 from finmodel.models.common import inp
@@ -125,6 +126,7 @@ def build_model(a: Assumptions) -> Model:
             if applies(spec):
                 m.scalar(f"{name}.{suffix}", None, label, unit, "Summary", metric=metric,
                          strategy=name, solved=True)
+    add_checks(m, a)
     return m
 
 

@@ -1,0 +1,517 @@
+"""The plan workbook: Portfolio, Company and Sites sheets (``finmodel portfolio -o``).
+
+- **Sites**: each site's chosen option, month by month, as computed by its own run of the
+  single-site model (values with their source named), its capex rolled up by year with live
+  ``SUMIF`` formulas, and its NPV. Each site's full live model is its own workbook
+  (``finmodel portfolio --site-workbooks DIR``): one site's model is about
+  50,000 formulas, so seven of them in one file would make the plan slow to open and to
+  recalculate, while the company view only needs each site's cash line. Those workbooks
+  are linked from the Sites sheet when written.
+- **Company**: the consolidated monthly cash flow as live formulas over the Sites lines,
+  the company's own flows (overhead from its inputs; the notes' schedules), the cash
+  balance, the funding gap, the new money, equity value and value per share before and
+  after the plan.
+- **Portfolio**: sites x decision, NPV, capex by year against the budget (live), the
+  constraints with their shadow prices, the greedy ranking beside the optimiser; charts of
+  capex by year against the budget and of NPV by site and decision.
+
+Text from input files (site labels, note names) is written as strings, never formulas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xlsxwriter
+from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
+
+from finmodel.errors import ExportError
+from finmodel.excel.workbook import _Styles
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finmodel.portfolio.plan import Plan
+
+FIRST_COL = 4  # E: A label, B unit, C total or value, D key
+TOP = 6
+
+
+def export_plan(plan: Plan, path: str | os.PathLike[str],
+                site_links: dict[str, str] | None = None) -> Path:
+    """Write the plan workbook atomically (temporary file, then rename).
+
+    ``site_links`` maps a site to the relative path of its own workbook, shown as a link.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".xlsx":
+        raise ExportError(f"{target}: the workbook's name must end in .xlsx")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ExportError(f"{target}: the folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".xlsx", dir=directory)
+    os.close(fd)
+    try:
+        _write(plan, tmp, site_links or {})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+class _Sheet:
+    """Row bookkeeping for a sheet with one column per month."""
+
+    def __init__(self, ws, st, n: int) -> None:
+        self.ws, self.st, self.n = ws, st, n
+        self.row = TOP
+        self.keys: dict[str, int] = {}
+
+    def col(self, t: int) -> int:
+        return FIRST_COL + t
+
+    def span(self, key: str, absolute: bool = False) -> str:
+        r = self.keys[key]
+        a = xl_rowcol_to_cell(r, FIRST_COL, absolute, absolute)
+        b = xl_rowcol_to_cell(r, FIRST_COL + self.n - 1, absolute, absolute)
+        return f"{a}:{b}"
+
+    def cell(self, key: str, t: int | None = None, absolute: bool = True) -> str:
+        r = self.keys[key]
+        c = 2 if t is None else FIRST_COL + t
+        return xl_rowcol_to_cell(r, c, absolute, absolute)
+
+    def label(self, key: str, text: str, unit: str) -> int:
+        r = self.row
+        self.keys[key] = r
+        self.ws.write_string(r, 0, text, self.st.label)
+        self.ws.write_string(r, 1, unit, self.st.unit)
+        self.ws.write_string(r, 3, key, self.st.name)
+        self.row += 1
+        return r
+
+    def section(self, title: str) -> None:
+        self.row += 1
+        self.ws.write_string(self.row, 0, title, self.st.section)
+        for c in range(1, FIRST_COL):
+            self.ws.write_blank(self.row, c, None, self.st.section)
+        self.row += 1
+
+    def values_row(self, key: str, text: str, unit: str, values: np.ndarray) -> None:
+        r = self.label(key, text, unit)
+        fmt = self.st.cell(unit)
+        for t, v in enumerate(values):
+            self.ws.write_number(r, self.col(t), float(v), fmt)
+        self._total(r, values, unit)
+
+    def formula_row(self, key: str, text: str, unit: str, make, values: np.ndarray,
+                    kind: str = "calc", total: bool = True) -> None:
+        """``make(t)`` returns the formula of month t (without '=')."""
+        r = self.label(key, text, unit)
+        fmt = self.st.cell(unit, kind)
+        for t in range(self.n):
+            self.ws.write_formula(r, self.col(t), "=" + make(t), fmt, float(values[t]))
+        if total:
+            self._total(r, values, unit)
+
+    def _total(self, r: int, values: np.ndarray, unit: str) -> None:
+        if unit == "USD":
+            self.ws.write_formula(r, 2, f"=SUM({self.span(self._key_of(r))})",
+                                  self.st.cell(unit, bold=True), float(np.sum(values)))
+
+    def _key_of(self, r: int) -> str:
+        return next(k for k, v in self.keys.items() if v == r)
+
+    def scalar(self, key: str, text: str, unit: str, formula: str | None, value: float,
+               kind: str = "calc") -> None:
+        r = self.label(key, text, unit)
+        fmt = self.st.cell(unit, kind, bold=kind == "calc")
+        if formula is None:
+            self.ws.write_number(r, 2, float(value), fmt)
+        else:
+            self.ws.write_formula(r, 2, "=" + formula, fmt, float(value))
+
+    def header(self, title: str, subtitle: str, periods) -> None:
+        self.ws.write_string(0, 0, title, self.st.title)
+        self.ws.write_string(1, 0, subtitle, self.st.subtitle)
+        self.ws.write_string(3, 0, "Month", self.st.header_left)
+        self.ws.write_string(4, 0, "Calendar year", self.st.header_left)
+        for c in range(1, FIRST_COL):
+            self.ws.write_blank(3, c, None, self.st.header_left)
+            self.ws.write_blank(4, c, None, self.st.header_left)
+        self.ws.write_string(3, 2, "Total / value", self.st.header)
+        for t, p in enumerate(periods):
+            self.ws.write_datetime(3, self.col(t), dt.datetime(p.year, p.month, 1),
+                                   self.st.cell("date", "header_date"))
+            self.ws.write_number(4, self.col(t), p.year, self.st.header)
+        self.ws.set_column(0, 0, 46)
+        self.ws.set_column(1, 1, 12)
+        self.ws.set_column(2, 2, 16)
+        self.ws.set_column(3, 3, 22)
+        self.ws.set_column(FIRST_COL, FIRST_COL + self.n - 1, 12)
+        self.ws.freeze_panes(5, FIRST_COL)
+
+
+def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
+    from finmodel import __version__
+
+    wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
+                                    "nan_inf_to_errors": True})
+    wb.set_calc_mode("auto")
+    spec = plan.portfolio.spec
+    wb.set_properties({"title": spec.company.name, "author": "finmodel"})
+    st = _Styles(wb)
+    ws_p = wb.add_worksheet("Portfolio")
+    ws_c = wb.add_worksheet("Company")
+    ws_s = wb.add_worksheet("Sites")
+    opts, sol = plan.options, plan.solution
+    chosen = plan.chosen
+    sq = opts.take(_status_quo(plan))
+    n = len(opts.periods)
+    years = [int(y) for y in opts.years]
+
+    # ---- Sites: each chosen option's lines, from its own run ---------------------------
+    s = _Sheet(ws_s, st, n)
+    s.header("Sites", "Each site's chosen option, from its own run of the single-site model "
+             "(values: change a site's case and run finmodel portfolio again)", opts.periods)
+    s.section("Chosen option: free cash flow without terminal value (USD, money in +)")
+    for k, site in enumerate(chosen.site):
+        s.values_row(f"cash.{site}", f"{_label(spec, site)}: {chosen.label(k)}", "USD",
+                     chosen.cash_usd[k])
+    s.section("Chosen option: capex counted against the budget "
+              f"({spec.constraints.capex_scope})")
+    for k, site in enumerate(chosen.site):
+        s.values_row(f"capex.{site}", f"{_label(spec, site)}: capex", "USD",
+                     chosen.capex_usd[k])
+    s.section("NPV (each site's case discount rate)")
+    for k, site in enumerate(chosen.site):
+        s.scalar(f"npv.{site}", f"{_label(spec, site)}: {chosen.label(k)}", "USD", None,
+                 chosen.npv_usd[k], kind="value")
+        if site in links:
+            ws_s.write_url(s.keys[f"npv.{site}"], 4, f"external:{links[site]}",
+                           string=f"open {links[site]}")
+    for k, site in enumerate(sq.site):
+        s.scalar(f"npv_keep.{site}", f"{_label(spec, site)}: keep mining", "USD", None,
+                 sq.npv_usd[k], kind="value")
+    s.section("Capex by calendar year (live: SUMIF over the monthly capex)")
+    ws_s.write_string(s.row, 0, "Site \\ year", st.header_left)
+    for j, y in enumerate(years):
+        ws_s.write_number(s.row, FIRST_COL + j, y, st.header)
+    head = s.row
+    s.row += 1
+    by_year = chosen.capex_by_year()
+    for k, site in enumerate(chosen.site):
+        r = s.label(f"capex_year.{site}", f"{_label(spec, site)}: capex", "USD")
+        for j, y in enumerate(years):
+            ws_s.write_formula(
+                r, FIRST_COL + j, f"=SUMIF({_abs_row(4, n)},{xl_rowcol_to_cell(head, FIRST_COL + j, True, False)},{s.span(f'capex.{site}', True)})",
+                st.cell("USD"), float(by_year.loc[k, y]))
+    capex_rows = (s.keys[f"capex_year.{chosen.site[0]}"],
+                  s.keys[f"capex_year.{chosen.site[-1]}"])
+
+    # ---- Company ------------------------------------------------------------------------
+    c = _Sheet(ws_c, st, n)
+    v = plan.company
+    c.header("Company", f"{spec.company.name} | USD; money in +, out -; live formulas over "
+             "the Sites lines and the inputs below", opts.periods)
+    co, cons, fl = spec.company, spec.constraints, plan.flows
+    c.section("Inputs (from the portfolio file)")
+    c.scalar("cash_usd", "Cash at the start", "USD", None, co.cash_usd, "input")
+    c.scalar("min_cash_usd", "Minimum cash balance", "USD", None, cons.min_cash_usd, "input")
+    c.scalar("overhead_usd_per_year", "Corporate overhead", "USD/year", None,
+             co.overhead_usd_per_year, "input")
+    c.scalar("overhead_escalator_rate", "Overhead growth", "rate", None,
+             co.overhead_escalator_rate, "input")
+    c.scalar("tax_rate", "Tax shield on overhead", "rate", None, co.tax_rate, "input")
+    c.scalar("discount_rate", "Company discount rate", "rate", None, co.discount_rate, "input")
+    c.scalar("shares_outstanding", "Shares outstanding", "shares", None,
+             co.shares_outstanding, "input")
+    c.section("From the optimiser and the notes' terms (Python; run again after changes)")
+    c.scalar("new_funding_usd", f"New money raised at the start ({spec.financing.new.kind})",
+             "USD", None, sol.funding_usd, "value")
+    c.scalar("new_cost_per_usd", "Value lost per dollar raised", "ratio", None,
+             fl.new_cost_per_usd, "value")
+    c.scalar("new_shares_per_usd", "New shares per dollar raised", "ratio", None,
+             fl.new_shares_per_usd, "value")
+    c.scalar("notes_pv_usd", "Existing notes: PV of cash still to pay", "USD", None,
+             -fl.stack_pv_usd, "value")
+    c.scalar("notes_shares", "Existing notes: shares delivered on conversion", "shares",
+             None, fl.stack_shares, "value")
+    c.section("Monthly cash")
+    c.values_row("index", "Month number (0-based)", "months", np.arange(n, dtype=float))
+    sites_rows = []
+    for site in chosen.site:
+        key = f"site.{site}"
+        c.formula_row(key, f"{_label(spec, site)}", "USD",
+                      lambda t, site=site: f"'Sites'!{s.cell(f'cash.{site}', t, False)}",
+                      v.site_cash_usd.loc[site].to_numpy(), kind="link")
+        sites_rows.append(key)
+    first, last = c.keys[sites_rows[0]], c.keys[sites_rows[-1]]
+    total_sites = v.site_cash_usd.sum().to_numpy()
+    c.formula_row("sites_cash_usd", "Sites' cash flow", "USD",
+                  lambda t: f"SUM({_col_span(first, last, c.col(t))})", total_sites)
+    c.formula_row("overhead_usd", "Overhead after its tax shield", "USD",
+                  lambda t: f"-{c.cell('overhead_usd_per_year')}/12*(1+"
+                            f"{c.cell('overhead_escalator_rate')})^({c.cell('index', t, False)}"
+                            f"/12)*(1-{c.cell('tax_rate')})", fl.overhead_usd)
+    c.values_row("existing_coupons_usd", "Existing notes: coupons", "USD",
+                 fl.stack_coupons_usd)
+    c.values_row("existing_principal_usd", "Existing notes: principal repaid", "USD",
+                 fl.stack_principal_usd)
+    c.values_row("new_per_usd", "New issuance: cash per dollar raised", "ratio",
+                 fl.new_per_usd)
+    c.formula_row("new_funding_cash_usd", "New money: proceeds less its service", "USD",
+                  lambda t: f"{c.cell('new_funding_usd')}*{c.cell('new_per_usd', t, False)}",
+                  v.new_funding_cash_usd)
+    before_flows = total_sites + fl.fixed_usd
+    c.formula_row("cash_flow_before_funding_usd", "Net cash flow before new money", "USD",
+                  lambda t: "+".join(c.cell(k, t, False) for k in (
+                      "sites_cash_usd", "overhead_usd", "existing_coupons_usd",
+                      "existing_principal_usd")), before_flows)
+    c.formula_row("balance_before_funding_usd", "Cash balance before new money", "USD",
+                  lambda t: (f"{c.cell('cash_usd')}" if t == 0 else
+                             c.cell('balance_before_funding_usd', t - 1, False)) + "+" +
+                  c.cell("cash_flow_before_funding_usd", t, False),
+                  v.balance_before_funding_usd, total=False)
+    c.formula_row("funding_gap_usd", "Funding gap (minimum cash less the balance before new"
+                  " money)", "USD", lambda t: f"MAX(0,{c.cell('min_cash_usd')}-"
+                  f"{c.cell('balance_before_funding_usd', t, False)})", v.funding_gap_usd,
+                  total=False)
+    c.formula_row("balance_usd", "Cash balance", "USD",
+                  lambda t: f"{c.cell('balance_before_funding_usd', t, False)}+SUM("
+                  f"{xl_rowcol_to_cell(c.keys['new_funding_cash_usd'], FIRST_COL, True, True)}:"
+                  f"{xl_rowcol_to_cell(c.keys['new_funding_cash_usd'], c.col(t), True, False)})",
+                  v.balance_usd, total=False)
+    c.formula_row("below_minimum", "Below the minimum? (1 = yes)", "flag",
+                  lambda t: f"IF({c.cell('balance_usd', t, False)}<{c.cell('min_cash_usd')}-1,"
+                  "1,0)", (v.balance_usd < cons.min_cash_usd - 1).astype(float))
+    c.section("Company value")
+    c.scalar("lowest_balance_usd", "Lowest cash balance", "USD",
+             f"MIN({c.span('balance_usd')})", float(v.balance_usd.min()))
+    c.scalar("peak_funding_gap_usd", "Peak funding gap", "USD",
+             f"MAX({c.span('funding_gap_usd')})", float(v.funding_gap_usd.max()))
+    ps, ps0 = v.per_share, plan.status_quo.per_share
+    c.scalar("overhead_pv_usd", "PV of the overhead", "USD",
+             f"NPV((1+{c.cell('discount_rate')})^(1/12)-1,{c.span('overhead_usd')})",
+             ps.overhead_pv_usd)
+    npv_cells = ",".join(f"'Sites'!{s.cell(f'npv.{x}')}" for x in chosen.site)
+    keep_cells = ",".join(f"'Sites'!{s.cell(f'npv_keep.{x}')}" for x in sq.site)
+    c.scalar("sites_npv_usd", "Sites' NPV with the plan", "USD", f"SUM({npv_cells})",
+             ps.sites_value_usd)
+    new_value = (f"{c.cell('new_funding_usd')}*(1-{c.cell('new_cost_per_usd')})"
+                 if spec.financing.new.kind == "equity" else
+                 f"-{c.cell('new_funding_usd')}*{c.cell('new_cost_per_usd')}")
+    c.scalar("equity_value_usd", "Equity value with the plan", "USD",
+             f"{c.cell('sites_npv_usd')}+{c.cell('cash_usd')}+{c.cell('overhead_pv_usd')}+"
+             f"{c.cell('notes_pv_usd')}+{new_value}", ps.equity_value_usd)
+    c.scalar("diluted_shares", "Diluted shares with the plan", "shares",
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
+             f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", ps.shares)
+    c.scalar("value_per_share_usd", "Value per share with the plan", "USD/share",
+             f"{c.cell('equity_value_usd')}/{c.cell('diluted_shares')}",
+             ps.value_per_share_usd)
+    c.scalar("sites_npv_keep_mining_usd", "Sites' NPV keeping every site mining", "USD",
+             f"SUM({keep_cells})", ps0.sites_value_usd)
+    c.scalar("equity_value_before_usd", "Equity value keeping every site mining", "USD",
+             f"{c.cell('sites_npv_keep_mining_usd')}+{c.cell('cash_usd')}+"
+             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}", ps0.equity_value_usd)
+    c.scalar("value_per_share_before_usd", "Value per share keeping every site mining",
+             "USD/share", f"{c.cell('equity_value_before_usd')}/({c.cell('shares_outstanding')}"
+             f"+{c.cell('notes_shares')})", ps0.value_per_share_usd)
+    c.scalar("dilution_share", "Dilution (new and converted shares / diluted shares)",
+             "share", f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
+             1 - co.shares_outstanding / ps.shares)
+    for key in ("value_per_share_usd", "value_per_share_before_usd", "equity_value_usd",
+                "lowest_balance_usd", "peak_funding_gap_usd"):
+        wb.define_name(f"company_{key}", f"=Company!{c.cell(key)}")
+
+    # ---- Portfolio ----------------------------------------------------------------------
+    _portfolio_sheet(wb, ws_p, st, plan, s, capex_rows, years, __version__)
+    wb.close()
+
+
+def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) -> None:
+    spec = plan.portfolio.spec
+    chosen, sol = plan.chosen, plan.solution
+    src = plan.portfolio.source
+    ws.write_string(0, 0, "Portfolio", st.title)
+    ws.write_string(1, 0, spec.company.name, st.subtitle)
+    stamp = [("finmodel version", version),
+             ("Portfolio file", src.name if src else "(built in Python)"),
+             ("Portfolio file SHA-256", src.sha256 if src else "-"),
+             ("Run date", dt.date.today().isoformat()),
+             ("Chosen by", "scipy.optimize.milp (HiGHS), exact; shadow prices from the LP "
+                           "relaxation; values, not formulas: run again after changes")]
+    for i, (k, val) in enumerate(stamp):
+        ws.write_string(2 + i, 0, k, st.unit)
+        ws.write_string(2 + i, 1, val, st.text)
+    r = 8
+    heads = ["Site", "Decision", "Start month", "NPV", "Keep-mining NPV", "Value of "
+             "converting", "Capex counted", "Source"]
+    for j, h in enumerate(heads):
+        ws.write_string(r, j, h, st.header if j else st.header_left)
+    top = r + 1
+    usd = st.cell("USD")
+    for k, site in enumerate(chosen.site):
+        r += 1
+        ws.write_string(r, 0, _label(spec, site), st.label)
+        ws.write_string(r, 1, chosen.label(k), st.text)
+        ws.write_string(r, 2, chosen.start_month[k] or "-", st.text)
+        ws.write_formula(r, 3, f"='Sites'!{s.cell(f'npv.{site}')}", st.cell("USD", "link"),
+                         float(chosen.npv_usd[k]))
+        ws.write_formula(r, 4, f"='Sites'!{s.cell(f'npv_keep.{site}')}",
+                         st.cell("USD", "link"),
+                         float(chosen.npv_usd[k] - chosen.value_of_converting_usd[k]))
+        ws.write_formula(r, 5, f"={xl_rowcol_to_cell(r, 3)}-{xl_rowcol_to_cell(r, 4)}", usd,
+                         float(chosen.value_of_converting_usd[k]))
+        ws.write_formula(r, 6, f"=SUM('Sites'!{s.span(f'capex.{site}', True)})", usd,
+                         float(chosen.capex_usd[k].sum()))
+        ws.write_string(r, 7, spec.sites[site].source or "", st.unit)
+    bottom = r
+    r += 1
+    ws.write_string(r, 0, "Total", st.cell("USD", bold=True))
+    for j in (3, 4, 5, 6):
+        col = xl_col_to_name(j)
+        ws.write_formula(r, j, f"=SUM({col}{top + 1}:{col}{bottom + 1})",
+                         st.cell("USD", bold=True), float(
+                             [chosen.npv_usd.sum(), (chosen.npv_usd - chosen.value_of_converting_usd).sum(),
+                              chosen.value_of_converting_usd.sum(), chosen.capex_usd.sum()][j - 3]))
+    wb.define_name("plan_sites_npv_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 3, True, True)}")
+    chart = wb.add_chart({"type": "bar"})
+    chart.add_series({"name": "NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 3, bottom, 3]})
+    chart.add_series({"name": "Keep-mining NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 4, bottom, 4]})
+    chart.set_title({"name": "NPV by site: the decision vs keep mining"})
+    chart.set_x_axis({"num_format": '#,##0,,"M"'})
+    chart.set_y_axis({"reverse": True})
+    chart.set_size({"width": 640, "height": 80 + 36 * len(chosen.site)})
+    ws.insert_chart(8, 9, chart)
+    below_npv_chart = 8 + (80 + 36 * len(chosen.site)) // 20 + 2
+
+    # capex by year against the budget
+    r += 2
+    ws.write_string(r, 0, "Capex by year against the budget (live over the Sites sheet)",
+                    st.section)
+    r += 1
+    for j, h in enumerate(["Year", "Budget", "Capex of the plan", "Headroom"]):
+        ws.write_string(r, j, h, st.header if j else st.header_left)
+    budget = spec.constraints.capex_budget_usd_by_year
+    by_year = chosen.capex_by_year().sum()
+    big = [y for y in years if by_year.get(y, 0) > 0.05 * max(by_year.max(), 1.0)]
+    last = max([int(y) for y in budget] + big)
+    shown = [y for y in years if y <= last]
+    year_fmt = wb.add_format({**st.base, "num_format": "0", "align": "left"})
+    ytop = r + 1
+    for y in shown:
+        r += 1
+        ws.write_number(r, 0, y, year_fmt)
+        j = years.index(y)
+        col = xl_col_to_name(FIRST_COL + j)
+        ws.write_formula(r, 2, f"=SUM('Sites'!{col}{capex_rows[0] + 1}:{col}{capex_rows[1] + 1})",
+                         usd, float(by_year.get(y, 0.0)))
+        if str(y) in budget:
+            ws.write_number(r, 1, budget[str(y)], usd)
+            ws.write_formula(r, 3, f"={xl_rowcol_to_cell(r, 1)}-{xl_rowcol_to_cell(r, 2)}", usd,
+                             float(budget[str(y)] - by_year.get(y, 0.0)))
+        else:
+            ws.write_string(r, 1, "no limit", st.unit)
+    ybottom = r
+    chart = wb.add_chart({"type": "column"})
+    chart.add_series({"name": "Capex of the plan", "categories": ["Portfolio", ytop, 0,
+                                                                   ybottom, 0],
+                      "values": ["Portfolio", ytop, 2, ybottom, 2]})
+    line = wb.add_chart({"type": "line"})
+    line.add_series({"name": "Budget", "categories": ["Portfolio", ytop, 0, ybottom, 0],
+                     "values": ["Portfolio", ytop, 1, ybottom, 1],
+                     "marker": {"type": "diamond", "size": 9, "fill": {"color": "#C00000"},
+                                "border": {"color": "#C00000"}}, "line": {"none": True}})
+    chart.combine(line)
+    chart.set_title({"name": "Capex by year against the budget"})
+    chart.set_y_axis({"num_format": '#,##0,,"M"'})
+    chart.set_size({"width": 640, "height": 300})
+    ws.insert_chart(max(ytop - 1, below_npv_chart), 9, chart)
+
+    # constraints
+    r += 2
+    ws.write_string(r, 0, "Constraints: shadow price = d value / d limit (LP relaxation, USD"
+                    " per USD); gain = exact MILP re-solve with $100M more room", st.section)
+    r += 1
+    for j, h in enumerate(["Constraint", "Limit", "Used", "Binding", "Shadow price",
+                           "Gain per $100M", "Lowest month"]):
+        ws.write_string(r, j, h, st.header if j else st.header_left)
+    for con in sol.constraints:
+        r += 1
+        ws.write_string(r, 0, con.name + (f" {con.year}" if con.year else ""), st.label)
+        ws.write_number(r, 1, con.limit_usd, usd)
+        ws.write_number(r, 2, con.used_usd, usd)
+        ws.write_string(r, 3, "BINDING" if con.binding else "slack", st.text)
+        ws.write_number(r, 4, con.shadow_price if np.isfinite(con.shadow_price) else 0.0,
+                        st.cell("ratio"))
+        if con.milp_gain_per_100m_usd is not None:
+            ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
+        ws.write_string(r, 6, con.month or "", st.text)
+
+    # greedy beside the optimiser
+    r += 2
+    ws.write_string(r, 0, "Greedy ranking by value of converting per capex dollar, beside "
+                    "the optimiser", st.section)
+    r += 1
+    for j, h in enumerate(["Site", "Optimiser", "Greedy"]):
+        ws.write_string(r, j, h, st.header if j else st.header_left)
+    g = plan.options.take(plan.greedy.choice)
+    for k, site in enumerate(chosen.site):
+        r += 1
+        ws.write_string(r, 0, _label(spec, site), st.label)
+        ws.write_string(r, 1, chosen.label(k), st.text)
+        gk = int(np.flatnonzero(g.site == site)[0])
+        ws.write_string(r, 2, g.label(gk), st.text)
+    r += 1
+    ws.write_string(r, 0, "Value (sites' NPV less the cost of new money)", st.label)
+    ws.write_number(r, 1, sol.objective_usd, st.cell("USD", bold=True))
+    ws.write_number(r, 2, plan.greedy.objective_usd, st.cell("USD", bold=True))
+    wb.define_name("plan_value_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 1, True, True)}")
+    mc = plan.extra.get("monte_carlo")
+    if mc:
+        r += 2
+        ws.write_string(r, 0, f"Monte Carlo of the plan's cash: {mc['scenarios']} scenarios, "
+                        f"seed {mc['seed']}, BTC price and hashrate paths shared by the sites",
+                        st.section)
+        for key, unit in (("prob_shortfall", "share"),
+                          ("mean_shortfall_when_short_usd", "USD"),
+                          ("p95_shortfall_usd", "USD"), ("sites_npv_mean_usd", "USD"),
+                          ("sites_npv_p5_usd", "USD")):
+            r += 1
+            ws.write_string(r, 0, key, st.label)
+            ws.write_number(r, 1, mc[key], st.cell(unit))
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 1, 26)
+    ws.set_column(2, 6, 16)
+    ws.set_column(7, 7, 60)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    ws.activate()
+
+
+def _status_quo(plan) -> np.ndarray:
+    from finmodel.portfolio.plan import status_quo_choice
+
+    return status_quo_choice(plan.options)
+
+
+def _label(spec, site: str) -> str:
+    return spec.sites[site].label or site
+
+
+def _abs_row(r: int, n: int) -> str:
+    return (f"{xl_rowcol_to_cell(r, FIRST_COL, True, True)}:"
+            f"{xl_rowcol_to_cell(r, FIRST_COL + n - 1, True, True)}")
+
+
+def _col_span(first: int, last: int, col: int) -> str:
+    return f"{xl_rowcol_to_cell(first, col)}:{xl_rowcol_to_cell(last, col)}"

@@ -1,0 +1,339 @@
+"""Choosing one option per site under the company's constraints.
+
+The choice is a mixed-integer program solved exactly with ``scipy.optimize.milp`` (HiGHS):
+
+    maximise    sum_o npv_o x_o - c f
+    subject to  sum_{o at site s} x_o = 1                          for every site s
+                sum_o capex_o[y] x_o <= budget[y]                  for every budgeted year y
+                cash0 + fixed[:m] + sum_o cum_cash_o[m] x_o + G[m] f >= min_cash   every month m
+                0 <= f <= max_new_funding,  x_o in {0, 1}
+
+where ``f`` is the new money raised (at the plan's start), ``G[m]`` the cumulative cash per
+dollar raised up to month m (net proceeds less coupons and repayment), ``c`` the value lost
+per dollar raised, ``fixed`` the overhead and existing notes' flows, and ``cum_cash_o`` the
+option's cumulative free cash flow (without terminal value). Shadow prices come from the
+LP relaxation (``linprog``, HiGHS duals): d(objective) / d(limit), per USD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from finmodel.errors import SolverError
+from finmodel.portfolio.company import CompanyFlows
+from finmodel.portfolio.options import Options
+from finmodel.portfolio.schema import Portfolio
+
+#: A constraint is binding when the plan uses it to within this share of its limit, or
+#: when $100M more room would raise the value (integer plans rarely fill a limit exactly).
+AT_LIMIT = 1e-3
+#: The solvers see money in millions of USD: HiGHS's tolerances are absolute, and rows in
+#: USD (1e9) next to 0/1 variables gave different optima for the same problem.
+UNIT = 1e6
+#: Relative gap at which HiGHS stops: proven optimal to one part in a billion.
+MIP_GAP = 1e-9
+
+
+@dataclass
+class Problem:
+    """The plan's linear program in matrix form (variables: options, then f)."""
+
+    options: Options
+    npv: np.ndarray
+    site_rows: np.ndarray  # (sites, options) 0/1
+    years: list[int]  # budgeted years
+    capex: np.ndarray  # (years, options)
+    budget: np.ndarray  # (years,)
+    cum_cash: np.ndarray  # (months, options)
+    cash_floor: np.ndarray  # (months,): min_cash - cash0 - cumulative fixed flows
+    new_per_usd_cum: np.ndarray  # (months,)
+    max_funding: float
+    funding_cost: float
+    min_cash: float
+    keep: np.ndarray = field(default=None)  # undominated options (what the MILP sees)
+
+    def __post_init__(self) -> None:
+        if self.keep is None:
+            self.keep = undominated(self)
+
+    @property
+    def n(self) -> int:
+        return len(self.npv)
+
+    def objective(self) -> np.ndarray:
+        """Per variable, in UNIT: each option's NPV, then minus the cost per UNIT raised."""
+        return np.r_[self.npv / UNIT, -self.funding_cost]
+
+    def rows(self, *, budget=None, max_funding=None, min_cash=None):
+        """(A_ub, b_ub) with every inequality as ``A x <= b``, (A_eq, b_eq), bounds; money
+        in UNIT (f too)."""
+        budget = self.budget if budget is None else budget
+        max_funding = self.max_funding if max_funding is None else max_funding
+        floor = self.cash_floor + ((self.min_cash if min_cash is None else min_cash)
+                                   - self.min_cash)
+        a_cap = np.c_[self.capex / UNIT, np.zeros(len(self.years))]
+        a_cash = -np.c_[self.cum_cash / UNIT, self.new_per_usd_cum]
+        a_ub = np.r_[a_cap, a_cash]
+        b_ub = np.r_[np.asarray(budget) / UNIT, -floor / UNIT]
+        a_eq = np.c_[self.site_rows, np.zeros(self.site_rows.shape[0])]
+        b_eq = np.ones(self.site_rows.shape[0])
+        lo = np.zeros(self.n + 1)
+        hi = np.r_[np.ones(self.n), max_funding / UNIT]
+        return a_ub, b_ub, a_eq, b_eq, lo, hi
+
+
+def build_problem(spec: Portfolio, options: Options, cf: CompanyFlows) -> Problem:
+    sites = options.sites
+    site_rows = np.array([[1.0 if s == name else 0.0 for s in options.site] for name in sites])
+    budget = spec.constraints.capex_budget_usd_by_year
+    years = sorted(int(y) for y in budget)
+    by_year = options.capex_by_year()
+    capex = np.array([by_year[y].to_numpy() if y in by_year else np.zeros(len(options))
+                      for y in years]).reshape(len(years), len(options))
+    c = spec.company
+    floor = spec.constraints.min_cash_usd - c.cash_usd - np.cumsum(cf.fixed_usd)
+    return Problem(options, options.npv_usd.copy(), site_rows, years, capex,
+                   np.array([budget[str(y)] for y in years], dtype=float),
+                   np.cumsum(options.cash_usd, axis=1).T, floor, np.cumsum(cf.new_per_usd),
+                   spec.constraints.max_new_funding_usd, cf.new_cost_per_usd,
+                   spec.constraints.min_cash_usd)
+
+
+@dataclass
+class Constraint:
+    name: str
+    year: int | None
+    limit_usd: float
+    used_usd: float
+    binding: bool
+    shadow_price: float  # d objective / d limit (LP relaxation), USD per USD
+    milp_gain_per_100m_usd: float | None = None  # exact re-solve with the limit 100M looser
+    month: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Solution:
+    """A solved plan: the chosen option of each site and the new money raised."""
+
+    choice: np.ndarray  # option indices, one per site
+    funding_usd: float
+    objective_usd: float
+    feasible: bool = True
+    optimal: bool = True  # proven to MIP_GAP (False: the time limit stopped HiGHS)
+    mip_gap: float = 0.0  # proven relative gap of the plan found
+    constraints: list[Constraint] = field(default_factory=list)
+    violations: dict[str, float] = field(default_factory=dict)  # least-infeasible plan
+
+
+def undominated(p: Problem) -> np.ndarray:
+    """Options no other option of the same site beats on every count (NPV, capex in every
+    budgeted year, cumulative cash in every month); of identical options the first. The
+    MILP's optimum never needs the others, so leaving them out keeps it exact."""
+    keep = np.ones(p.n, dtype=bool)
+    cash = p.cum_cash.T
+    for site in p.options.sites:
+        idx = np.flatnonzero(p.options.site == site)
+        for i in idx:
+            other = idx != i
+            beats = (p.npv[idx] >= p.npv[i]) & np.all(p.capex[:, idx] <= p.capex[:, [i]], axis=0) \
+                & np.all(cash[idx] >= cash[i] - 1e-6, axis=1) & other & keep[idx]
+            strictly = beats & ((p.npv[idx] > p.npv[i]) | (idx < i))
+            if strictly.any():
+                keep[i] = False
+    return keep
+
+
+@dataclass
+class _Got:
+    choice: np.ndarray
+    funding_usd: float
+    objective_usd: float
+    optimal: bool
+    gap: float
+
+
+def _milp(p: Problem, *, time_limit: float, **limits) -> _Got | None:
+    a_ub, b_ub, a_eq, b_eq, lo, hi = p.rows(**limits)
+    cols = np.r_[np.flatnonzero(p.keep), p.n]
+    cons = [LinearConstraint(a_eq[:, cols], b_eq, b_eq)]
+    if len(b_ub):
+        cons.append(LinearConstraint(a_ub[:, cols], -np.inf, b_ub))
+    integrality = np.r_[np.ones(len(cols) - 1), 0]
+    res = milp(-p.objective()[cols], constraints=cons, integrality=integrality,
+               bounds=Bounds(lo[cols], hi[cols]),
+               # HiGHS's presolve spends most of its time on the dense cash rows (9 s of
+               # the first 10 at 50 sites) and finds nothing the dominance step has not.
+               options={"mip_rel_gap": MIP_GAP, "time_limit": time_limit,
+                        "presolve": False})
+    if res.status == 2:  # infeasible
+        return None
+    if res.x is None:
+        raise SolverError(f"the plan's MILP found no plan within {time_limit:g} s: "
+                          f"{res.message}")
+    x = np.zeros(p.n + 1)
+    x[cols] = res.x
+    gap = float(res.mip_gap) if res.mip_gap is not None else 0.0
+    return _Got(np.flatnonzero(x[:p.n] > 0.5), float(x[p.n]) * UNIT,
+                float(-res.fun) * UNIT, res.status == 0, gap)
+
+
+def relaxation(p: Problem, **limits):
+    """The LP relaxation (0 <= x <= 1): linprog's result, with HiGHS duals (d objective /
+    d limit are unit-free; the objective ``-fun`` is in UNIT)."""
+    a_ub, b_ub, a_eq, b_eq, lo, hi = p.rows(**limits)
+    return linprog(-p.objective(), A_ub=a_ub if len(b_ub) else None,
+                   b_ub=b_ub if len(b_ub) else None, A_eq=a_eq, b_eq=b_eq,
+                   bounds=list(zip(lo, hi)), method="highs")
+
+
+def solve(p: Problem, *, exact_gains: bool = True, time_limit: float = 60.0) -> Solution:
+    """The optimal plan, its binding constraints and their shadow prices; if no plan
+    satisfies the constraints, the least-infeasible plan (``feasible`` False).
+
+    HiGHS stops at a proven relative gap of :data:`MIP_GAP` or after ``time_limit``
+    seconds with the best plan found and its proven gap (``optimal`` False). The exact
+    +$100M re-solves run only when the plan was proven optimal."""
+    got = _milp(p, time_limit=time_limit)
+    if got is None:
+        return least_infeasible(p, time_limit)
+    choice, f, obj = got.choice, got.funding_usd, got.objective_usd
+    sol = Solution(choice, f, obj, optimal=got.optimal, mip_gap=got.gap)
+    lp = relaxation(p)
+    duals_ub = -lp.ineqlin.marginals if lp.status == 0 else np.full(len(p.budget) +
+                                                                    len(p.cash_floor), np.nan)
+    dual_f = -lp.upper.marginals[p.n] if lp.status == 0 else np.nan
+    x = np.zeros(p.n)
+    x[choice] = 1.0
+    for k, year in enumerate(p.years):
+        used = float(p.capex[k] @ x)
+        sol.constraints.append(Constraint(
+            "capex_budget", year, float(p.budget[k]), used,
+            bool(used >= p.budget[k] * (1 - AT_LIMIT) - 1.0), float(duals_ub[k])))
+    sol.constraints.append(Constraint(
+        "new_funding", None, p.max_funding, f,
+        bool(p.max_funding > 0 and f >= p.max_funding * (1 - AT_LIMIT) - 1.0), float(dual_f)))
+    balance = p.cum_cash @ x + p.new_per_usd_cum * f - p.cash_floor + p.min_cash
+    m = int(np.argmin(balance))
+    cash_duals = duals_ub[len(p.years):]
+    sol.constraints.append(Constraint(
+        "min_cash", None, p.min_cash, float(balance[m]),
+        bool(balance[m] <= p.min_cash + max(1.0, AT_LIMIT * abs(p.min_cash))),
+        -float(np.sum(cash_duals)), month=str(p.options.periods[m])))
+    if exact_gains and got.optimal:
+        for con in sol.constraints:
+            con.milp_gain_per_100m_usd = _gain(p, con, obj, time_limit)
+            if con.milp_gain_per_100m_usd is not None and con.milp_gain_per_100m_usd > 1.0:
+                con.binding = True
+    return sol
+
+
+def _gain(p: Problem, con: Constraint, obj: float, time_limit: float) -> float | None:
+    """Objective gained by re-solving the MILP with the limit $100M looser."""
+    step = 1e8
+    if con.name == "capex_budget":
+        budget = p.budget.copy()
+        budget[p.years.index(con.year)] += step
+        got = _milp(p, time_limit=time_limit, budget=budget)
+    elif con.name == "new_funding":
+        got = _milp(p, time_limit=time_limit, max_funding=p.max_funding + step)
+    else:
+        if p.min_cash < step:
+            return None
+        got = _milp(p, time_limit=time_limit, min_cash=p.min_cash - step)
+    return None if got is None or not got.optimal else got.objective_usd - obj
+
+
+def least_infeasible(p: Problem, time_limit: float = 60.0) -> Solution:
+    """The plan that breaks the constraints by the fewest dollars: elastic slack on every
+    budgeted year, on the funding limit and on the cash floor, their sum minimised, ties
+    broken by NPV."""
+    a_ub, b_ub, a_eq, b_eq, lo, hi = p.rows()
+    ny, nm = len(p.years), len(p.cash_floor)
+    # variables: x (n), f, slack per budgeted year (ny), cash slack, funding slack
+    slack = np.zeros((ny + nm, ny + 2))
+    slack[:ny, :ny] = -np.eye(ny)
+    slack[ny:, ny] = -1.0
+    a_ub = np.c_[a_ub, slack]
+    a_f = np.r_[np.zeros(p.n), 1.0, np.zeros(ny + 1), -1.0]  # f <= max_funding + s_f
+    a_ub = np.r_[a_ub, a_f[None, :]]
+    b_ub = np.r_[b_ub, p.max_funding / UNIT]
+    a_eq = np.c_[a_eq, np.zeros((a_eq.shape[0], ny + 2))]
+    scale = max(1.0, float(np.abs(p.npv).sum()) / UNIT)
+    c = np.r_[-p.npv / UNIT / scale * 1e-6, p.funding_cost / scale * 1e-6, np.ones(ny + 2)]
+    res = milp(c, constraints=[LinearConstraint(a_eq, b_eq, b_eq),
+                               LinearConstraint(a_ub, -np.inf, b_ub)],
+               integrality=np.r_[np.ones(p.n), np.zeros(ny + 3)],
+               bounds=Bounds(np.zeros(p.n + ny + 3), np.r_[np.ones(p.n),
+                                                          np.full(ny + 3, np.inf)]),
+               options={"time_limit": time_limit})
+    if res.x is None:
+        raise SolverError(f"the least-infeasible plan did not solve ({res.message})")
+    x = np.r_[res.x[:p.n], res.x[p.n:] * UNIT]
+    choice = np.flatnonzero(x[:p.n] > 0.5)
+    viol = {f"capex_budget {y}": float(x[p.n + 1 + k]) for k, y in enumerate(p.years)
+            if x[p.n + 1 + k] > 1.0}
+    if x[p.n + 1 + ny] > 1.0:
+        viol["min_cash"] = float(x[p.n + 1 + ny])
+    if x[-1] > 1.0:
+        viol["new_funding"] = float(x[-1])
+    obj = float(p.npv[choice].sum() - p.funding_cost * x[p.n])
+    return Solution(choice, float(x[p.n]), obj, feasible=False, violations=viol)
+
+
+def greedy(p: Problem) -> Solution:
+    """Rank conversions by value of converting per dollar of capex and take them in that
+    order while every budgeted year holds and the new money needed stays within the limit
+    (or, when the starting plan already needs more, does not grow). Each site starts at its
+    best option without capex."""
+    opts = p.options
+    total_capex = opts.capex_usd.sum(axis=1)
+    choice: dict[str, int] = {}
+    for i, s in enumerate(opts.site):
+        if total_capex[i] <= 0 and (s not in choice or p.npv[i] > p.npv[choice[s]]):
+            choice[s] = i
+    if len(choice) < len(opts.sites):
+        raise SolverError("greedy: a site has no option without capex to start from")
+    gain = np.array([p.npv[i] - p.npv[choice[s]] for i, s in enumerate(opts.site)])
+    ratio = np.where(total_capex > 0, gain / np.maximum(total_capex, 1.0), -np.inf)
+    need = _need(p, choice)
+    upgraded: set[str] = set()
+    for i in np.argsort(-ratio, kind="stable"):
+        s = opts.site[i]
+        if not np.isfinite(ratio[i]) or gain[i] <= 0 or s in upgraded:
+            continue
+        trial = {**choice, s: int(i)}
+        if not _within_budget(p, trial):
+            continue
+        trial_need = _need(p, trial)
+        if trial_need <= max(p.max_funding, need) * (1 + 1e-9):
+            choice, need = trial, trial_need
+            upgraded.add(s)
+    idx = np.array(sorted(choice.values()))
+    feasible = bool(np.isfinite(need) and need <= p.max_funding * (1 + 1e-9))
+    f = need if feasible else 0.0
+    return Solution(idx, f, float(p.npv[idx].sum() - p.funding_cost * f), feasible=feasible)
+
+
+def _within_budget(p: Problem, choice: dict) -> bool:
+    x = np.zeros(p.n)
+    x[list(choice.values())] = 1.0
+    return bool(np.all(p.capex @ x <= p.budget + 1e-6 * np.maximum(p.budget, 1.0)))
+
+
+def _need(p: Problem, choice: dict) -> float:
+    """The new money a plan needs to keep the cash floor (inf if no amount will do)."""
+    x = np.zeros(p.n)
+    x[list(choice.values())] = 1.0
+    short = p.cash_floor - p.cum_cash @ x  # what G f must cover, month by month
+    need = 0.0
+    for m in np.flatnonzero(short > 0):
+        if p.new_per_usd_cum[m] <= 0:
+            return float("inf")
+        need = max(need, short[m] / p.new_per_usd_cum[m])
+    return need

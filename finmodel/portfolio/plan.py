@@ -1,0 +1,181 @@
+"""The company's plan: options evaluated, one chosen per site, and the company view of it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finmodel.portfolio.company import CompanyFlows, PerShare, company_flows, per_share
+from finmodel.portfolio.load import LoadedPortfolio
+from finmodel.portfolio.optimise import Problem, Solution, build_problem, greedy, solve
+from finmodel.portfolio.options import MINING, Options, evaluate_options
+
+
+@dataclass
+class CompanyView:
+    """A plan seen from the company: monthly cash, the gap, the money raised, per share."""
+
+    site_cash_usd: pd.DataFrame  # sites x months
+    fixed_usd: pd.DataFrame  # overhead, coupons, principal x months
+    new_funding_cash_usd: np.ndarray  # (months,) cash of the new issuance
+    balance_before_funding_usd: np.ndarray
+    balance_usd: np.ndarray
+    funding_gap_usd: np.ndarray  # min cash - balance before funding, where positive
+    new_funding_usd: float
+    per_share: PerShare
+
+    @property
+    def net_cash_usd(self) -> np.ndarray:
+        return self.site_cash_usd.sum().to_numpy() + self.fixed_usd.sum().to_numpy()
+
+
+@dataclass
+class Plan:
+    """Everything ``finmodel portfolio`` reports."""
+
+    portfolio: LoadedPortfolio
+    options: Options
+    problem: Problem
+    flows: CompanyFlows
+    solution: Solution
+    greedy: Solution
+    company: CompanyView
+    status_quo: CompanyView
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> Options:
+        return self.options.take(self.solution.choice)
+
+    def to_json(self) -> dict[str, Any]:
+        return plan_json(self)
+
+
+def site_case(plan: Plan, k: int):
+    """The case of the plan's k-th site with its chosen start month (for its own workbook)."""
+    from finmodel.inputs.load import with_values
+
+    chosen = plan.chosen
+    a = plan.portfolio.cases[chosen.site[k]]
+    if not chosen.start_month[k]:
+        return a
+    return with_values(a, {f"strategies.{chosen.strategy[k]}.conversion_start_month":
+                           chosen.start_month[k]})
+
+
+def status_quo_choice(options: Options) -> np.ndarray:
+    """Index of every site's keep-mining option (its mining row, whether or not allowed)."""
+    return np.array([int(np.flatnonzero((options.site == s) & (options.strategy == MINING))[0])
+                     for s in options.sites])
+
+
+def company_view(lp: LoadedPortfolio, options: Options, flows: CompanyFlows,
+                 choice: np.ndarray, new_funding_usd: float) -> CompanyView:
+    spec = lp.spec
+    chosen = options.take(choice)
+    periods = options.periods
+    site_cash = pd.DataFrame(chosen.cash_usd, index=chosen.site, columns=periods)
+    fixed = pd.DataFrame([flows.overhead_usd, flows.stack_coupons_usd,
+                          flows.stack_principal_usd], index=["overhead_usd",
+                          "existing_coupons_usd", "existing_principal_usd"], columns=periods)
+    before = spec.company.cash_usd + np.cumsum(site_cash.sum().to_numpy()
+                                               + fixed.sum().to_numpy())
+    new_cash = flows.new_per_usd * new_funding_usd
+    balance = before + np.cumsum(new_cash)
+    gap = np.maximum(0.0, spec.constraints.min_cash_usd - before)
+    ps = per_share(spec, flows, float(chosen.npv_usd.sum()), new_funding_usd)
+    return CompanyView(site_cash, fixed, new_cash, before, balance, gap, new_funding_usd, ps)
+
+
+def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
+                   exact_gains: bool = True, monte_carlo: int | None = None,
+                   time_limit: float = 60.0) -> Plan:
+    """Evaluate every option, choose the plan, and build its company view.
+
+    Parameters
+    ----------
+    options
+        Options already evaluated (default: :func:`evaluate_options`).
+    exact_gains
+        Also re-solve the MILP with each limit $100M looser (the exact value of more room).
+    monte_carlo
+        Scenarios for the probability of a funding shortfall (None: skip).
+    time_limit
+        Seconds HiGHS may spend on the MILP before it returns its best plan and the gap
+        it has proven.
+    """
+    options = options if options is not None else evaluate_options(lp)
+    flows = company_flows(lp.spec, lp.start_month, lp.months)
+    problem = build_problem(lp.spec, options, flows)
+    sol = solve(problem, exact_gains=exact_gains, time_limit=time_limit)
+    grd = greedy(problem) if sol.feasible else sol
+    view = company_view(lp, options, flows, sol.choice, sol.funding_usd)
+    sq = company_view(lp, options, flows, status_quo_choice(options), 0.0)
+    plan = Plan(lp, options, problem, flows, sol, grd, view, sq)
+    if monte_carlo and sol.feasible:
+        from finmodel.portfolio.montecarlo import funding_shortfall
+
+        plan.extra["monte_carlo"] = funding_shortfall(plan, monte_carlo).summary()
+    return plan
+
+
+def _num(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """``{"objective", "value_usd", "plan": {site: ...}, "constraints": [...], ...}``."""
+    sol, opts = plan.solution, plan.options
+    cap = opts.capex_by_year()
+    sites = {}
+    for i in sol.choice:
+        sites[str(opts.site[i])] = {
+            "strategy": str(opts.strategy[i]),
+            "start_month": opts.start_month[i] or None,
+            "npv_usd": float(opts.npv_usd[i]),
+            "value_of_converting_usd": float(opts.value_of_converting_usd[i]),
+            "capex_by_year_usd": {str(y): float(c) for y, c in cap.loc[i].items() if c},
+            "peak_funding_usd": float(opts.funding_need()[i].max()),
+        }
+    sites_npv = float(opts.npv_usd[sol.choice].sum())
+    funding_cost = -plan.problem.funding_cost * sol.funding_usd
+    v, sq = plan.company, plan.status_quo
+    out: dict[str, Any] = {
+        "objective": "npv_usd",
+        "feasible": sol.feasible,
+        "optimal": sol.optimal,
+        "mip_gap": sol.mip_gap,
+        "value_usd": sites_npv + funding_cost,
+        "value_items_usd": {"sites_npv_usd": sites_npv, "new_funding_cost_usd": funding_cost},
+        "plan": sites,
+        "constraints": [{**c.as_dict(), "shadow_price": _num(c.shadow_price),
+                         "milp_gain_per_100m_usd": _num(c.milp_gain_per_100m_usd)}
+                        for c in sol.constraints],
+        "greedy": {"value_usd": plan.greedy.objective_usd,
+                   "plan": {str(opts.site[i]): opts.label(i) for i in plan.greedy.choice},
+                   "optimiser_adds_usd": sol.objective_usd - plan.greedy.objective_usd},
+        "company": {
+            "new_funding_usd": sol.funding_usd,
+            "new_funding_kind": plan.portfolio.spec.financing.new.kind,
+            "peak_funding_gap_usd": float(v.funding_gap_usd.max()),
+            "min_cash_balance_usd": float(v.balance_usd.min()),
+            "min_cash_month": str(opts.periods[int(np.argmin(v.balance_usd))]),
+            "before": _per_share_json(sq.per_share),
+            "after": _per_share_json(v.per_share),
+            "dilution_share": 1.0 - plan.portfolio.spec.company.shares_outstanding /
+            v.per_share.shares,
+        },
+        "options": int(len(opts)),
+    }
+    if not sol.feasible:
+        out["violations_usd"] = sol.violations
+    out.update(plan.extra)
+    return out
+
+
+def _per_share_json(ps: PerShare) -> dict[str, float]:
+    return {k: float(v) for k, v in ps.__dict__.items()}

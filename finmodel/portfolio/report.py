@@ -1,0 +1,73 @@
+"""The plan as text, for the command line."""
+
+from __future__ import annotations
+
+import math
+
+from finmodel.portfolio.plan import Plan
+
+
+def _m(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v / 1e6:,.1f}M"
+
+
+def format_plan(plan: Plan) -> str:
+    """The chosen option of each site, the value, the constraints with their shadow prices,
+    the greedy ranking beside the optimiser, and the company view."""
+    js = plan.to_json()
+    spec = plan.portfolio.spec
+    proof = "proven optimal" if plan.solution.optimal else (
+        f"best plan found in the time limit, within {plan.solution.mip_gap:.2%} of optimal")
+    lines = [spec.company.name, f"{len(plan.options)} options over "
+             f"{len(plan.options.sites)} sites; objective: total NPV (USD); {proof}", "",
+             f"{'site':<14}{'decision':<28}{'NPV':>12}{'vs mining':>12}{'capex':>12}"]
+    cap = plan.options.capex_by_year()
+    for i in plan.solution.choice:
+        o = plan.options
+        lines.append(f"{o.site[i]:<14}{o.label(i):<28}{_m(o.npv_usd[i]):>12}"
+                     f"{_m(o.value_of_converting_usd[i]):>12}{_m(cap.loc[i].sum()):>12}")
+    items = js["value_items_usd"]
+    lines += ["", f"Value: {_m(js['value_usd'])} (sites {_m(items['sites_npv_usd'])}, cost of "
+              f"new money {_m(items['new_funding_cost_usd'])})", "",
+              "Constraints (shadow price = d value / d limit from the LP relaxation; gain = "
+              "exact MILP re-solve with 100M more room):"]
+    for c in js["constraints"]:
+        what = c["name"] + (f" {c['year']}" if c["year"] else "") + \
+            (f" (lowest {c['month']})" if c.get("month") else "")
+        lines.append(f"  {what:<32} limit {_m(c['limit_usd']):>10}  used {_m(c['used_usd']):>10}"
+                     f"  {'BINDING' if c['binding'] else 'slack  '}  shadow "
+                     f"{c['shadow_price'] if c['shadow_price'] is not None else float('nan'):+.3f}"
+                     f"  gain/100M {_m(c['milp_gain_per_100m_usd'])}")
+    g = js["greedy"]
+    lines += ["", f"Greedy by NPV per capex dollar: {_m(g['value_usd'])} "
+              f"(the optimiser adds {_m(g['optimiser_adds_usd'])}): "
+              + ", ".join(f"{s} {d}" for s, d in g["plan"].items())]
+    c = js["company"]
+    b, a = c["before"], c["after"]
+    lines += ["", f"New money raised ({c['new_funding_kind']}): {_m(c['new_funding_usd'])}; "
+              f"peak funding gap before it {_m(c['peak_funding_gap_usd'])}; lowest cash "
+              f"{_m(c['min_cash_balance_usd'])} in {c['min_cash_month']}",
+              f"Value per share: {b['value_per_share_usd']:.2f} USD keeping every site mining"
+              f" -> {a['value_per_share_usd']:.2f} USD with the plan ({a['shares'] / 1e6:,.1f}M"
+              f" diluted shares, dilution {c['dilution_share']:.1%})"]
+    if "monte_carlo" in js:
+        mc = js["monte_carlo"]
+        lines.append(f"Probability of a funding shortfall: {mc['prob_shortfall']:.1%} over "
+                     f"{mc['scenarios']} scenarios (seed {mc['seed']}); mean shortfall when "
+                     f"short {_m(mc['mean_shortfall_when_short_usd'])}")
+    return "\n".join(lines)
+
+
+def infeasible_message(plan: Plan) -> str:
+    """No plan satisfies the constraints: say by how much the least-infeasible one breaks
+    them, and what it is."""
+    sol, o = plan.solution, plan.options
+    broken = "; ".join(f"{k} by {_m(v)}" for k, v in sol.violations.items())
+    chosen = ", ".join(f"{o.site[i]} {o.label(i)}" for i in sol.choice)
+    return (f"{plan.portfolio.source.name if plan.portfolio.source else 'portfolio'}: no plan "
+            f"satisfies the constraints. The least-infeasible plan ({chosen}) still breaks "
+            f"{broken}; raise those limits (constraints.capex_budget_usd_by_year, "
+            "constraints.max_new_funding_usd, company.cash_usd or constraints.min_cash_usd)")
+

@@ -1,0 +1,408 @@
+"""The portfolio layer: options, the MILP against brute force, shadow prices against
+finite differences, the company view and per-share value by hand, bad input."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import PARITY
+
+from finmodel.cli import main
+from finmodel.errors import InputError
+from finmodel.portfolio import load_portfolio, parse_portfolio, plan_portfolio
+from finmodel.portfolio.company import company_flows, per_share
+from finmodel.portfolio.optimise import UNIT, build_problem, relaxation, solve
+from finmodel.portfolio.options import evaluate_options
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSUMPTIONS = ROOT / "assumptions"
+SHIPPED = ASSUMPTIONS / "bitdeer_portfolio.toml"
+
+
+def _site(mw: float, ppa: float, ai_mw: float) -> dict:
+    """A site that overrides the Bitdeer-style hybrid case: size, power price, AI hall."""
+    return {"site": {"interconnect_mw": mw, "mining_it_mw": round(mw / 1.05 - 0.5)},
+            "power": {"contract_mw": mw, "ppa_price_usd_per_mwh": ppa},
+            "mining": {"hashrate_eh_s": round(mw / 1.05 - 0.5) / 16.5},
+            "strategies": {"hybrid": {"ai_it_mw": ai_mw},
+                           "cloud_hybrid": {"ai_it_mw": ai_mw}}}
+
+
+def small(**constraints) -> dict:
+    """Four sites x three options (keep mining, hybrid from 2026-06, all AI from 2027-01)."""
+    data = {
+        "base_case": "bitdeer_hybrid.toml",
+        "company": {"name": "Four sites", "cash_usd": 300e6, "shares_outstanding": 200e6,
+                    "share_price_usd": 13.94, "overhead_usd_per_year": 40e6,
+                    "discount_rate": 0.12},
+        "options": {"strategies": ["mining", "hybrid", "ai_hosting"],
+                    "start_months": ["2026-06"]},
+        "sites": {"a": _site(175.0, 38.0, 100.0), "b": _site(120.0, 30.0, 60.0),
+                  "c": _site(90.0, 45.0, 40.0), "d": _site(60.0, 50.0, 30.0)},
+        "constraints": {"capex_budget_usd_by_year": {"2026": 500e6, "2027": 700e6},
+                        "max_new_funding_usd": 900e6, "min_cash_usd": 100e6},
+    }
+    data["sites"]["b"]["options"] = {"strategies": ["mining", "hybrid", "ai_hosting"],
+                                     "start_months": ["2027-01"]}
+    data["constraints"].update(constraints)
+    return data
+
+
+@pytest.fixture(scope="module")
+def four():
+    lp = parse_portfolio(small(), source="small.toml", folder=ASSUMPTIONS)
+    return lp, evaluate_options(lp)
+
+
+def _brute_force(lp, options):
+    """Every plan (one option per site), checked and valued directly: the company's cash
+    rolled forward month by month with the equity raise it needs (net of its cost)."""
+    spec = lp.spec
+    cost = spec.financing.new.issuance_cost_share
+    flows = company_flows(spec, lp.start_month, lp.months)
+    years = np.asarray(options.periods.year)
+    per_site = [np.flatnonzero(options.site == s) for s in options.sites]
+    best = None
+    feasible = 0
+    for plan in itertools.product(*per_site):
+        idx = list(plan)
+        capex = options.capex_usd[idx].sum(axis=0)
+        if any(capex[years == int(y)].sum() > limit + 1e-3
+               for y, limit in spec.constraints.capex_budget_usd_by_year.items()):
+            continue
+        before = spec.company.cash_usd + np.cumsum(options.cash_usd[idx].sum(axis=0)
+                                                   + flows.overhead_usd)
+        raise_net = max(0.0, float((spec.constraints.min_cash_usd - before).max()))
+        raised = raise_net / (1 - cost)
+        if raised > spec.constraints.max_new_funding_usd + 1e-3:
+            continue
+        feasible += 1
+        value = float(options.npv_usd[idx].sum()) - cost * raised
+        if best is None or value > best[0]:
+            best = (value, tuple(sorted(idx)), raised)
+    return best, feasible
+
+
+def test_options_are_the_single_site_model(four):
+    """Each option's NPV equals a separate run of the site's case with that start month."""
+    import finmodel
+
+    lp, options = four
+    a = lp.cases["c"]
+    changed = finmodel.with_values(a, {"strategies.ai_hosting.conversion_start_month":
+                                       "2026-06"})
+    alone = finmodel.run(changed, breakevens=False).summary.loc["npv_usd"]
+    row = np.flatnonzero((options.site == "c") & (options.strategy == "ai_hosting"))[0]
+    assert options.npv_usd[row] == pytest.approx(alone["ai_hosting"], rel=1e-12)
+    keep = np.flatnonzero((options.site == "c") & (options.strategy == "mining"))[0]
+    assert options.value_of_converting_usd[row] == pytest.approx(
+        alone["ai_hosting"] - alone["mining"], rel=1e-9)
+    assert options.npv_usd[keep] == pytest.approx(alone["mining"], rel=1e-12)
+    assert len(options) == 12
+
+
+def test_milp_equals_brute_force_over_all_81_plans(four):
+    lp, options = four
+    (value, idx, raised), feasible = _brute_force(lp, options)
+    assert 1 < feasible < 81  # the constraints cut plans out, and leave a choice
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert tuple(sorted(plan.solution.choice)) == idx
+    assert plan.solution.objective_usd == pytest.approx(value, rel=1e-9)
+    assert plan.solution.funding_usd == pytest.approx(raised, rel=1e-6, abs=1.0)
+    # and the unconstrained best (every site's best NPV) is not allowed here
+    free = [int(np.flatnonzero(options.site == s)[np.argmax(options.npv_usd[options.site == s])])
+            for s in options.sites]
+    assert tuple(sorted(free)) != idx
+
+
+def test_binding_budget_changes_choice_and_shadow_price_matches_resolve(four):
+    lp, options = four
+    flows = company_flows(lp.spec, lp.start_month, lp.months)
+    loose = parse_portfolio(small(capex_budget_usd_by_year={"2026": 5e9, "2027": 5e9},
+                                  max_new_funding_usd=5e9), folder=ASSUMPTIONS)
+    p_loose = build_problem(loose.spec, options, flows)
+    p_tight = build_problem(lp.spec, options, flows)
+    s_loose, s_tight = solve(p_loose), solve(p_tight)
+    assert set(s_loose.choice) != set(s_tight.choice)
+    assert s_tight.objective_usd < s_loose.objective_usd
+    binding = [c for c in s_tight.constraints if c.binding]
+    assert binding, "the small portfolio's budget should bind"
+    # Each budget year's LP shadow price against a finite-difference re-solve of the LP.
+    base = relaxation(p_tight)
+    for k, year in enumerate(p_tight.years):
+        con = next(c for c in s_tight.constraints if c.year == year)
+        for step in (1e6, -1e6):
+            budget = p_tight.budget.copy()
+            budget[k] += step
+            moved = relaxation(p_tight, budget=budget)
+            fd = (-moved.fun + base.fun) * UNIT / step
+            assert con.shadow_price == pytest.approx(fd, rel=1e-6, abs=1e-9), (year, step)
+    funding = next(c for c in s_tight.constraints if c.name == "new_funding")
+    moved = relaxation(p_tight, max_funding=p_tight.max_funding + 1e6)
+    assert funding.shadow_price == pytest.approx((-moved.fun + base.fun) * UNIT / 1e6, rel=1e-6,
+                                                 abs=1e-9)
+    cash = next(c for c in s_tight.constraints if c.name == "min_cash")
+    moved = relaxation(p_tight, min_cash=p_tight.min_cash + 1e6)
+    assert cash.shadow_price == pytest.approx((-moved.fun + base.fun) * UNIT / 1e6, rel=1e-6,
+                                              abs=1e-9)
+    assert any(c.shadow_price > 0.01 for c in s_tight.constraints)
+
+
+def test_per_share_value_by_hand():
+    """Two existing notes (one converts, one is repaid with a coupon) and an equity raise.
+
+    Hand calculation, discount rate 10 %, end-of-month discounting:
+    - note X: $100M, 0 % coupon, conversion price $10 < share price $13.94: converts into
+      100e6 / 10 = 10,000,000 shares and costs no cash;
+    - note Y: $100M, 6 % annual coupon paid once a year, matures in month 24 (index 23):
+      coupons at the ends of months 12 and 24, principal at the end of month 24:
+      PV = 6e6 / 1.1 + 106e6 / 1.1**2 = 5,454,545.45 + 87,603,305.79 = 93,057,851.24;
+    - new equity $200M at $13.94, 3 % cost: adds 200e6 x 0.97 = 194,000,000 of cash and
+      200e6 / 13.94 = 14,347,202.30 shares.
+    Equity = 1,000,000,000 (sites) + 500,000,000 (cash) - 93,057,851.24 + 194,000,000
+           = 1,600,942,148.76; shares = 200,000,000 + 10,000,000 + 14,347,202.30
+           = 224,347,202.30; per share = 7.13600 USD
+    """
+    data = small()
+    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
+    data["financing"] = {"existing": [
+        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
+         "conversion_price_usd": 10.0},
+        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
+         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
+        "new": {"kind": "equity", "issuance_cost_share": 0.03}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    assert cf.stack_pv_usd == pytest.approx(6e6 / 1.1 + 106e6 / 1.1 ** 2, rel=1e-12)
+    assert cf.stack_coupons_usd[11] == pytest.approx(-6e6)
+    assert cf.stack_principal_usd[23] == pytest.approx(-100e6)
+    ps = per_share(lp.spec, cf, 1e9, 200e6)
+    assert ps.equity_value_usd == pytest.approx(1_600_942_148.76, abs=0.01)
+    assert ps.shares == pytest.approx(224_347_202.30, abs=0.01)
+    assert ps.value_per_share_usd == pytest.approx(1_600_942_148.76 / 224_347_202.30,
+                                                   rel=1e-10)
+
+
+def test_company_view_rolls_cash_forward(four):
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    v = plan.company
+    net = v.site_cash_usd.sum().to_numpy() + v.fixed_usd.sum().to_numpy() + \
+        v.new_funding_cash_usd
+    assert np.allclose(v.balance_usd, lp.spec.company.cash_usd + np.cumsum(net))
+    assert v.balance_usd.min() >= lp.spec.constraints.min_cash_usd - 1.0
+    js = plan.to_json()
+    assert js["value_usd"] == pytest.approx(sum(s["npv_usd"] for s in js["plan"].values())
+                                            + js["value_items_usd"]["new_funding_cost_usd"])
+    assert set(js["plan"]) == {"a", "b", "c", "d"}
+    for c in js["constraints"]:
+        assert {"name", "year", "limit_usd", "used_usd", "binding", "shadow_price"} <= set(c)
+    json.dumps(js, allow_nan=False)
+
+
+# ---- bad input --------------------------------------------------------------------------
+
+def test_site_file_that_does_not_exist():
+    data = small()
+    data["sites"]["e"] = {"file": "no_such_site.toml"}
+    with pytest.raises(InputError, match=r"sites\.e\.file: case file 'no_such_site.toml' "
+                                         "not found"):
+        parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
+
+
+def test_unknown_strategy_and_unknown_key_are_named():
+    data = small()
+    data["sites"]["c"]["options"] = {"strategies": ["mining", "lease_all"],
+                                     "start_months": ["2026-06"]}
+    with pytest.raises(InputError, match=r"sites\.c\.options\.strategies: 'lease_all' is not "
+                                         "a strategy"):
+        parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
+    data = small()
+    data["sites"]["c"]["power"]["ppa_price"] = 3.0
+    with pytest.raises(InputError, match=r"p.toml: sites.c \(over bitdeer_hybrid.toml\): "
+                                         r"power.ppa_price: unknown key"):
+        parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
+
+
+def test_negative_cash_balance_is_refused():
+    data = small()
+    data["company"]["cash_usd"] = -5e8
+    with pytest.raises(InputError, match=r"company.cash_usd: Input should be greater than "
+                                         r"or equal to 0 \(got -500000000.0\)"):
+        parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
+    data = small(min_cash_usd=-1.0)
+    with pytest.raises(InputError, match=r"constraints.min_cash_usd"):
+        parse_portfolio(data, source="p.toml", folder=ASSUMPTIONS)
+
+
+def test_infeasible_budget_reports_least_infeasible_plan(tmp_path, capsys):
+    data = small(min_cash_usd=900e6, max_new_funding_usd=0.0)
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert not plan.solution.feasible
+    assert plan.solution.violations["min_cash"] > 0
+    # The CLI says so, names the plan and what it breaks, and writes nothing.
+    text = _toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                               f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"')
+    src = tmp_path / "p.toml"
+    src.write_text(text)
+    out, js = tmp_path / "plan.xlsx", tmp_path / "plan.json"
+    code = main(["portfolio", str(src), "-o", str(out), "--json", str(js)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no plan satisfies the constraints" in err and "least-infeasible plan" in err
+    assert "min_cash by" in err and "Traceback" not in err
+    assert not out.exists() and not js.exists()
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def _toml(data: dict) -> str:
+    """A minimal TOML writer for the test's nested dictionaries."""
+    def val(v):
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {val(x)}" for k, x in v.items()) + "}"
+        return repr(float(v)) if isinstance(v, float) else str(v)
+
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict) or k ==
+                   "capex_budget_usd_by_year"}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {val(v)}" for k, v in scalars.items())
+        for k, v in d.items():
+            if k not in scalars:
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", copy.deepcopy(data))
+    return "\n".join(lines) + "\n"
+
+
+def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
+    js = tmp_path / "plan.json"
+    assert main(["portfolio", str(SHIPPED), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(js.read_text())
+    assert plan["objective"] == "npv_usd" and plan["feasible"] is True
+    assert len(plan["plan"]) >= 5
+    for site in plan["plan"].values():
+        assert {"strategy", "start_month", "npv_usd", "capex_by_year_usd"} <= set(site)
+        if site["start_month"] is not None:
+            assert len(site["start_month"]) == 7 and site["start_month"][4] == "-"
+    budget = [c for c in plan["constraints"] if c["name"] == "capex_budget"]
+    assert any(c["binding"] for c in budget), "the shipped budget must bind"
+    assert plan["value_usd"] == pytest.approx(
+        sum(s["npv_usd"] for s in plan["plan"].values())
+        + plan["value_items_usd"]["new_funding_cost_usd"])
+    assert "BINDING" in out and "Greedy" in out
+
+
+# ---- workbook ---------------------------------------------------------------------------
+
+def _keyed(ws) -> dict[str, list]:
+    """Rows of a Company/Sites sheet by the key in column D: [value, month 1, month 2...]."""
+    out = {}
+    for row in ws.iter_rows(min_row=6, values_only=True):
+        if isinstance(row[3], str) and row[3]:
+            out[row[3]] = [row[2], *row[4:]]
+    return out
+
+
+def _close(got, want, rel=PARITY, scale=1.0):
+    got = np.asarray(got, dtype=float)
+    want = np.asarray(want, dtype=float)
+    assert np.all(np.abs(got - want) <= rel * np.maximum(np.abs(want), scale)), \
+        (got - want)[np.argmax(np.abs(got - want))]
+
+
+def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice):
+    import openpyxl
+
+    from finmodel.excel.libreoffice import recalculate
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "=HYPERLINK(\"x\") [V3]", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95},
+        {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05, "maturity_month":
+         "2032-02", "conversion_price_usd": 9.93}],
+        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6}}
+    data["constraints"]["max_new_funding_usd"] = 3e9
+    data["company"]["cash_usd"] = 0.6e9
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert plan.solution.feasible and plan.solution.funding_usd > 1e6  # new money drawn
+    assert plan.flows.stack_shares > 0 and plan.flows.stack_coupons_usd.sum() < 0
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    lo = recalculate(path, tmp_path / "lo")
+    wb = openpyxl.load_workbook(lo, data_only=True)
+    company, sites = _keyed(wb["Company"]), _keyed(wb["Sites"])
+    v, n = plan.company, lp.months
+    scale = 1e3  # USD: a row's zero months are compared to within 1e-9 x $1,000
+    _close(company["sites_cash_usd"][1:n + 1], v.site_cash_usd.sum().to_numpy(), scale=scale)
+    _close(company["overhead_usd"][1:n + 1], plan.flows.overhead_usd, scale=scale)
+    _close(company["balance_before_funding_usd"][1:n + 1], v.balance_before_funding_usd,
+           scale=scale)
+    _close(company["balance_usd"][1:n + 1], v.balance_usd, scale=scale)
+    _close(company["funding_gap_usd"][1:n + 1], v.funding_gap_usd, scale=scale)
+    _close(company["new_funding_cash_usd"][1:n + 1], v.new_funding_cash_usd, scale=scale)
+    ps, ps0 = v.per_share, plan.status_quo.per_share
+    for key, want in (("overhead_pv_usd", ps.overhead_pv_usd),
+                      ("sites_npv_usd", ps.sites_value_usd),
+                      ("equity_value_usd", ps.equity_value_usd),
+                      ("diluted_shares", ps.shares),
+                      ("value_per_share_usd", ps.value_per_share_usd),
+                      ("value_per_share_before_usd", ps0.value_per_share_usd),
+                      ("lowest_balance_usd", v.balance_usd.min()),
+                      ("peak_funding_gap_usd", v.funding_gap_usd.max())):
+        _close([company[key][0]], [want])
+    # Capex by year on the Sites sheet (SUMIF) and its totals on the Portfolio sheet.
+    by_year = plan.chosen.capex_by_year()
+    for k, site in enumerate(plan.chosen.site):
+        years = list(by_year.columns)
+        _close(sites[f"capex_year.{site}"][1:len(years) + 1], by_year.loc[k].to_numpy(),
+               scale=scale)
+    # Text from the input file stays text.
+    raw = openpyxl.load_workbook(path)
+    assert all(not str(c.value).startswith("=HYPERLINK") for row in raw["Portfolio"].iter_rows()
+               for c in row if c.value is not None)
+
+
+def test_funding_shortfall_splits_by_site_and_chunk_on_any_executor(four):
+    """The same seed gives the same shortfalls whether the (site, chunk) jobs run here or
+    on a pool, and whatever the chunk size; with no volatility every scenario is the
+    expected path, which the plan funds exactly to its floor (no shortfall)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    here = funding_shortfall(plan, 24, seed=3, chunk=24)
+    with ThreadPoolExecutor(2) as pool:
+        pooled = funding_shortfall(plan, 24, seed=3, chunk=7, executor=pool)
+    assert np.allclose(here.shortfall_usd, pooled.shortfall_usd, rtol=1e-12, atol=1e-3)
+    assert np.allclose(here.sites_npv_usd, pooled.sites_npv_usd, rtol=1e-12)
+    assert here.shortfall_usd.max() > 0  # 50 % BTC volatility: some paths run short
+    calm = copy.deepcopy(small())
+    calm["monte_carlo"] = {"btc_price_volatility": 0.0, "hashrate_volatility": 0.0}
+    lp_calm = parse_portfolio(calm, folder=ASSUMPTIONS)
+    plan_calm = plan_portfolio(lp_calm, options=options, exact_gains=False)
+    flat = funding_shortfall(plan_calm, 4, seed=3)
+    assert np.allclose(flat.sites_npv_usd, plan_calm.chosen.npv_usd.sum(), rtol=1e-9)
+    assert flat.shortfall_usd.max() < 1.0

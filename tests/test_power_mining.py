@@ -77,11 +77,16 @@ def test_curtailment_credit_sells_unused_energy_back_at_market():
     assert jan(r, "mining.marginal_power_cost_per_mwh") == pytest.approx(30.0, rel=1e-12)
     assert jan(r, "mining.running") == 1  # 42.61 > 30
     # At $30,000/BTC: revenue 209,250 / 8,184 = 25.57 < 30 -> stop and sell it all back:
-    # credit 30 x 8,928 = 267,840; net power cost 446,400 - 267,840 = 178,560.
+    # credit 30 x 8,928 = 267,840, revenue; the power bill stays 446,400, so the net
+    # cost of power is 178,560.
     r = finmodel.run(small(network={"btc_price_usd": 30_000.0}, power=tp), breakevens=False)
     assert jan(r, "mining.running") == 0
     assert jan(r, "mining.curtailment_credit_usd") == pytest.approx(267_840, abs=PENNY)
-    assert jan(r, "mining.power_cost_usd") == pytest.approx(-178_560, abs=PENNY)
+    assert jan(r, "mining.power_cost_usd") == pytest.approx(-446_400, abs=PENNY)
+    assert jan(r, "mining.power_cost_usd") + jan(r, "mining.curtailment_credit_usd") == \
+        pytest.approx(-178_560, abs=PENNY)
+    # The credit is revenue: counted in revenue, not netted into cost.
+    assert jan(r, "mining.revenue_total_usd") == pytest.approx(267_840, abs=PENNY)
 
 
 def test_energy_beyond_the_contract_is_bought_at_market_plus_charges():

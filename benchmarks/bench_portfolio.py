@@ -9,8 +9,8 @@ Run:  python benchmarks/bench_portfolio.py [--sites 50] [--loop-sites 3] [--mc 2
 - Options: one vectorised run per site (the 12 start months are 12 scenarios of one run),
   against the baseline of one finmodel.run per option, timed on --loop-sites sites and
   scaled to 50.
-- The choice: the MILP (scipy.optimize.milp, HiGHS) with a capex budget for 2026-2029 set
-  to bind, a funding limit and a cash floor over 180 months, at each --limits time limit
+- The choice: the MILP (scipy.optimize.milp, HiGHS) with a capex budget for 2026-2029,
+  a funding limit and a cash floor over 180 months, at each --limits time limit
   (value found and gap proven), its LP relaxation (shadow prices), and the greedy ranking.
 - The Monte Carlo of the plan's funding shortfall (shared BTC price and hashrate paths),
   --mc scenarios, in this process and on a thread pool.
@@ -124,7 +124,7 @@ def main() -> None:
     print(f"{len(lp.cases)} sites, {len(options)} options, {lp.months} months; "
           f"{problem.n + 1} variables, {len(problem.years) + lp.months + len(lp.cases)} rows")
     rows = [
-        ("load and validate the portfolio and 50 cases", t_load),
+        (f"load and validate the portfolio and {len(lp.cases)} cases", t_load),
         ("options: one vectorised run per site", t_opts),
         (f"options: one run per option (baseline, {len(names)} sites scaled)", t_loop),
         (f"dominated options left out ({int(keep.sum())} of {problem.n} kept)", t_prune),

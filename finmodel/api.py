@@ -15,10 +15,10 @@ from finmodel.engine.evaluate import evaluate
 from finmodel.engine.graph import Line, Model
 from finmodel.engine.solve import bracketed_root, irr_reasons
 from finmodel.engine.timeline import Timeline
-from finmodel.errors import InputError, ModelError
+from finmodel.errors import InputError, ModelError, shown
 from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
-from finmodel.inputs.bounds import check_scenario_array
+from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
 from finmodel.valuation import IRR_CHECK_REASONS, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
@@ -214,6 +214,7 @@ def run(
     inputs: Mapping[str, Any] | None = None,
     lines: Mapping[str, Any] | None = None,
     breakevens: bool = True,
+    rules: bool = True,
 ) -> Result:
     """Run a case, optionally over many scenarios at once.
 
@@ -223,32 +224,51 @@ def run(
         A validated case (see :func:`finmodel.load_assumptions`).
     inputs
         Scenario values by field path (``{"network.btc_price_usd": prices}``): a 1-D array
-        per input, one value per scenario, checked against the field's bounds.
+        per input, one value per scenario (a yearly path: scenarios x years), all of one
+        length; each value is checked against the field's bounds and type and every
+        scenario against the case's cross-field rules.
     lines
         Lines given instead of computed (``{"network.btc_price_usd": paths}``), shape
-        (scenarios, months) — for example BTC price paths from a simulation.
+        (scenarios, months) or (months,), finite — for example BTC price paths from a
+        simulation.
     breakevens
         Solve the break-evens and, for a single scenario, the value of converting by start
         month (a few more vectorised evaluations).
+    rules
+        Check every scenario against the case's cross-field rules (the default). False
+        checks ``inputs`` only against each field's bounds — to test the model's checks on
+        states a case file refuses; such results are not valid cases.
 
     Returns
     -------
     Result
+
+    Raises
+    ------
+    InputError
+        ``assumptions`` is not a case, an input or line is unknown, a value breaks a bound
+        or a rule, or arrays disagree in length; the message names the argument and value.
     """
+    if not isinstance(assumptions, Assumptions):
+        raise InputError(f"run: assumptions must be a case (finmodel.load_assumptions), got "
+                         f"{shown(assumptions)}")
+    if not isinstance(breakevens, bool):
+        raise InputError(f"run: breakevens must be True or False, got {shown(breakevens)}")
     model = build_model(assumptions)
     tl = timeline_of(assumptions)
     scalars, paths = numeric_inputs(assumptions)
-    for path, arr in (inputs or {}).items():
+    checked = check_scenarios(assumptions, inputs or {}, what="run inputs",
+                              rules=rules is not False)
+    for path, arr in checked.items():
         name = path.replace(".", "_")
-        if name in paths:
-            paths[name] = check_scenario_array(assumptions, path, arr, rows=True)
-        elif name in scalars:
-            scalars[name] = check_scenario_array(assumptions, path, arr)
-        else:
-            raise InputError(f"{path}: no such numeric input in this case")
-    overrides = {k: np.asarray(v, dtype=float) for k, v in (lines or {}).items()}
+        (paths if name in paths else scalars)[name] = arr
+    overrides = check_lines(assumptions, model, tl, lines or {})
+    sizes = {v.shape[0] for v in (*checked.values(), *overrides.values())} - {1}
+    if len(sizes) > 1:
+        raise InputError(f"run: inputs and lines disagree in the number of scenarios "
+                         f"({sorted(sizes)})")
+    n = sizes.pop() if sizes else 1
     values = evaluate(model, tl, scalars, paths, overrides)
-    n = max([v.shape[0] for v in values.values() if v.ndim == 2] + [1])
     reasons: dict[str, np.ndarray] = {}
     for strategy in dict.fromkeys(x.strategy for x in model.metrics()):
         for kind, key, line in IRR_SERIES:
@@ -275,6 +295,40 @@ def run(
 
         note = lattice_value(assumptions)
     return Result(assumptions, model, tl, values, n, reasons, timing, note)
+
+
+def check_lines(a: Assumptions, model: Model, tl: Timeline, lines: Mapping[str, Any]
+                ) -> dict[str, np.ndarray]:
+    """Lines given instead of computed, checked: known names, numbers, finite, (scenarios,
+    months) or (months,), and within the bounds of the input of the same name (a BTC price
+    line is positive as ``network.btc_price_usd`` is)."""
+    if not isinstance(lines, Mapping):
+        raise InputError(f"run: lines must be a mapping of line name -> values, got "
+                         f"{shown(lines)}")
+    out = {}
+    for name, v in lines.items():
+        if not isinstance(name, str) or not isinstance(model.nodes.get(name), Line):
+            raise InputError(f"run lines: {shown(name)} is not a line of this model (a name "
+                             "such as 'network.btc_price_usd')")
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"run lines: {name}: expected numbers, got {shown(v)}") from None
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != tl.months or arr.shape[0] == 0:
+            raise InputError(f"run lines: {name}: expected shape (scenarios, {tl.months}) or "
+                             f"({tl.months},), got {np.shape(v)}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"run lines: {name}: values must be finite")
+        try:
+            ref = resolve_input(a, name)
+        except InputError:
+            ref = None
+        if ref is not None:
+            check_bounds(name, ref.info, arr, what="line value")
+        out[name] = arr
+    return out
 
 
 class _Solver:

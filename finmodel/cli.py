@@ -1,7 +1,10 @@
 """The ``finmodel`` command: run, sensitivity, portfolio, validate, schema.
 
 Bad input exits with status 2 and one clear message on stderr, never a traceback, and
-leaves no output file behind.
+leaves no output file behind. Every subcommand is one function taking the parsed
+arguments; :func:`main` wraps them all in the same error handling. Commands that write
+files check their targets first with :class:`finmodel.outputs.Outputs`, compute
+everything, then commit all files together.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from finmodel.errors import FinmodelError
+from finmodel.errors import FinmodelError, escape_controls
+from finmodel.outputs import Outputs, Terminated, terminate_cleanly
 
 EXIT_BAD_INPUT = 2
+#: Longest line of an error message printed (a safety net; values are shortened at source).
+MAX_LINE = 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,13 +30,60 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with terminate_cleanly():
+            return args.func(args)
     except FinmodelError as exc:
-        print(f"finmodel: error: {exc}", file=sys.stderr)
+        print_error(str(exc), every_line=args.command == "validate")
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print_error("not enough memory for this case or analysis; reduce its size")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("finmodel: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"finmodel: terminated ({exc}); nothing was written", file=sys.stderr)
+        return 143
+
+
+def print_error(message: str, every_line: bool = False) -> None:
+    """``finmodel: error: <message>`` on stderr: control characters escaped, each line at
+    most :data:`MAX_LINE` characters; a list of problems shown whole only when
+    ``every_line`` (``validate``), else its first problem and how many more there are."""
+    lines = [escape_controls(x) for x in message.split("\n")]
+    lines = [x if len(x) <= MAX_LINE else x[:MAX_LINE] + f"…({len(x)} chars)" for x in lines]
+    if len(lines) > 1 and not every_line:
+        rest = len(lines) - 2
+        lines = [lines[1].strip() + (f" (and {rest} more; `finmodel validate` lists them)"
+                                     if rest else "")]
+    print("finmodel: error: " + "\n".join(lines), file=sys.stderr)
+
+
+def say(text: str) -> None:
+    """Print to stdout with control characters (from case names, paths) escaped."""
+    print(escape_controls(text))
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 1e6, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,9 +102,10 @@ def _parser() -> argparse.ArgumentParser:
                    " inputs (default: key inputs +/- 20 %%)")
     z.add_argument("--grid", metavar="FIELD,FIELD", help="two field paths to combine (values"
                    " from [analysis.grid], default 60-140 %% of base)")
-    z.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
-                   help="N Monte Carlo scenarios ([analysis.monte_carlo])")
-    z.add_argument("--seed", type=int, help="override the Monte Carlo seed")
+    z.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), nargs="?", const=0,
+                   metavar="N", help="Monte Carlo: N scenarios (default: [analysis."
+                   "monte_carlo] scenarios)")
+    z.add_argument("--seed", type=_count(0), help="override the Monte Carlo seed")
     z.add_argument("-o", "--output", help="workbook to write (.xlsx): the live model plus "
                    "Sensitivity and Monte Carlo sheets")
     z.add_argument("--json", dest="json_path", help="analysis summary JSON to write")
@@ -66,13 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", help="workbook to write (.xlsx): Portfolio and Company "
                    "sheets")
     q.add_argument("--json", dest="json_path", help="plan JSON to write")
-    q.add_argument("--monte-carlo", dest="monte_carlo", type=int, metavar="N",
+    q.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), metavar="N",
                    help="probability of a funding shortfall over N scenarios of shared BTC "
                    "price and hashrate paths ([monte_carlo] of the portfolio file)")
     q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
                    help="also write each site's live workbook (its chosen option) into DIR, "
                    "linked from the Sites sheet")
-    q.add_argument("--time-limit", dest="time_limit", type=float, default=60.0, metavar="S",
+    q.add_argument("--time-limit", dest="time_limit", type=_seconds, default=60.0, metavar="S",
                    help="seconds the MILP may take before it reports its best plan and the "
                    "gap it has proven (default 60)")
     q.set_defaults(func=_portfolio)
@@ -84,58 +137,78 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def json_writer(data: dict):
+    """A writer for :meth:`Outputs.commit`: ``data`` as indented JSON (finite numbers only,
+    checked now, before anything is written)."""
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return lambda path: Path(path).write_text(text, encoding="utf-8")
+
+
 def _run(args: argparse.Namespace) -> int:
     from finmodel.api import run
     from finmodel.excel import export_excel
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
-    out, js = _output_targets(args)
+    outputs = Outputs(inputs=[args.case])
+    out = outputs.target(args.output, ".xlsx", "-o")
+    js = outputs.target(args.json_path, ".json", "--json")
     a = load_assumptions(args.case)
     result = run(a)
     t_run = time.perf_counter() - t0
-    summary = result.summary_json()
+    writers = []
     if js is not None:
-        write_text_atomic(js, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        writers.append((js, json_writer(result.summary_json())))
     if out is not None:
-        export_excel(result, out)
-    print(format_summary(result))
+        writers.append((out, lambda tmp: export_excel(result, tmp)))
+    text = format_summary(result)
+    written = outputs.commit(writers)
+    say(text)
     warn_failed_checks(result)
-    written = [str(p) for p in (out, js) if p is not None]
-    print(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
-          + (f"; wrote {', '.join(written)}" if written else ""))
+    say(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"
+        + (f"; wrote {', '.join(map(str, written))}" if written else ""))
     return 0
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
     from finmodel.analysis.run import analysis_json, run_analysis
     from finmodel.api import run
+    from finmodel.errors import InputError
     from finmodel.excel import export_excel
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
-    out, js = _output_targets(args)
-    png = Path(args.png) if args.png else None
-    if png is not None and not png.is_dir():
-        from finmodel.errors import ExportError
+    outputs = Outputs(inputs=[args.case])
+    out = outputs.target(args.output, ".xlsx", "-o")
+    js = outputs.target(args.json_path, ".json", "--json")
+    png = outputs.folder(args.png, "--png")
+    if png is not None:
+        from finmodel.analysis.plots import check_plotting
 
-        raise ExportError(f"--png {png}: the folder does not exist")
+        check_plotting()
     a = load_assumptions(args.case)
     grid_inputs = [x.strip() for x in args.grid.split(",")] if args.grid else None
+    if args.monte_carlo is None and args.seed is not None:
+        raise InputError("--seed: only used with --monte-carlo")
     an = run_analysis(a, tornado_inputs=args.tornado, grid_inputs=grid_inputs,
                       monte_carlo_n=args.monte_carlo, seed=args.seed,
                       progress=_progress_bar(t0))
-    summary = analysis_json(an)
+    writers = []
     if js is not None:
-        write_text_atomic(js, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        writers.append((js, json_writer(analysis_json(an))))
     if out is not None:
-        export_excel(run(a), out, analysis=an)
+        result = run(a)
+        writers.append((out, lambda tmp: export_excel(result, tmp, analysis=an)))
     if png is not None:
-        from finmodel.analysis.plots import save_pngs
+        from finmodel.analysis.plots import chart_names, save_png
 
-        save_pngs(an, png)
-    print(format_analysis(an))
-    print(f"\nran in {time.perf_counter() - t0:.2f} s")
+        for name in chart_names(an):
+            target = outputs.target(png / name, ".png", "--png")
+            writers.append((target, lambda tmp, name=name: save_png(an, name, tmp)))
+    text = format_analysis(an)
+    outputs.commit(writers)
+    say(text)
+    say(f"\nran in {time.perf_counter() - t0:.2f} s")
     return 0
 
 
@@ -145,41 +218,36 @@ def _portfolio(args: argparse.Namespace) -> int:
     from finmodel.portfolio.report import format_plan, infeasible_message
 
     t0 = time.perf_counter()
-    out, js = _output_targets(args)
+    outputs = Outputs(inputs=[args.portfolio])
+    out = outputs.target(args.output, ".xlsx", "-o")
+    js = outputs.target(args.json_path, ".json", "--json")
+    sites = outputs.folder(args.site_workbooks, "--site-workbooks")
     lp = load_portfolio(args.portfolio)
     plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
-    text = json.dumps(plan.to_json(), indent=2, allow_nan=False) + "\n"
+    writers = []
     links: dict[str, str] = {}
-    if args.site_workbooks:
+    if sites is not None:
         from finmodel.excel import export_excel
         from finmodel.portfolio.plan import site_case
 
-        folder = Path(args.site_workbooks)
-        if not folder.is_dir():
-            from finmodel.errors import ExportError
-
-            raise ExportError(f"--site-workbooks {folder}: the folder does not exist")
         for i, site in enumerate(plan.chosen.site):
-            target = folder / f"{site}.xlsx"
-            export_excel(run(site_case(plan, i)), target)
+            target = outputs.target(sites / f"{site}.xlsx", ".xlsx", "--site-workbooks")
+            result = run(site_case(plan, i))
+            writers.append((target, lambda tmp, r=result: export_excel(r, tmp)))
             links[site] = os.path.relpath(target, out.parent if out is not None else ".")
+    if js is not None:
+        writers.append((js, json_writer(plan.to_json())))
     if out is not None:
         from finmodel.excel.portfolio_sheets import export_plan
 
-        export_plan(plan, out, site_links=links)
-    if js is not None:
-        try:
-            write_text_atomic(js, text)
-        except FinmodelError:
-            if out is not None:  # both outputs or neither
-                out.unlink(missing_ok=True)
-            raise
-    print(format_plan(plan))
-    written = [str(p) for p in (out, js) if p is not None]
-    print(f"\nran in {time.perf_counter() - t0:.2f} s"
-          + (f"; wrote {', '.join(written)}" if written else ""))
+        writers.append((out, lambda tmp: export_plan(plan, tmp, site_links=links)))
+    text = format_plan(plan)
+    written = outputs.commit(writers)  # every output or none
+    say(text)
+    say(f"\nran in {time.perf_counter() - t0:.2f} s"
+        + (f"; wrote {', '.join(map(str, written))}" if written else ""))
     return 0
 
 
@@ -226,8 +294,8 @@ def _validate(args: argparse.Namespace) -> int:
     from finmodel.inputs import load_assumptions
 
     a = load_assumptions(args.case)
-    print(f"{args.case}: valid ({a.case.name}; {a.case.horizon_years} years from "
-          f"{a.case.start_month})")
+    say(f"{args.case}: valid ({a.case.name}; {a.case.horizon_years} years from "
+        f"{a.case.start_month})")
     return 0
 
 
@@ -236,41 +304,6 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(Assumptions.model_json_schema(), indent=2))
     return 0
-
-
-def _output_targets(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
-    """The workbook and JSON paths asked for, checked before any work is done."""
-    out = Path(args.output) if args.output else None
-    js = Path(args.json_path) if args.json_path else None
-    for target, suffix in ((out, ".xlsx"), (js, ".json")):
-        if target is not None:
-            _check_target(target, suffix)
-    return out, js
-
-
-def _check_target(path: Path, suffix: str) -> None:
-    from finmodel.errors import ExportError
-
-    if path.suffix.lower() != suffix:
-        raise ExportError(f"{path}: expected a file name ending in {suffix}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"{path}: the folder {parent} does not exist")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    from finmodel.errors import ExportError
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 def warn_failed_checks(result) -> None:

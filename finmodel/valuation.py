@@ -237,7 +237,15 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     # prepayment received before the capex is spent does not count as a payback.
     neg = m.line(f"{s}.cum_negative", where(cum < 0, 1, 0), "Cumulative cash negative",
                  "flag", SHEET, agg="none", section=sec)
-    paid = m.line(f"{s}.paid_back", where(total(neg) - cumulative(neg) + neg > 0, 0, 1),
+    # Negative months from this one on: all of them less those before. The total is a
+    # scalar and the count so far a running sum, so each cell has three references (a
+    # whole-row SUM in every cell made the workbook quadratic in the horizon).
+    negatives = m.scalar(f"{s}.negative_months", total(neg),
+                         "Months with cumulative cash negative", "months", SHEET)
+    so_far = m.line(f"{s}.negative_months_to_date", cumulative(neg),
+                    "Months with cumulative cash negative, to date", "months", SHEET,
+                    agg="none", section=sec)
+    paid = m.line(f"{s}.paid_back", where(negatives - so_far + neg > 0, 0, 1),
                   "Paid back (non-negative from here on)", "flag", SHEET, agg="none",
                   section=sec)
     before = m.line(f"{s}.months_before_payback", 1 - paid, "Month before payback", "flag",

@@ -106,11 +106,31 @@ def test_monte_carlo_is_reproducible_and_independent_of_chunking():
     assert s.loc["expected_shortfall_5pct", "mining"] <= s.loc["p5", "mining"]
 
 
+def test_path_shocks_are_drawn_per_block_whatever_the_chunks(monkeypatch):
+    # Path shocks come in blocks of DRAW_BLOCK scenarios, each from its own generator:
+    # chunks that straddle blocks draw the same numbers as one piece.
+    from finmodel.analysis import monte_carlo as mc_module
+
+    monkeypatch.setattr(mc_module, "DRAW_BLOCK", 50)
+    spec = dict(paths=Paths(btc_price_volatility=0.6, hashrate_volatility=0.2,
+                            correlation=0.4), seed=5, metrics=("npv_usd", "project_irr"))
+    one = monte_carlo(A, 230, chunk_size=230, executor=None, keep_lines=True, **spec)
+    for chunk in (64, 50, 120):
+        other = monte_carlo(A, 230, chunk_size=chunk, executor=ThreadPoolExecutor(2), **spec)
+        assert np.array_equal(one.samples.to_numpy(), other.samples.to_numpy(),
+                              equal_nan=True)
+        assert "lines" not in other.extra  # only the metrics, unless asked
+    price = one.extra["lines"]["network.btc_price_usd"]
+    assert price.shape == (230, A.case.horizon_years * 12)
+    assert np.unique(price[:, 1]).size == 230  # every scenario its own shocks
+
+
 def test_gbm_paths_match_the_closed_form():
     # Each month the case's path is multiplied by exp(sigma W_t - sigma^2 t / 2): mean
     # E = base_t, variance base_t^2 (exp(sigma^2 t) - 1). 20,000 paths, t = 2 years.
     mc = monte_carlo(A, 20_000, paths=Paths(btc_price_volatility=0.5), seed=3,
-                     metrics=("npv_usd",), executor=None, chunk_size=20_000)
+                     metrics=("npv_usd",), executor=None, chunk_size=20_000,
+                     keep_lines=True)
     price = mc.extra["lines"]["network.btc_price_usd"]
     base = finmodel.run(A, breakevens=False).values["network.btc_price_usd"][0]
     t, sigma = 24 / 12, 0.5
@@ -126,7 +146,7 @@ def test_gbm_paths_match_the_closed_form():
 
 def test_vectorised_irr_agrees_with_numpy_financial_and_pyxirr():
     mc = monte_carlo(A, 200, paths=Paths(btc_price_volatility=0.6), seed=11, executor=None,
-                     metrics=("npv_usd",))
+                     metrics=("npv_usd",), keep_lines=True)
     sc_lines = mc.extra["lines"]["network.btc_price_usd"]
     r = finmodel.run(A, lines={"network.btc_price_usd": sc_lines}, breakevens=False)
     flows = r.values["ai_hosting.unlevered_fcf_usd"]

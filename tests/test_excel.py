@@ -279,3 +279,73 @@ def test_npv_bridge_sums_to_the_npv_difference_after_recalculation(exported):
         diff = got[f"metric:{s}_npv_vs_mining_usd"][0]
         assert len(steps) == 9
         assert sum(steps) == pytest.approx(diff, rel=1e-9, abs=1e-3)
+
+
+# XlsxWriter's own output is the reference for the export's formula fast path: the same
+# formulas written with and without it must give byte-identical sheet XML.
+SAMPLE_FORMULAS = [
+    "=1+2", "=Inputs!$D$5*(1-'Cash Flow'!E7)", "=IF(E5>0,MIN(E6,E7),-E8)",
+    "=SUM($E$18:CZ18)", "=NPV(case_discount_rate,$E$9:$FZ$9)", "=IFERROR(E5/E6,NA())",
+    "=INDEX(mining_fleet,E3)", "=SUMIF(Timeline!$E$12:$FZ$12,E$4,$E$9:$FZ$9)",
+    '=IF(A1="FILTER(",1,0)',  # a dynamic function name inside a string
+    "=XLOOKUP(A1,B1:B9,C1:C9)", "=SINGLE(A1)", "=FILTER(A1:A9,B1:B9>0)",
+    "=_xlfn.SEC(1)", "=SORTBY(A1:A3,B1:B3)", "=LET(x,1,x)", "=STDEV.S(A1:A3)",
+    "=XINGLE(A1)",  # XlsxWriter's pattern \SINGLE\( rewrites this too
+]
+
+
+def _sheet_xml(tmp_path: Path, name: str, fast: bool, options: dict) -> bytes:
+    from finmodel.excel.workbook import _fast_formulas
+
+    path = tmp_path / f"{name}.xlsx"
+    wb = xlsxwriter.Workbook(str(path), options)
+    ws = wb.add_worksheet()
+    if fast:
+        _fast_formulas(ws)
+    for i, f in enumerate(SAMPLE_FORMULAS):
+        ws.write_formula(i, 0, f, None, float(i))
+    ws.write_array_formula(0, 2, 2, 2, "{=SUM(A1:A3*B1:B3)}")
+    wb.close()
+    with zipfile.ZipFile(path) as z:
+        return z.read("xl/worksheets/sheet1.xml")
+
+
+@pytest.mark.parametrize("options", [{}, {"use_future_functions": True}])
+def test_formula_fast_path_writes_xlsxwriters_own_xml(tmp_path, options):
+    fast = _sheet_xml(tmp_path, "fast", True, options)
+    own = _sheet_xml(tmp_path, "own", False, options)
+    assert fast == own
+    assert b"<f>IF(E5&gt;0,MIN(E6,E7),-E8)</f>" in fast
+    assert b"_xlfn._xlws.FILTER(" in fast and b"_xlfn.XLOOKUP(" in fast
+
+
+def test_fast_path_knows_every_function_xlsxwriter_rewrites():
+    import inspect
+
+    from xlsxwriter.worksheet import Worksheet
+
+    from finmodel.excel.workbook import DYNAMIC_FUNCTIONS
+
+    src = inspect.getsource(Worksheet._prepare_formula)
+    always = src.split("use_future_functions")[0]  # rewritten even with them off
+    names = set(re.findall(r'r"\\b([A-Z][A-Z0-9.]*)\\\(', always))
+    assert len(names) > 20
+    assert names <= set(DYNAMIC_FUNCTIONS)
+    assert re.findall(r'r"\\([A-Z]+)\\\(', always) == ["SINGLE"]  # the \S pattern
+
+
+def test_line_templates_render_every_cell_as_cell_by_cell_rendering():
+    from finmodel.excel.formulas import FormulaWriter, Layout
+
+    result = finmodel.run(finmodel.load_assumptions("assumptions/base.toml"), breakevens=False)
+    n = result.timeline.months
+    lay = Layout(FIRST_COL, n)
+    lay.time_rows = {k: 6 + i for i, k in enumerate(("start", "end", "days", "index",
+                                                   "year", "model_year"))}
+    for i, ln in enumerate(result.model.lines):
+        lay.line_rows[ln.name] = ("Sheet" if i % 2 else "Other sheet", 7 + i)
+    for i, x in enumerate(result.model.scalars):
+        lay.scalar_cells[x.name] = ("Values", 7 + i, 2)
+    fw = FormulaWriter(lay)
+    for ln in result.model.lines:
+        assert fw.line_cells(ln) == [fw.line_cell(t, ln) for t in range(n)], ln.name

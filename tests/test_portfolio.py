@@ -262,6 +262,30 @@ def test_infeasible_budget_reports_least_infeasible_plan(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [src]
 
 
+def test_capex_budget_no_plan_satisfies(tmp_path):
+    """Every site must convert and no year's budget allows it: the least-infeasible plan
+    breaks the budget by the fewest dollars, and says which year."""
+    data = small(capex_budget_usd_by_year={"2026": 1.0, "2027": 1.0})
+    data["options"]["strategies"] = ["hybrid", "ai_hosting"]
+    data["sites"]["b"]["options"]["strategies"] = ["hybrid", "ai_hosting"]
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    options = evaluate_options(lp)
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert not plan.solution.feasible
+    over = {k: v for k, v in plan.solution.violations.items() if k.startswith("capex")}
+    assert over
+    # The least-infeasible plan is the cheapest in budgeted capex: each site's option
+    # with the least capex in 2026 + 2027 (hand check over every option).
+    years = np.asarray(options.periods.year)
+    in_budget = options.capex_usd[:, (years == 2026) | (years == 2027)].sum(axis=1)
+    least = sum(in_budget[(options.site == s) & options.allowed].min() for s in options.sites)
+    assert sum(over.values()) == pytest.approx(least - 2.0, rel=1e-6)
+    from finmodel.portfolio.report import infeasible_message
+
+    msg = infeasible_message(plan)
+    assert "no plan satisfies the constraints" in msg and "capex_budget 2026 by" in msg
+
+
 def _toml(data: dict) -> str:
     """A minimal TOML writer for the test's nested dictionaries."""
     def val(v):
@@ -308,6 +332,10 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         sum(s["npv_usd"] for s in plan["plan"].values())
         + plan["value_items_usd"]["new_funding_cost_usd"])
     assert "BINDING" in out and "Greedy" in out
+    assert len(plan["options"]) == 7 * (1 + 3 * 4)
+    first = plan["options"][1]
+    assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180
+    assert first["peak_funding_usd"] == max(first["funding_need_by_month_usd"])
 
 
 # ---- workbook ---------------------------------------------------------------------------

@@ -191,3 +191,49 @@ def test_payback_ignores_a_prepayment_received_before_the_capex():
     k = int(np.flatnonzero(cum < 0)[-1])
     expected = (k + 1 + -cum[k] / cf[k + 1]) / 12
     assert r.summary.loc["payback_years", "ai_hosting"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_irr_of_a_root_on_a_scan_rate_is_exact():
+    # Issue 8: -100 then 110 is 10 % by hand (110 / 1.1 = 100), a rate the IRR scan tries;
+    # the NPV there is exactly zero, which once hid the root (NaN).
+    assert irr_periodic(np.array([[-100.0, 110.0]]))[0] == 0.1
+    flows = np.array([[-100.0, 0.0, 121.0], [-100.0, 0.0, 0.0], [-100.0, 110.0, 0.0]])
+    rates = irr_periodic(flows)
+    assert rates[0] == pytest.approx(0.1, rel=1e-14)  # 121 / 1.1^2 = 100
+    assert np.isnan(rates[1])
+    assert rates[2] == 0.1
+    assert irr_reasons(flows, rates).tolist() == ["", "no positive cash flow: no IRR", ""]
+
+
+def test_zeros_are_not_sign_changes():
+    # Issue 8: -100, 0, 0, 121 changes sign once (zeros skipped, Descartes' rule), so it
+    # has one root and no "several sign changes" warning; -100, 0, 60, 0, -10, 60 twice.
+    from finmodel.engine.solve import sign_changes
+
+    flows = np.array([[-100.0, 0.0, 0.0, 121.0, 0.0, 0.0],
+                      [0.0, -100.0, 0.0, 0.0, 0.0, 130.0],
+                      [-100.0, 0.0, 60.0, 0.0, -10.0, 60.0]])
+    assert sign_changes(flows).tolist() == [1, 1, 3]
+    rates = irr_periodic(flows)
+    assert rates[0] == pytest.approx(1.21 ** (1 / 3) - 1, rel=1e-13)
+    assert rates[1] == pytest.approx(1.3 ** 0.25 - 1, rel=1e-13)
+    why = irr_reasons(flows, rates)
+    assert why[0] == "" and why[1] == ""
+    assert why[2] == "several sign changes: the root nearest the guess"
+
+
+def test_irr_matches_pyxirr_and_is_the_same_in_any_chunk():
+    # Investment-shaped series, some with a second outlay (several sign changes).
+    rng = np.random.default_rng(8)
+    c = np.exp(rng.normal(0, 0.3, (400, 180))) / 90.0
+    c[:, 0] = -1.0
+    c[::3, 60] -= 0.5
+    rates = irr_periodic(c)
+    # pyxirr from its default guess: from 0.01 it stops up to 1e-11 short on a few rows.
+    ref = np.array([pyxirr.irr(row) for row in c], dtype=float)
+    both = np.isfinite(rates) & np.isfinite(ref)
+    assert both.sum() == 400
+    np.testing.assert_allclose(rates[both], ref[both], rtol=0, atol=1e-12)
+    pieces = np.concatenate([irr_periodic(c[i:i + k]) for i, k in
+                             ((0, 1), (1, 7), (8, 100), (108, 292))])
+    assert np.array_equal(pieces, rates)

@@ -8,10 +8,13 @@ path (start, drift or explicit yearly values) is multiplied by a lognormal facto
 is the case's path and the spread is geometric Brownian motion's; the two Brownian
 motions can be correlated.
 
-Every random number is drawn up front from one seed, then the scenarios are split into
-chunks evaluated on any ``concurrent.futures``-style executor (local processes, threads,
-a dask.distributed client's ``get_executor()``): the results do not depend on the chunking
-or on the executor.
+The sampled inputs (a few numbers per scenario) are drawn up front from the seed; the
+monthly path shocks, the bulk of the random numbers, are drawn where each chunk is
+evaluated, in blocks of :data:`DRAW_BLOCK` scenarios each with its own generator seeded by
+``(seed, block)``. The scenarios are split into chunks evaluated on any
+``concurrent.futures``-style executor (local processes, threads, a dask.distributed
+client's ``get_executor()``): the results do not depend on the chunking or on the
+executor, and memory stays that of a few chunks whatever the number of scenarios.
 """
 
 from __future__ import annotations
@@ -29,19 +32,38 @@ from scipy import stats
 
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
-from finmodel.errors import InputError
+from finmodel.errors import InputError, shown
+from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
 
+#: Most scenarios one call runs (the schema's bound on [analysis.monte_carlo] scenarios).
+MAX_SCENARIOS = 10_000_000
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
+#: Scenarios per block of path shocks (one generator per block; see the module docstring).
+DRAW_BLOCK = 600
 HASHRATE_LINE = "network.hashrate_eh_s"
 
 
 def distribution(path: str, spec: Mapping[str, Any]):
     """A frozen scipy.stats distribution from a spec such as ``{"dist": "triangular",
     "low": 7e6, "mode": 9e6, "high": 12e6}``; bad parameters name the input."""
+    if not isinstance(spec, Mapping):
+        raise InputError(f"distribution of {path}: expected a table such as {{dist = "
+                         f"'uniform', low = 1, high = 2}}, got {shown(spec)}")
     kind = spec.get("dist")
-    p = {k: float(v) for k, v in spec.items() if k != "dist"}
+    p = {}
+    for k, v in spec.items():
+        if k == "dist":
+            continue
+        try:
+            x = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        except OverflowError:
+            x = None
+        if x is None or not math.isfinite(x):
+            raise InputError(f"distribution of {path}: {shown(k)} must be a finite number, "
+                             f"got {shown(v)}")
+        p[k] = x
 
     def need(*names: str) -> None:
         missing = [x for x in names if x not in p]
@@ -74,8 +96,72 @@ def distribution(path: str, spec: Mapping[str, Any]):
             raise InputError(f"distribution of {path}: low {p['low']!r} must be below high "
                              f"{p['high']!r}")
         return stats.uniform(loc=p["low"], scale=p["high"] - p["low"])
-    raise InputError(f"distribution of {path}: unknown dist {kind!r}; expected normal, "
+    raise InputError(f"distribution of {path}: unknown dist {shown(kind)}; expected normal, "
                      "lognormal, triangular or uniform")
+
+
+#: Quantiles whose values every drawn input must respect: a draw beyond them needs a
+#: standard normal beyond +/- 7.9, about once in 3e14 draws.
+TAIL = 1e-15
+
+
+def prepare_draws(sc: Scenarios, distributions: Mapping[str, Any] | None,
+                  correlations: Mapping[tuple[str, str], float] | None
+                  ) -> tuple[list[str], dict[str, Any], np.ndarray]:
+    """(sampled paths, their distributions, Cholesky factor of the correlation matrix),
+    checked: paths are numeric inputs of the case; parameters valid; every input's
+    1e-15 and 1 - 1e-15 quantiles (and every corner of those ranges together) within the
+    fields' bounds and the case's cross-field rules; correlations between two different
+    sampled inputs, each pair once, the matrix positive definite."""
+    if distributions is not None and not isinstance(distributions, Mapping):
+        raise InputError(f"monte_carlo distributions: expected a mapping of field path -> "
+                         f"spec, got {shown(distributions)}")
+    dists = {}
+    for p, spec in (distributions or {}).items():
+        sc.base(p)  # an unknown, structural or non-numeric path is refused here, by name
+        kind = resolve_input(sc.assumptions, p).kind
+        if kind != "number":
+            raise InputError(f"distribution of {p}: draws continuous values, but {p} is a "
+                             f"{'whole number' if kind == 'integer' else kind}")
+        dists[p] = distribution(p, spec)
+    names = list(dists)
+    if names:
+        ends = {p: d.ppf([TAIL, 1 - TAIL]) for p, d in dists.items()}
+        check_scenarios(sc.assumptions, ends, what="monte_carlo distributions")
+        if len(names) > 1:
+            corners = np.array(np.meshgrid(*[[0, 1]] * min(len(names), 12))).reshape(
+                min(len(names), 12), -1)
+            check_scenarios(sc.assumptions,
+                            {p: ends[p][corners[k]] for k, p in enumerate(names[:12])},
+                            what="monte_carlo distributions")
+    corr = np.eye(len(names))
+    if correlations is not None and not isinstance(correlations, Mapping):
+        raise InputError(f"monte_carlo correlations: expected a mapping of (path, path) -> "
+                         f"rho, got {shown(correlations)}")
+    seen: set[frozenset] = set()
+    for pair, rho in (correlations or {}).items():
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InputError(f"correlation {shown(pair)}: expected a pair of field paths")
+        p, q = pair
+        if p not in dists or q not in dists:
+            raise InputError(f"correlation ({shown(p)}, {shown(q)}): both inputs need a "
+                             "distribution")
+        if p == q:
+            raise InputError(f"correlation ({p}, {q}): an input is not correlated with "
+                             "itself; name two different inputs")
+        if frozenset(pair) in seen:
+            raise InputError(f"correlation ({p}, {q}): given twice")
+        seen.add(frozenset(pair))
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not -1.0 < rho < 1.0:
+            raise InputError(f"correlation ({p}, {q}): expected -1 < rho < 1, got {shown(rho)}")
+        i, j = names.index(p), names.index(q)
+        corr[i, j] = corr[j, i] = rho
+    try:
+        chol = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise InputError("correlations: the matrix is not positive definite (the "
+                         "correlations contradict each other)") from None
+    return names, dists, chol
 
 
 @dataclass(frozen=True)
@@ -87,6 +173,10 @@ class Paths:
     correlation: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("btc_price_volatility", "hashrate_volatility", "correlation"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"paths.{name}: expected a number, got {shown(v)}")
         for name in ("btc_price_volatility", "hashrate_volatility"):
             if not 0.0 <= getattr(self, name) <= 5.0:
                 raise InputError(f"paths.{name}: expected 0 to 5, got {getattr(self, name)!r}")
@@ -121,10 +211,14 @@ class MonteCarlo:
             x = npv[s].to_numpy()
             x = x[np.isfinite(x)]
             worst = np.sort(x)[:max(1, int(math.floor(tail * x.size)))]
-            row = {"mean": x.mean(), "std": x.std(ddof=1) if x.size > 1 else 0.0,
-                   **{f"p{q}": np.percentile(x, q) for q in (5, 25, 50, 75, 95)},
-                   "prob_positive": float((x > 0).mean()),
-                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean(),
+            nan = math.nan
+            # A metric that exists in no scenario (payback never reached) summarises as NaN.
+            row = {"mean": x.mean() if x.size else nan,
+                   "std": x.std(ddof=1) if x.size > 1 else (0.0 if x.size else nan),
+                   **{f"p{q}": np.percentile(x, q) if x.size else nan
+                      for q in (5, 25, 50, 75, 95)},
+                   "prob_positive": float((x > 0).mean()) if x.size else nan,
+                   f"expected_shortfall_{int(tail * 100)}pct": worst.mean() if x.size else nan,
                    "missing": int(npv[s].isna().sum())}
             if s != "mining" and "mining" in npv.columns:
                 row["prob_beats_mining"] = float((npv[s] > npv["mining"]).mean())
@@ -138,11 +232,48 @@ def _scenarios(case_json: str) -> Scenarios:
     return Scenarios.of(Assumptions.model_validate_json(case_json))
 
 
+def path_lines(sc: Scenarios, paths: Paths, seed: int, start: int, stop: int
+               ) -> dict[str, np.ndarray]:
+    """The stochastic BTC price and hashrate lines of scenarios ``start:stop``.
+
+    Scenario k's shocks are row ``k % DRAW_BLOCK`` of block ``k // DRAW_BLOCK``, whose two
+    (DRAW_BLOCK, months) arrays of standard normals come from ``default_rng((seed,
+    block))``: the same numbers whichever chunk asks for them.
+    """
+    lines: dict[str, np.ndarray] = {}
+    if not (paths.btc_price_volatility > 0 or paths.hashrate_volatility > 0):
+        return lines
+    months = sc.timeline.months
+    z1, z2 = [], []
+    for b in range(start // DRAW_BLOCK, (stop - 1) // DRAW_BLOCK + 1):
+        rng = np.random.default_rng((seed, b))
+        lo = max(start - b * DRAW_BLOCK, 0)
+        hi = min(stop - b * DRAW_BLOCK, DRAW_BLOCK)
+        a = rng.standard_normal((DRAW_BLOCK, months))[lo:hi]
+        z1.append(a)
+        z2.append(paths.correlation * a + math.sqrt(1 - paths.correlation ** 2)
+                  * rng.standard_normal((DRAW_BLOCK, months))[lo:hi])
+    base = _base_lines(sc)
+    if paths.btc_price_volatility > 0:
+        lines[PRICE_LINE] = base[PRICE_LINE] * lognormal_factors(
+            np.concatenate(z1), paths.btc_price_volatility)
+    if paths.hashrate_volatility > 0:
+        lines[HASHRATE_LINE] = base[HASHRATE_LINE] * lognormal_factors(
+            np.concatenate(z2), paths.hashrate_volatility)
+    return lines
+
+
+def _evaluate_chunk(sc: Scenarios, inputs: dict[str, np.ndarray], paths: Paths, seed: int,
+                    start: int, stop: int, metrics: Sequence[str]) -> pd.DataFrame:
+    lines = path_lines(sc, paths, seed, start, stop)
+    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start)
+
+
 def _chunk(args: tuple) -> pd.DataFrame:
     """Evaluate one chunk in a worker (a top-level function, so process pools can pickle
-    it; the case travels as JSON)."""
-    case_json, inputs, lines, metrics, size = args
-    return _scenarios(case_json).evaluate(inputs, metrics, lines=lines, size=size)
+    it; the case travels as JSON, the chunk as its sampled inputs and its bounds)."""
+    case_json, *rest = args
+    return _evaluate_chunk(_scenarios(case_json), *rest)
 
 
 def monte_carlo(a: Assumptions, n: int, *,
@@ -151,7 +282,7 @@ def monte_carlo(a: Assumptions, n: int, *,
                 paths: Paths | None = None, seed: int = 0,
                 metrics: Sequence[str] = ("npv_usd", "project_irr"),
                 chunk_size: int = 600, executor: Executor | str | None = "auto",
-                progress=None) -> MonteCarlo:
+                progress=None, keep_lines: bool = False) -> MonteCarlo:
     """Run ``n`` scenarios of the case.
 
     Parameters
@@ -164,7 +295,9 @@ def monte_carlo(a: Assumptions, n: int, *,
         Stochastic BTC price and hashrate paths (:class:`Paths`).
     chunk_size
         Scenarios per evaluation; ~600 keeps each chunk's arrays in cache (measured:
-        10,000 scenarios in 1.15 s at 625, 1.44 s at 1,250, 8.1 s in one piece).
+        10,000 scenarios in 1.15 s at 625, 1.44 s at 1,250, 8.1 s in one piece). A
+        multiple of :data:`DRAW_BLOCK` draws each path shock once; any other size is as
+        exact but draws the blocks it straddles again.
     executor
         ``"auto"``: this process up to :data:`PROCESS_THRESHOLD` scenarios (starting
         worker processes costs ~0.8 s, more than they save below that), a local process
@@ -172,72 +305,78 @@ def monte_carlo(a: Assumptions, n: int, *,
         ``concurrent.futures.Executor`` (a dask.distributed client's ``get_executor()``).
     progress
         Called with (chunks done, chunks) after each chunk, for a progress bar.
+    keep_lines
+        Also return the stochastic price and hashrate lines, (n, months) each, in
+        ``extra["lines"]``; by default only the metrics and sampled inputs are kept, so
+        memory does not grow with n x months.
+
+    Raises
+    ------
+    InputError
+        ``n``, ``chunk_size`` or ``seed`` not a whole number in range; an unknown metric,
+        executor or path; a bad distribution, one whose tails break a field's bounds or a
+        cross-field rule; correlations of an input with itself, repeated, or not positive
+        definite.
     """
-    if n < 1:
-        raise InputError(f"monte_carlo: the number of scenarios must be at least 1, got {n}")
-    if chunk_size < 1:
-        raise InputError(f"monte_carlo: chunk_size must be at least 1, got {chunk_size}")
+    for name, v, lo in (("n", n, 1), ("chunk_size", chunk_size, 1), ("seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InputError(f"monte_carlo: {name} must be a whole number >= {lo}, got "
+                             f"{shown(v)}")
+    if n > MAX_SCENARIOS:
+        raise InputError(f"monte_carlo: n = {n:,} scenarios is more than {MAX_SCENARIOS:,}")
+    if paths is not None and not isinstance(paths, Paths):
+        raise InputError(f"monte_carlo: paths must be a Paths, got {shown(paths)}")
+    if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+        raise InputError(f"monte_carlo: metrics must be a list of metric names, got "
+                         f"{shown(metrics)}")
+    if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
+        raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
+                         f"concurrent.futures.Executor, got {shown(executor)}")
     sc = Scenarios.of(a)
-    dists = {p: distribution(p, spec) for p, spec in (distributions or {}).items()}
-    for p in dists:
-        sc.base(p)  # an unknown or structural path is refused here, by name
+    if not metrics:
+        raise InputError("monte_carlo: metrics must name at least one metric")
+    for m in metrics:
+        sc.metric_names(m)
+    names, dists, chol = prepare_draws(sc, distributions, correlations)
     rng = np.random.default_rng(seed)
-    names = list(dists)
-    corr = np.eye(len(names))
-    for (p, q), rho in (correlations or {}).items():
-        if p not in dists or q not in dists:
-            raise InputError(f"correlation ({p}, {q}): both inputs need a distribution")
-        if not -1.0 < rho < 1.0:
-            raise InputError(f"correlation ({p}, {q}): expected -1 < rho < 1, got {rho!r}")
-        i, j = names.index(p), names.index(q)
-        corr[i, j] = corr[j, i] = rho
-    try:
-        chol = np.linalg.cholesky(corr)
-    except np.linalg.LinAlgError:
-        raise InputError("correlations: the matrix is not positive definite") from None
     inputs: dict[str, np.ndarray] = {}
     if names:
         u = stats.norm.cdf(rng.standard_normal((n, len(names))) @ chol.T)
         for k, p in enumerate(names):
             inputs[p] = dists[p].ppf(u[:, k])
-    lines: dict[str, np.ndarray] = {}
     paths = paths or Paths()
-    months = sc.timeline.months
-    if paths.btc_price_volatility > 0 or paths.hashrate_volatility > 0:
-        z1 = rng.standard_normal((n, months))
-        z2 = paths.correlation * z1 + math.sqrt(1 - paths.correlation ** 2) * \
-            rng.standard_normal((n, months))
-        base = _base_lines(sc)
-        if paths.btc_price_volatility > 0:
-            lines[PRICE_LINE] = base[PRICE_LINE] * lognormal_factors(z1, paths.btc_price_volatility)
-        if paths.hashrate_volatility > 0:
-            lines[HASHRATE_LINE] = base[HASHRATE_LINE] * lognormal_factors(
-                z2, paths.hashrate_volatility)
     bounds = list(range(0, n, chunk_size)) + [n]
-    slices = [({p: v[i:j] for p, v in inputs.items()}, {k: v[i:j] for k, v in lines.items()},
-               j - i) for i, j in zip(bounds[:-1], bounds[1:])]
+    slices = [({p: v[i:j] for p, v in inputs.items()}, paths, seed, i, j, tuple(metrics))
+              for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
         executor = "processes" if n > PROCESS_THRESHOLD else None
     if executor is None or len(slices) == 1:  # this process: the model is already built
         frames = []
-        for done, (ins, lns, size) in enumerate(slices, start=1):
-            frames.append(sc.evaluate(ins, metrics, lines=lns, size=size))
+        for done, job in enumerate(slices, start=1):
+            frames.append(_evaluate_chunk(sc, *job))
             if progress:
                 progress(done, len(slices))
     else:
         case_json = a.model_dump_json()
-        jobs = [(case_json, ins, lns, tuple(metrics), size) for ins, lns, size in slices]
-        frames = _map(_chunk, jobs, executor, progress)
+        frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
     samples = pd.concat(frames, ignore_index=True)
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
-    return MonteCarlo(samples, drawn, seed, {"paths": paths, "lines": lines})
+    extra: dict[str, Any] = {"paths": paths}
+    if keep_lines:
+        extra["lines"] = path_lines(sc, paths, seed, 0, n)
+    return MonteCarlo(samples, drawn, seed, extra)
 
 
 def _base_lines(sc: Scenarios) -> dict[str, np.ndarray]:
+    """The case's own price and hashrate lines, evaluated once per :class:`Scenarios`."""
     from finmodel.engine.evaluate import evaluate
 
-    out = evaluate(sc.model, sc.timeline, sc.scalars, sc.paths, only=[PRICE_LINE, HASHRATE_LINE])
-    return {k: out[k] for k in (PRICE_LINE, HASHRATE_LINE)}
+    base = sc.__dict__.get("_base_lines")
+    if base is None:
+        out = evaluate(sc.model, sc.timeline, sc.scalars, sc.paths,
+                       only=[PRICE_LINE, HASHRATE_LINE])
+        base = sc.__dict__["_base_lines"] = {k: out[k] for k in (PRICE_LINE, HASHRATE_LINE)}
+    return base
 
 
 def _map(fn, jobs: list, executor, progress) -> list[pd.DataFrame]:

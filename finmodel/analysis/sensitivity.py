@@ -26,14 +26,11 @@ from finmodel.engine.evaluate import evaluate
 from finmodel.engine.graph import Model
 from finmodel.engine.solve import bracketed_root
 from finmodel.engine.timeline import Timeline
-from finmodel.errors import InputError
-from finmodel.inputs.bounds import check_scenario_array
-from finmodel.inputs.load import numeric_inputs, with_values
+from finmodel.errors import InputError, shown
+from finmodel.inputs.bounds import check_scenarios, resolve_input
+from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.strategies import build_model
-
-#: Inputs that shape the timeline itself: one evaluation cannot vary them.
-STRUCTURAL = frozenset({"case.horizon_years", "case.start_month"})
 
 
 @dataclass
@@ -48,6 +45,8 @@ class Scenarios:
 
     @classmethod
     def of(cls, a: Assumptions) -> Scenarios:
+        if not isinstance(a, Assumptions):
+            raise InputError(f"expected a case (finmodel.load_assumptions), got {shown(a)}")
         scalars, paths = numeric_inputs(a)
         return cls(a, build_model(a), timeline_of(a), scalars, paths)
 
@@ -59,14 +58,23 @@ class Scenarios:
     def metric_names(self, metric: str, strategies: Sequence[str] | None = None
                      ) -> dict[str, str]:
         """Scalar names of ``metric`` by strategy."""
+        for s in strategies or ():
+            self.check_strategy(s)
         out = {s.strategy: s.name for s in self.model.metrics()
                if s.metric == metric and not s.solved
                and (strategies is None or s.strategy in strategies)}
         if not out:
             known = sorted({s.metric for s in self.model.metrics() if not s.solved})
-            raise InputError(f"metric {metric!r} is not computed by this case's strategies "
-                             f"{list(strategies or [])}; expected one of {known}")
+            raise InputError(f"metric {shown(metric)} is not computed by this case's "
+                             f"strategies {list(strategies or [])}; expected one of {known}")
         return out
+
+    def check_strategy(self, strategy: Any) -> str:
+        """``strategy`` if the case has it, else an InputError listing those it has."""
+        if not isinstance(strategy, str) or strategy not in self.assumptions.strategies:
+            raise InputError(f"strategy {shown(strategy)} is not a strategy of this case "
+                             f"({', '.join(self.assumptions.strategies)})")
+        return strategy
 
     def evaluate(self, inputs: Mapping[str, Any], metrics: Sequence[str] = ("npv_usd",),
                  lines: Mapping[str, np.ndarray] | None = None,
@@ -74,14 +82,13 @@ class Scenarios:
                  ) -> pd.DataFrame:
         """Metrics for every scenario: columns (strategy, metric), one row per scenario
         (``size`` rows when given, else as many as the longest input array)."""
-        scalars = dict(self.scalars)
-        for path, values in inputs.items():
-            self._check_path(path)
-            scalars[path.replace(".", "_")] = check_scenario_array(self.assumptions, path,
-                                                                   values)
+        scalars, paths = dict(self.scalars), dict(self.paths)
+        for path, arr in check_scenarios(self.assumptions, inputs).items():
+            name = path.replace(".", "_")
+            (paths if name in paths else scalars)[name] = arr
         names = {(s, m): n for m in metrics
                  for s, n in self.metric_names(m, strategies).items()}
-        out = evaluate(self.model, self.timeline, scalars, self.paths, lines or {},
+        out = evaluate(self.model, self.timeline, scalars, paths, lines or {},
                        only=list(names.values()))
         if size is None:
             size = max([np.size(v) for v in inputs.values()]
@@ -92,32 +99,100 @@ class Scenarios:
         return frame
 
     def _check_path(self, path: str) -> None:
-        if path in STRUCTURAL:
-            raise InputError(f"{path}: shapes the timeline and cannot vary between scenarios "
-                             "of one evaluation; run the case again with a changed value")
+        resolve_input(self.assumptions, path)
         if path.replace(".", "_") not in self.scalars:
-            raise InputError(f"{path}: no such numeric input in this case (a field path "
-                             "such as 'network.btc_price_usd')")
+            raise InputError(f"{path}: a yearly path, not a single number; vary it with "
+                             "finmodel.run(inputs=...) as (scenarios, years)")
+
+
+def _mapping(what: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise InputError(f"{what}: expected a mapping, got {shown(value)}")
+    return value
+
+
+def _number(what: str, value: Any) -> float:
+    """A finite float, or an InputError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise InputError(f"{what}: expected a number, got {shown(value)}")
+    try:
+        x = float(value)
+    except OverflowError:
+        raise InputError(f"{what}: expected a number, got {shown(value)}") from None
+    if not np.isfinite(x):
+        raise InputError(f"{what}: expected a finite number, got {shown(value)}")
+    return x
+
+
+def scenario_inputs(sc: Scenarios, sets: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Scenario names (the base first) and the changed inputs, one value per scenario,
+    every scenario checked as a case would be."""
+    _mapping("scenario sets", sets)
+    names = ["base", *(str(k) for k in sets)]
+    changed: dict[str, list[float]] = {}
+    for i, (key, changes) in enumerate(sets.items(), start=1):
+        for path, value in _mapping(f"scenario set {shown(key)}", changes).items():
+            base = sc.base(path)
+            changed.setdefault(path, [base] * len(names))[i] = _number(
+                f"scenario set {shown(key)}: {path}", value)
+    arrays = {p: np.array(v) for p, v in changed.items()}
+    check_scenarios(sc.assumptions, arrays, what="scenario sets")
+    return names, arrays
 
 
 def scenario_sets(a: Assumptions, sets: Mapping[str, Mapping[str, Any]],
                   metrics: Sequence[str] = ("npv_usd",)) -> pd.DataFrame:
     """Named sets of changed inputs (``{"bear": {"network.btc_price_usd": 60000}}``), each
-    validated as a whole case, evaluated together with the base case.
+    checked as a case would be, evaluated together with the base case.
 
-    Returns metrics x (strategy, scenario) as rows: index scenario name."""
+    Returns metrics x (strategy, scenario) as rows: index scenario name.
+
+    Raises
+    ------
+    InputError
+        An unknown or non-numeric path, a value that is not a number, or a set that breaks
+        a bound or a cross-field rule of the case (named with the set's scenario index).
+    """
     sc = Scenarios.of(a)
-    names = ["base", *sets]
-    changed: dict[str, list[float]] = {}
-    for i, changes in enumerate(sets.values(), start=1):
-        with_values(a, dict(changes))  # each set must be a valid case on its own
-        for path, value in changes.items():
-            changed.setdefault(path, [sc.base(path)] * len(names))[i] = float(value)
-    frame = sc.evaluate({p: np.array(v) for p, v in changed.items()}, metrics)
+    names, changed = scenario_inputs(sc, sets)
+    frame = sc.evaluate(changed, metrics)
     if not changed:
         frame = pd.concat([frame] * len(names), ignore_index=True)
     frame.index = pd.Index(names, name="scenario")
     return frame
+
+
+def tornado_inputs(sc: Scenarios, ranges: Mapping[str, Any]
+                   ) -> tuple[dict[str, tuple[float, float]], dict[str, np.ndarray]]:
+    """Each input's (low, high) and the 2K + 1 scenarios of a tornado (input i low in row
+    2i, high in row 2i + 1, the base last), checked as a case would be."""
+    _mapping("tornado ranges", ranges)
+    if not ranges:
+        raise InputError("tornado ranges: give at least one input")
+    bounds: dict[str, tuple[float, float]] = {}
+    for path, spec in ranges.items():
+        base = sc.base(path)
+        what = f"tornado {path}"
+        if isinstance(spec, (list, tuple, np.ndarray)):
+            if len(spec) != 2:
+                raise InputError(f"{what}: expected [low, high] (two values), got "
+                                 f"{shown(spec)}")
+            lo, hi = (_number(what, x) for x in spec)
+        else:
+            frac = _number(what, spec)
+            if frac < 0:
+                raise InputError(f"{what}: a relative range must be positive, got {frac!r}")
+            lo, hi = base * (1 - frac), base * (1 + frac)
+        if lo > hi:
+            raise InputError(f"{what}: low {lo!r} is above high {hi!r}")
+        bounds[path] = (lo, hi)
+    k = len(bounds)
+    inputs = {p: np.full(2 * k + 1, sc.base(p)) for p in bounds}
+    for i, (p, (lo, hi)) in enumerate(bounds.items()):
+        inputs[p][2 * i], inputs[p][2 * i + 1] = lo, hi
+    check_scenarios(sc.assumptions, inputs, what="tornado")
+    return bounds, inputs
 
 
 def tornado(a: Assumptions, ranges: Mapping[str, Any], *, metric: str = "npv_usd",
@@ -135,30 +210,20 @@ def tornado(a: Assumptions, ranges: Mapping[str, Any], *, metric: str = "npv_usd
     pandas.DataFrame
         One row per input, sorted by swing (largest first): base, low and high input values,
         the metric at low and at high, and the swing ``|high - low|``.
+
+    Raises
+    ------
+    InputError
+        An unknown path, a range that is not a fraction >= 0 or two numbers low <= high, a
+        value breaking a bound or cross-field rule, an unknown metric or strategy.
     """
     sc = Scenarios.of(a)
-    lows, highs = {}, {}
-    for path, spec in ranges.items():
-        base = sc.base(path)
-        if isinstance(spec, (int, float)):
-            if spec < 0:
-                raise InputError(f"tornado {path}: a relative range must be positive, got "
-                                 f"{spec!r}")
-            lo, hi = base * (1 - spec), base * (1 + spec)
-        else:
-            lo, hi = (float(x) for x in spec)
-        if lo > hi:
-            raise InputError(f"tornado {path}: low {lo!r} is above high {hi!r}")
-        lows[path], highs[path] = lo, hi
-    paths = list(ranges)
-    k = len(paths)
-    inputs = {p: np.full(2 * k + 1, sc.base(p)) for p in paths}
-    for i, p in enumerate(paths):
-        inputs[p][2 * i], inputs[p][2 * i + 1] = lows[p], highs[p]
+    sc.metric_names(metric, [strategy])
+    bounds, inputs = tornado_inputs(sc, ranges)
     values = sc.evaluate(inputs, [metric], strategies=[strategy])[(strategy, metric)].to_numpy()
-    rows = [{"input": p, "base_value": sc.base(p), "low_value": lows[p], "high_value": highs[p],
+    rows = [{"input": p, "base_value": sc.base(p), "low_value": lo, "high_value": hi,
              "metric_low": values[2 * i], "metric_high": values[2 * i + 1]}
-            for i, p in enumerate(paths)]
+            for i, (p, (lo, hi)) in enumerate(bounds.items())]
     out = pd.DataFrame(rows)
     out["swing"] = (out["metric_high"] - out["metric_low"]).abs()
     out = out.sort_values("swing", ascending=False, kind="stable").reset_index(drop=True)
@@ -166,19 +231,58 @@ def tornado(a: Assumptions, ranges: Mapping[str, Any], *, metric: str = "npv_usd
     return out
 
 
+def grid_axis(sc: Scenarios, axis: Any, what: str = "grid") -> tuple[str, np.ndarray]:
+    """A grid axis ``(path, values)``: a numeric input and a non-empty list of numbers,
+    each checked against the field's bounds and the case's rules."""
+    if not isinstance(axis, (tuple, list)) or len(axis) != 2:
+        raise InputError(f"{what}: an axis is (field path, values), got {shown(axis)}")
+    path, values = axis
+    sc.base(path)
+    if isinstance(values, (str, bytes, Mapping)) or np.ndim(values) != 1 or len(values) == 0:
+        raise InputError(f"{what} {path}: expected a non-empty list of values, got "
+                         f"{shown(values)}")
+    arr = np.array([_number(f"{what} {path}", v) for v in values])
+    check_scenarios(sc.assumptions, {path: arr}, what=what)
+    return path, arr
+
+
+def grid_inputs(sc: Scenarios, x: Any, y: Any) -> dict[str, np.ndarray]:
+    """The scenarios of a grid: every pair of the two axes' values, checked."""
+    (px, vx), (py, vy) = grid_axis(sc, x), grid_axis(sc, y)
+    if px == py:
+        raise InputError(f"grid: the two inputs must differ (got {px!r} twice)")
+    if vx.size * vy.size > MAX_GRID:
+        raise InputError(f"grid: {vx.size} x {vy.size} values is more than {MAX_GRID:,} "
+                         "pairs")
+    xx, yy = np.meshgrid(vx, vy)
+    inputs = {px: xx.ravel(), py: yy.ravel()}
+    check_scenarios(sc.assumptions, inputs, what="grid")
+    return inputs
+
+
+#: Most pairs a grid evaluates at once (a 1,000 x 1,000 grid).
+MAX_GRID = 1_000_000
+
+
 def grid(a: Assumptions, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]], *,
          metric: str = "npv_usd", strategy: str = "mining") -> pd.DataFrame:
     """A metric over every pair of two inputs' values, in one evaluation: rows are ``y``'s
-    values, columns ``x``'s."""
+    values, columns ``x``'s.
+
+    Raises
+    ------
+    InputError
+        An axis that is not (path, non-empty values), the same input twice, a value breaking
+        a bound or cross-field rule, an unknown metric or strategy.
+    """
     sc = Scenarios.of(a)
+    sc.metric_names(metric, [strategy])
+    inputs = grid_inputs(sc, x, y)
     (px, vx), (py, vy) = x, y
-    if px == py:
-        raise InputError(f"grid: the two inputs must differ (got {px!r} twice)")
-    xx, yy = np.meshgrid(np.asarray(vx, dtype=float), np.asarray(vy, dtype=float))
-    values = sc.evaluate({px: xx.ravel(), py: yy.ravel()}, [metric],
-                         strategies=[strategy])[(strategy, metric)].to_numpy()
-    out = pd.DataFrame(values.reshape(xx.shape), index=pd.Index(vy, name=py),
-                       columns=pd.Index(vx, name=px))
+    shape = (len(vy), len(vx))
+    values = sc.evaluate(inputs, [metric], strategies=[strategy])[(strategy, metric)].to_numpy()
+    out = pd.DataFrame(values.reshape(shape), index=pd.Index(list(vy), name=py),
+                       columns=pd.Index(list(vx), name=px))
     out.attrs.update(metric=metric, strategy=strategy)
     return out
 
@@ -190,19 +294,32 @@ def solve_input(a: Assumptions, path: str, *, metric: str, strategy: str, target
     ``target``, for each scenario of ``inputs`` (others at base) at once.
 
     Returns a frame with the solution (NaN where none in ``bracket``) and the reason.
+
+    Raises
+    ------
+    InputError
+        An unknown path, metric or strategy; a target that is not a finite number; a
+        bracket that is not two numbers low < high within the field's bounds; bad
+        ``inputs`` (as :func:`finmodel.run`).
     """
     sc = Scenarios.of(a)
-    inputs = dict(inputs or {})
+    sc.base(path)
+    sc.metric_names(metric, [strategy])
+    target = _number("solve_input target", target)
+    inputs = dict(check_scenarios(a, inputs or {}, what="solve_input inputs"))
     size = max([np.size(v) for v in inputs.values()] + [1])
     if path in inputs:
         raise InputError(f"solve_input: {path} is what is solved for; do not also vary it")
+    if not isinstance(bracket, (tuple, list)) or len(bracket) != 2:
+        raise InputError(f"solve_input: bracket must be (low, high), got {shown(bracket)}")
+    lo, hi = (_number("solve_input bracket", v) for v in bracket)
+    if lo >= hi:
+        raise InputError(f"solve_input: the bracket's low {lo!r} must be below its high {hi!r}")
+    check_scenarios(a, {path: np.array([lo, hi])}, what="solve_input bracket")
 
     def f(x: np.ndarray) -> np.ndarray:
         frame = sc.evaluate({**inputs, path: x}, [metric], strategies=[strategy])
         return frame[(strategy, metric)].to_numpy() - target
 
-    lo, hi = (float(v) for v in bracket)
-    if lo >= hi:
-        raise InputError(f"solve_input: the bracket's low {lo!r} must be below its high {hi!r}")
     roots, why = bracketed_root(f, np.full(size, lo), np.full(size, hi))
     return pd.DataFrame({path: roots, "reason": why})

@@ -11,9 +11,6 @@ import graphlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from finmodel.engine.expr import (
     Cumulative,
@@ -84,6 +81,8 @@ class Model:
     nodes: dict[str, Node] = field(default_factory=dict)
     _order: list[list[Node]] | None = field(default=None, repr=False, compare=False)
     _stepped: set[str] = field(default_factory=set, repr=False, compare=False)
+    _plans: dict[frozenset[str], list[list[Node]]] = field(default_factory=dict, repr=False,
+                                                          compare=False)
 
     def line(
         self,
@@ -173,7 +172,24 @@ class Model:
         """
         if self._order is None:
             self._order = self._schedule()
+            self._plans.clear()
         return self._order
+
+    def plan(self, names: list[str] | None = None) -> list[list[Node]]:
+        """The groups of :meth:`schedule` needed to evaluate ``names`` (all when None).
+
+        Memoised per set of names: a solver evaluating the same metrics dozens of times
+        (break-evens, Monte Carlo chunks) walks the graph once.
+        """
+        order = self.schedule()
+        if names is None:
+            return order
+        key = frozenset(names)
+        plan = self._plans.get(key)
+        if plan is None:
+            needed = self.needed_for(list(key))
+            plan = self._plans[key] = [g for g in order if any(x.name in needed for x in g)]
+        return plan
 
     def _schedule(self) -> list[list[Node]]:
         nodes = list(self.nodes.values())
@@ -191,13 +207,7 @@ class Model:
             hard.append({index[id(d)] for d in h})
             soft.append({index[id(d)] for d in s})
 
-        rows, cols = [], []
-        for i in range(len(nodes)):
-            for j in hard[i] | soft[i]:
-                rows.append(i)
-                cols.append(j)
-        graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(nodes),) * 2)
-        _, labels = connected_components(graph, directed=True, connection="strong")
+        labels = _strong_components([hard[i] | soft[i] for i in range(len(nodes))])
 
         groups: dict[int, list[int]] = {}
         for i, lab in enumerate(labels):
@@ -270,6 +280,51 @@ def _dependencies(node: Node) -> tuple[set[Node], set[Node]]:
         elif isinstance(e, (Ref, Cumulative, Reduce, Shift)):
             hard.add(e.target)
     return hard, soft
+
+
+def _strong_components(edges: list[set[int]]) -> list[int]:
+    """A label per node, equal for nodes of one strongly connected component (Tarjan's
+    algorithm, iterative; scipy's would cost its import on every start of the CLI)."""
+    n = len(edges)
+    index = [-1] * n
+    low = [0] * n
+    label = [-1] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    counter = 0
+    for root in range(n):
+        if index[root] != -1:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if index[w] == -1:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    work.append((w, iter(edges[w])))
+                    break
+                if on_stack[w]:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+                if low[v] == index[v]:
+                    while True:
+                        w = stack.pop()
+                        on_stack[w] = False
+                        label[w] = v
+                        if w == v:
+                            break
+    return label
 
 
 def _lag_targets(node: Node) -> list[Node]:

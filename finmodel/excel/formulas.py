@@ -8,9 +8,10 @@ OR, SUM, NPV, IRR, INDEX, EDATE, YEAR, NA), which LibreOffice 7.4 and every Exce
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from finmodel.engine.expr import (
     BinOp,
@@ -29,7 +30,7 @@ from finmodel.engine.expr import (
     Shift,
     TimeRow,
 )
-from finmodel.engine.graph import Line, Node, Scalar
+from finmodel.engine.graph import Line, Node, Scalar, walk
 from finmodel.errors import ExportError
 
 # Operator precedence in Excel formulas (higher binds tighter).
@@ -71,13 +72,61 @@ def number(value: float) -> str:
 class FormulaWriter:
     """Turns expressions into formula text for a given cell."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, lines: Iterable[Line] = ()) -> None:
         self.lay = layout
+        # Lines that are a running sum of another line, by the line they sum: a running
+        # sum is written as "previous cell + this month" (linear in the horizon), and any
+        # other formula that needs the same sum refers to it.
+        self._running = {ln.expr.target.name: ln for ln in lines
+                         if isinstance(ln.expr, Cumulative)}
+        # While rendering a template (see line_cells): the period it is rendered for.
+        self._template: int | None = None
+        self._columns = [xl_col_to_name(layout.col(t)) for t in range(layout.n_periods)]
 
     def line_cell(self, t: int, line: Line) -> str:
         """The formula (with leading '=') of ``line`` in period ``t``."""
         sheet, _ = self.lay.line_rows[line.name]
-        return "=" + self._r(line.expr, t, sheet, 0)
+        e = line.expr
+        if isinstance(e, Cumulative) and self._running.get(e.target.name) is line:
+            this = self.ref(e.target, t, sheet)
+            return f"={self.ref(line, t - 1, sheet)}+{this}" if t > 0 else f"={this}"
+        return "=" + self._r(e, t, sheet, 0)
+
+    def line_cells(self, line: Line) -> list[str]:
+        """The formulas of ``line`` in every period, as :meth:`line_cell` gives them.
+
+        Past its longest lag a line's formula differs from period to period only in its
+        relative columns, so it is rendered once with the columns left open and filled in
+        for each period: the export renders ~250 lines instead of ~45,000 cells.
+        """
+        n = self.lay.n_periods
+        k = max((e.k for e in walk(line.expr) if isinstance(e, Lag)), default=0)
+        if isinstance(line.expr, Cumulative):
+            k = max(k, 1)  # a running sum refers to its own previous cell
+        out = [self.line_cell(t, line) for t in range(min(k, n))]
+        if k >= n:
+            return out
+        self._template = k
+        try:
+            parts = self.line_cell(k, line).split("\x00")
+        finally:
+            self._template = None
+        texts, offsets = parts[0::2], [int(x) for x in parts[1::2]]
+        cols, tail = self._columns, texts[1:]
+        for t in range(k, n):
+            pieces = [texts[0]]
+            for d, text in zip(offsets, tail):
+                pieces.append(cols[t + d])
+                pieces.append(text)
+            out.append("".join(pieces))
+        return out
+
+    def _cell(self, row: int, t: int, row_abs: bool = False) -> str:
+        """The reference to period ``t`` of a row, its column relative."""
+        if self._template is not None:
+            # An open column: its offset from the template's period, between NULs.
+            return f"\x00{t - self._template}\x00{'$' if row_abs else ''}{row + 1}"
+        return xl_rowcol_to_cell(row, self.lay.col(t), row_abs, False)
 
     def scalar_cell(self, scalar: Scalar) -> str:
         sheet, _, _ = self.lay.scalar_cells[scalar.name]
@@ -90,8 +139,9 @@ class FormulaWriter:
         if t is None:
             raise ExportError(f"line {node.name!r} used where a single value is needed")
         sheet, row = self.lay.line_rows[node.name]
-        return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), absolute,
-                                                         absolute)
+        if absolute:
+            return sheet_ref(sheet, here) + xl_rowcol_to_cell(row, self.lay.col(t), True, True)
+        return sheet_ref(sheet, here) + self._cell(row, t)
 
     def row_range(self, line: Line, here: str) -> str:
         sheet, row = self.lay.line_rows[line.name]
@@ -155,14 +205,16 @@ class FormulaWriter:
             return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
                     f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):
+            running = self._running.get(e.target.name)
+            if running is not None and running.name in self.lay.line_rows:
+                return self.ref(running, t, here)
             sheet, row = self.lay.line_rows[e.target.name]
             a = xl_rowcol_to_cell(row, self.lay.col(0), True, True)
-            b = xl_rowcol_to_cell(row, self.lay.col(t), False, False)
+            b = self._cell(row, t)
             return f"SUM({sheet_ref(sheet, here)}{a}:{b})"
         if isinstance(e, TimeRow):
             row = self.lay.time_rows[e.kind]
-            return sheet_ref(TIMELINE_SHEET, here) + xl_rowcol_to_cell(
-                row, self.lay.col(t), True, False)
+            return sheet_ref(TIMELINE_SHEET, here) + self._cell(row, t, row_abs=True)
         if isinstance(e, PathInput):
             return f"INDEX({e.name},{self._r(e.index, t, here, 0)})"
         if isinstance(e, Reduce):

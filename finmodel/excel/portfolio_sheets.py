@@ -155,6 +155,10 @@ class _Sheet:
         self.ws.set_column(3, 3, 22)
         self.ws.set_column(FIRST_COL, FIRST_COL + self.n - 1, 12)
         self.ws.freeze_panes(5, FIRST_COL)
+        self.ws.set_landscape()
+        self.ws.repeat_columns(0, FIRST_COL - 1)
+        self.ws.repeat_rows(3, 4)
+        self.ws.fit_to_pages(0, 1)
 
 
 def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
@@ -231,6 +235,15 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("discount_rate", "Company discount rate", "rate", None, co.discount_rate, "input")
     c.scalar("shares_outstanding", "Shares outstanding", "shares", None,
              co.shares_outstanding, "input")
+    if spec.financing.existing:
+        c.section("Existing convertible notes: principal (converts if the share price "
+                  f"{co.share_price_usd:g} USD is above its conversion price)")
+        for k, note in enumerate(spec.financing.existing):
+            verdict = "converts" if co.share_price_usd > note.conversion_price_usd else \
+                "repaid"
+            c.scalar(f"note.{k + 1}", f"{note.name}: {note.coupon_rate:.3%}, due "
+                     f"{note.maturity_month}, {note.conversion_price_usd:g} USD/share, "
+                     f"{verdict}", "USD", None, note.principal_usd, "value")
     c.section("From the optimiser and the notes' terms (Python; run again after changes)")
     c.scalar("new_funding_usd", f"New money raised at the start ({spec.financing.new.kind})",
              "USD", None, sol.funding_usd, "value")

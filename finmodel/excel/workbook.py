@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xlsxwriter
+import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from finmodel.conventions import to_serial
@@ -140,7 +142,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                                        ("Monte Carlo", analysis.monte_carlo is not None))
                   if present]
         order = order[:1] + wanted + order[1:]
-    sheets = {name: wb.add_worksheet(name) for name in order}
+    sheets = {name: _fast_formulas(wb.add_worksheet(name)) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
                    and s not in ("Summary", checks_sheet.SHEET)]
@@ -174,7 +176,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                                     2 + strategies.index(x.strategy))
 
     checks_sheet.place(model, lay)
-    fw = FormulaWriter(lay)
+    fw = FormulaWriter(lay, model.lines)
     values = result.values
 
     def val(name: str, t: int | None = None) -> float:
@@ -288,8 +290,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             kind = "link" if _is_link(ln, lay) else "calc"
             fmt = st.cell(ln.unit, kind)
             row_vals = values[ln.name][min(scenario, values[ln.name].shape[0] - 1)]
-            for t in range(n):
-                ws.write_formula(r, lay.col(t), fw.line_cell(t, ln), fmt, float(row_vals[t]))
+            for t, f in enumerate(fw.line_cells(ln)):
+                ws.write_formula(r, lay.col(t), f, fmt, float(row_vals[t]))
             if ln.agg == "sum":
                 ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
                                  st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
@@ -312,14 +314,14 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     for c in range(1, FIRST_COL):
         ws.write_blank(3, c, None, st.header_left)
     years = tl.years
-    year_row = sheet_ref(TIMELINE_SHEET, "Annual") + (
-        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL, True, True)}:"
-        f"{xl_rowcol_to_cell(lay.time_rows['year'], FIRST_COL + n - 1, True, True)}")
     for k, y in enumerate(years):
         c = FIRST_COL + k
         f = "=YEAR(case_start_month)" if k == 0 else f"={xl_rowcol_to_cell(3, c - 1)}+1"
         ws.write_formula(3, c, f, st.header, float(y))
     annual = result.annual_frame(scenario)
+    year_of = tl.rows["year"]
+    spans = [(int(np.flatnonzero(year_of == y)[0]), int(np.flatnonzero(year_of == y)[-1]))
+             for y in years]
     row = 4
     section = None
     for ln in model.lines:
@@ -333,16 +335,19 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_string(row, 0, ln.label, st.label)
         ws.write_string(row, 1, ln.unit, st.unit)
         ws.write_string(row, 3, ln.name, st.name)
-        rng = fw.row_range(ln, "Annual")
         fmt = st.cell(ln.unit)
-        for k in range(len(years)):
-            hdr = xl_rowcol_to_cell(3, FIRST_COL + k, True, False)
-            if ln.agg == "sum":
-                f = f"=SUMIF({year_row},{hdr},{rng})"
-            elif ln.agg == "mean":
-                f = f"=AVERAGEIF({year_row},{hdr},{rng})"
+        src, r = lay.line_rows[ln.name]
+        prefix = sheet_ref(src, "Annual")
+        for k, (first, last) in enumerate(spans):
+            # Each year over its own months (contiguous on the timeline): a SUMIF over the
+            # whole month row in every year made the workbook quadratic in the horizon.
+            end = prefix + xl_rowcol_to_cell(r, lay.col(last))
+            if ln.agg in ("sum", "mean"):
+                f = (f"={'SUM' if ln.agg == 'sum' else 'AVERAGE'}("
+                     f"{prefix}{xl_rowcol_to_cell(r, lay.col(first))}:"
+                     f"{xl_rowcol_to_cell(r, lay.col(last))})")
             else:
-                f = f"=INDEX({rng},MATCH({hdr},{year_row},1))"
+                f = f"={end}"
             ws.write_formula(row, FIRST_COL + k, f, fmt, float(annual.loc[ln.name].iloc[k]))
         row += 1
     ws.set_column(0, 0, 40)
@@ -701,6 +706,40 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
                          st.header, float(years[t]))
+
+
+#: What XlsxWriter's ``_prepare_formula`` rewrites when future functions are off: the
+#: dynamic-array functions (``\bNAME(``) and, through its pattern ``\SINGLE\(``, any
+#: ``INGLE(``. tests/test_excel.py checks this list against the installed XlsxWriter.
+DYNAMIC_FUNCTIONS = (
+    "ANCHORARRAY", "BYCOL", "BYROW", "CHOOSECOLS", "CHOOSEROWS", "DROP", "EXPAND", "FILTER",
+    "HSTACK", "LAMBDA", "MAKEARRAY", "MAP", "RANDARRAY", "REDUCE", "SCAN", "SEQUENCE",
+    "SORT", "SORTBY", "SWITCH", "TAKE", "TEXTSPLIT", "TOCOL", "TOROW", "UNIQUE", "VSTACK",
+    "WRAPCOLS", "WRAPROWS", "XLOOKUP",
+)
+_REWRITTEN = re.compile(r"\b(?:%s)\(|INGLE\(" % "|".join(DYNAMIC_FUNCTIONS))
+
+
+def _fast_formulas(ws: Any) -> Any:
+    """Let ``ws`` skip XlsxWriter's ``_prepare_formula`` where it would change nothing.
+
+    That pass runs ~30 ``re.sub`` per formula to add ``_xlfn.`` prefixes and was 60 % of
+    the export. With future functions off it only strips the leading ``=`` of a formula
+    that calls none of ``DYNAMIC_FUNCTIONS``, so that is done here with one search; any
+    other formula takes XlsxWriter's own path. tests/test_excel.py checks that the sheet
+    XML equals XlsxWriter's for a sample of formulas; pyproject pins the versions tested.
+    """
+    prepare = ws._prepare_formula
+
+    def fast(formula: str, expand_future_functions: bool = False) -> str:
+        if (formula[:1] == "=" and formula[-1:] != "}" and not expand_future_functions
+                and not ws.use_future_functions and "_xlfn." not in formula
+                and ("(" not in formula or not _REWRITTEN.search(formula))):
+            return formula[1:]
+        return prepare(formula, expand_future_functions)
+
+    ws._prepare_formula = fast
+    return ws
 
 
 def _print_setup(ws) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import annotated_types as at
 from pydantic import BaseModel, ValidationError
 
-from finmodel.errors import InputError
+from finmodel.errors import InputError, shown, shown_name
 from finmodel.inputs.schema import Assumptions
 
 
@@ -25,45 +27,108 @@ class CaseSource:
     sha256: str
 
 
-def load_assumptions(path: str | Path) -> Assumptions:
-    """Read and validate a TOML case file.
+#: Largest case file read (the shipped cases are under 10 KB).
+MAX_CASE_BYTES = 1_000_000
+#: Deepest nesting of tables and arrays (the schema needs 5: analysis.monte_carlo.
+#: distributions.<path>.<parameter>).
+MAX_DEPTH = 12
+
+
+def load_assumptions(path: str | os.PathLike[str]) -> Assumptions:
+    """Read and validate a TOML case file, whole: the schema, the rules tying its fields
+    together and its ``[analysis]`` section.
 
     Raises
     ------
     InputError
-        The file is missing or unreadable, is not valid TOML, or breaks a rule of the
-        schema; the message names the file, the field, the value and what was expected.
+        ``path`` is not a path; the file is missing, unreadable, larger than
+        :data:`MAX_CASE_BYTES`, nested deeper than :data:`MAX_DEPTH`, not valid TOML, or
+        breaks a rule of the schema; the message names the file, the field, the value and
+        what was expected.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError(f"load_assumptions: expected the path of a case file, got "
+                         f"{shown(path)}")
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_CASE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{p}: case file not found") from None
     except OSError as exc:
-        raise InputError(f"{p}: cannot read the case file ({exc.strerror})") from None
+        raise InputError(f"{p}: cannot read the case file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CASE_BYTES:
+        raise InputError(f"{p}: larger than {MAX_CASE_BYTES:,} bytes; a case file is a short "
+                         "TOML text")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{p}: not a UTF-8 text file") from None
+    if "\x00" in text:
+        raise InputError(f"{p}: not a text file (it contains NUL bytes)")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: malformed TOML: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise InputError(f"{p}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise InputError(f"{p}: malformed TOML: {shown(str(exc), 200)}") from None
     a = parse_assumptions(data, source=str(p))
     a._source = CaseSource(p.name, hashlib.sha256(raw).hexdigest())
     return a
 
 
 def parse_assumptions(data: dict[str, Any], source: str = "<case>") -> Assumptions:
-    """Validate a case given as a dictionary (the parsed TOML)."""
+    """Validate a case given as a dictionary (the parsed TOML), whole: the schema, the
+    cross-field rules and the ``[analysis]`` section (:func:`check_analysis`).
+
+    Raises
+    ------
+    InputError
+        The first problems, each naming ``source``, the field and the value.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a case as a table of sections, got "
+                         f"{shown(data)}")
+    where = _too_deep(data, MAX_DEPTH)
+    if where is not None:
+        raise InputError(f"{source}: {where}: nested deeper than {MAX_DEPTH} levels")
     try:
-        return Assumptions.model_validate(data)
+        a = Assumptions.model_validate(data)
     except ValidationError as exc:
         raise InputError(format_validation_error(exc, source)) from None
+    except (RecursionError, OverflowError) as exc:
+        raise InputError(f"{source}: {type(exc).__name__}: {shown(str(exc), 200)}") from None
+    from finmodel.analysis.run import check_analysis
+
+    try:
+        check_analysis(a)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    return a
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: file, field path, what is wrong, the value given."""
+def _too_deep(node: Any, limit: int, where: str = "") -> str | None:
+    """The path of the first value nested deeper than ``limit``, without recursion."""
+    stack = [(node, where, 0)]
+    while stack:
+        item, at, depth = stack.pop()
+        if depth > limit:
+            return at or "(top)"
+        if isinstance(item, dict):
+            stack.extend((v, f"{at}.{k}" if at else str(k), depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{at}[{i}]", depth + 1) for i, v in enumerate(item))
+    return None
+
+
+def format_validation_error(exc: ValidationError, source: str, most: int = 10) -> str:
+    """One line per problem (at most ``most``): file, field path, what is wrong, the value
+    given (shortened)."""
     lines = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:most]:
         loc = ".".join(str(x) for x in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -71,10 +136,13 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "missing":
             msg = "required input is missing"
         given = err.get("input")
-        shown = "" if err["type"] in ("missing",) or isinstance(given, dict) else \
-            f" (got {given!r})"
-        lines.append(f"{source}: {loc + ': ' if loc else ''}{msg}{shown}")
-    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        shown_value = "" if err["type"] in ("missing",) or isinstance(given, (dict, list)) \
+            else f" (got {shown(given)})"
+        lines.append(f"{source}: {shown(loc, 120)[1:-1] + ': ' if loc else ''}"
+                     f"{shown(msg, 400)[1:-1]}{shown_value}")
+    if len(errors) > most:
+        lines.append(f"... and {len(errors) - most} more")
+    head = lines[0] if len(lines) == 1 else f"{len(errors)} problems:\n  " + "\n  ".join(lines)
     return head
 
 
@@ -82,17 +150,32 @@ def with_values(assumptions: Assumptions, changes: dict[str, Any]) -> Assumption
     """A copy of ``assumptions`` with fields changed by dotted path, validated again.
 
     ``with_values(a, {"network.btc_price_usd": 60000})``
+
+    Raises
+    ------
+    InputError
+        ``assumptions`` is not a case, ``changes`` not a mapping of field paths, a path
+        names no field, or the changed case breaks a rule.
     """
+    if not isinstance(assumptions, Assumptions):
+        raise InputError(f"with_values: assumptions must be a case, got {shown(assumptions)}")
+    if not isinstance(changes, Mapping):
+        raise InputError(f"with_values: changes must be a mapping of field path -> value, "
+                         f"got {shown(changes)}")
     data = assumptions.model_dump()
     for path, value in changes.items():
+        if not isinstance(path, str) or not path:
+            raise InputError(f"with_values: {shown(path)} is not a field path (such as "
+                             "'network.btc_price_usd')")
         node = data
         *parents, leaf = path.split(".")
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise InputError(f"{path}: no such input (unknown section {part!r})")
+                raise InputError(f"{shown_name(path)}: no such input (unknown section "
+                                 f"{shown(part)})")
             node = node[part]
         if leaf not in node:
-            raise InputError(f"{path}: no such input")
+            raise InputError(f"{shown_name(path)}: no such input")
         node[leaf] = value
     out = parse_assumptions(data, source="<changed case>")
     out._source = getattr(assumptions, "_source", None)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from typing import Annotated
 
+from finmodel.inputs.rules import FIRST_YEAR, LAST_YEAR, cross_field_problem
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,7 +23,9 @@ from pydantic import (
 
 def _check_month(v: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
-        raise ValueError(f"expected a month as 'YYYY-MM' (for example '2026-01'), got {v!r}")
+        raise ValueError("expected a month as 'YYYY-MM' (for example '2026-01')")
+    if not FIRST_YEAR <= int(v[:4]) <= LAST_YEAR:
+        raise ValueError(f"expected a month from {FIRST_YEAR}-01 to {LAST_YEAR}-12")
     return v
 
 
@@ -623,24 +626,10 @@ class Assumptions(_Section):
                     f"{section}.{name}: has {len(path)} values; expected one per model year, "
                     f"at least case.horizon_years = {years}"
                 )
-        draw = self.site.mining_it_mw * self.power.pue
-        if draw > self.site.interconnect_mw * (1 + 1e-12):
-            raise ValueError(
-                f"site.mining_it_mw: {self.site.mining_it_mw:g} MW x power.pue "
-                f"{self.power.pue:g} = {draw:g} MW of grid draw exceeds site.interconnect_mw "
-                f"= {self.site.interconnect_mw:g} MW"
-            )
-        if self.power.contract_mw > self.site.interconnect_mw * (1 + 1e-12):
-            raise ValueError(
-                f"power.contract_mw: {self.power.contract_mw:g} MW exceeds "
-                f"site.interconnect_mw = {self.site.interconnect_mw:g} MW"
-            )
         self._check_strategies()
-        v = self.valuation
-        if v.terminal_method == "perpetuity_growth" and \
-                v.terminal_growth_rate >= self.case.discount_rate:
-            raise ValueError(f"valuation.terminal_growth_rate: {v.terminal_growth_rate:g} must "
-                             f"be below case.discount_rate = {self.case.discount_rate:g}")
+        problem = cross_field_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def _check_strategies(self) -> None:
@@ -665,39 +654,9 @@ class Assumptions(_Section):
                 for field in ("lease_rate_usd_per_kw_month", "term_years"):
                     if getattr(self.hosting, field) is None:
                         raise ValueError(f"hosting.{field}: required by the lease of {where}")
-            start = month_date(spec.conversion_start_month)
-            if start < self.case.start_date:
-                raise ValueError(f"{where}.conversion_start_month: "
-                                 f"{spec.conversion_start_month} is before case.start_month "
-                                 f"{self.case.start_month}")
-            ai_mw = self.ai_it_mw(name)
-            if ai_mw <= 0:
-                raise ValueError(f"{where}: the site has no MW left to convert")
-            draw = ai_mw * self.hosting.pue
-            kept = spec.mining_it_mw or 0.0
-            if draw + kept * self.power.pue > self.site.interconnect_mw * (1 + 1e-9):
-                parts = f"ai_it_mw {ai_mw:g} MW x hosting.pue {self.hosting.pue:g}"
-                if kept:
-                    parts += f" + mining_it_mw {kept:g} MW x power.pue {self.power.pue:g}"
-                raise ValueError(
-                    f"{where}: {parts} = {draw + kept * self.power.pue:g} MW of grid draw "
-                    f"oversubscribes site.interconnect_mw = {self.site.interconnect_mw:g} MW")
             if spec.kind == "ai_hosting" and spec.mining_it_mw is not None:
                 raise ValueError(f"{where}.mining_it_mw: an 'ai_hosting' strategy keeps no "
                                  "mining; use kind = 'hybrid'")
-            debt = self.financing.debt if self.financing is not None else None
-            if debt is not None and spec.product == "lease" and \
-                    debt.tenor_years > self.hosting.term_years:
-                raise ValueError(f"financing.debt.tenor_years: {debt.tenor_years:g} years is "
-                                 f"longer than the lease of {where} (hosting.term_years = "
-                                 f"{self.hosting.term_years:g})")
-            first_ready = _add_months(start, min(self.hosting.phase_ready_months))
-            rent = self.hosting.rent_start_month
-            if rent is not None and month_date(rent) < first_ready:
-                raise ValueError(
-                    f"hosting.rent_start_month: {rent} is before the conversion of "
-                    f"{where} delivers its first phase ({first_ready:%Y-%m}): a lease cannot "
-                    "start before its conversion ends")
 
     def ai_it_mw(self, strategy: str) -> float:
         """Critical IT MW a strategy converts ('ai_hosting': all the site can give)."""
@@ -718,11 +677,6 @@ class Assumptions(_Section):
             return min(spec.mining_it_mw, self.site.mining_it_mw)
         spare = self.site.interconnect_mw - self.ai_it_mw(strategy) * self.hosting.pue
         return max(0.0, min(self.site.mining_it_mw, spare / self.power.pue))
-
-
-def _add_months(day: dt.date, months: int) -> dt.date:
-    k = day.month - 1 + months
-    return dt.date(day.year + k // 12, k % 12 + 1, 1)
 
 
 def _one_of(model: BaseModel, a: str, b: str) -> None:

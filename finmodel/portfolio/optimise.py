@@ -81,7 +81,7 @@ class Problem:
         a_eq = np.c_[self.site_rows, np.zeros(self.site_rows.shape[0])]
         b_eq = np.ones(self.site_rows.shape[0])
         lo = np.zeros(self.n + 1)
-        hi = np.r_[np.ones(self.n), max_funding / UNIT]
+        hi = np.r_[self.options.allowed.astype(float), max_funding / UNIT]
         return a_ub, b_ub, a_eq, b_eq, lo, hi
 
 
@@ -135,7 +135,7 @@ def undominated(p: Problem) -> np.ndarray:
     """Options no other option of the same site beats on every count (NPV, capex in every
     budgeted year, cumulative cash in every month); of identical options the first. The
     MILP's optimum never needs the others, so leaving them out keeps it exact."""
-    keep = np.ones(p.n, dtype=bool)
+    keep = p.options.allowed.copy()
     cash = p.cum_cash.T
     for site in p.options.sites:
         idx = np.flatnonzero(p.options.site == site)
@@ -269,8 +269,8 @@ def least_infeasible(p: Problem, time_limit: float = 60.0) -> Solution:
     res = milp(c, constraints=[LinearConstraint(a_eq, b_eq, b_eq),
                                LinearConstraint(a_ub, -np.inf, b_ub)],
                integrality=np.r_[np.ones(p.n), np.zeros(ny + 3)],
-               bounds=Bounds(np.zeros(p.n + ny + 3), np.r_[np.ones(p.n),
-                                                          np.full(ny + 3, np.inf)]),
+               bounds=Bounds(np.zeros(p.n + ny + 3),
+                             np.r_[p.options.allowed.astype(float), np.full(ny + 3, np.inf)]),
                options={"time_limit": time_limit})
     if res.x is None:
         raise SolverError(f"the least-infeasible plan did not solve ({res.message})")
@@ -287,25 +287,25 @@ def least_infeasible(p: Problem, time_limit: float = 60.0) -> Solution:
 
 
 def greedy(p: Problem) -> Solution:
-    """Rank conversions by value of converting per dollar of capex and take them in that
-    order while every budgeted year holds and the new money needed stays within the limit
-    (or, when the starting plan already needs more, does not grow). Each site starts at its
-    best option without capex."""
+    """Rank options by NPV gained per extra dollar of capex and take them in that order
+    while every budgeted year holds and the new money needed stays within the limit (or,
+    when the starting plan already needs more, does not grow). Each site starts at its
+    allowed option with the least capex (keep mining, where allowed)."""
     opts = p.options
     total_capex = opts.capex_usd.sum(axis=1)
     choice: dict[str, int] = {}
-    for i, s in enumerate(opts.site):
-        if total_capex[i] <= 0 and (s not in choice or p.npv[i] > p.npv[choice[s]]):
+    for i, s in enumerate(opts.site):  # the allowed option with the least capex, best NPV
+        if opts.allowed[i] and (s not in choice or (total_capex[i], -p.npv[i]) <
+                                (total_capex[choice[s]], -p.npv[choice[s]])):
             choice[s] = i
-    if len(choice) < len(opts.sites):
-        raise SolverError("greedy: a site has no option without capex to start from")
     gain = np.array([p.npv[i] - p.npv[choice[s]] for i, s in enumerate(opts.site)])
-    ratio = np.where(total_capex > 0, gain / np.maximum(total_capex, 1.0), -np.inf)
+    extra = total_capex - np.array([total_capex[choice[s]] for s in opts.site])
+    ratio = np.where(extra > 0, gain / np.maximum(extra, 1.0), -np.inf)
     need = _need(p, choice)
     upgraded: set[str] = set()
     for i in np.argsort(-ratio, kind="stable"):
         s = opts.site[i]
-        if not np.isfinite(ratio[i]) or gain[i] <= 0 or s in upgraded:
+        if not opts.allowed[i] or not np.isfinite(ratio[i]) or gain[i] <= 0 or s in upgraded:
             continue
         trial = {**choice, s: int(i)}
         if not _within_budget(p, trial):

@@ -33,6 +33,7 @@ class Options:
     cash_usd: np.ndarray  # (options, months): unlevered free cash flow without terminal value
     capex_usd: np.ndarray  # (options, months): capex counted against the budget (positive)
     periods: pd.PeriodIndex
+    allowed: np.ndarray  # may be chosen (keep mining is always evaluated, for "before")
 
     def __len__(self) -> int:
         return len(self.site)
@@ -70,7 +71,8 @@ class Options:
         idx = np.asarray(idx)
         return Options(self.site[idx], self.strategy[idx], self.start_month[idx],
                        self.npv_usd[idx], self.value_of_converting_usd[idx],
-                       self.cash_usd[idx], self.capex_usd[idx], self.periods)
+                       self.cash_usd[idx], self.capex_usd[idx], self.periods,
+                       self.allowed[idx])
 
 
 def site_inputs(a: Assumptions, strategies: list[str], start_months: list[str]
@@ -110,7 +112,7 @@ def evaluate_options(lp: LoadedPortfolio, *, lines: Mapping[str, np.ndarray] | N
     """
     scope = lp.spec.constraints.capex_scope
     cols: dict[str, list] = {k: [] for k in ("site", "strategy", "start", "npv", "vs", "cash",
-                                             "capex")}
+                                             "capex", "allowed")}
     periods = None
     for name, a in lp.cases.items():
         opts = lp.spec.options_of(name)
@@ -119,7 +121,8 @@ def evaluate_options(lp: LoadedPortfolio, *, lines: Mapping[str, np.ndarray] | N
                      breakevens=False)
         periods = result.timeline.periods
         ref = float(np.ravel(result.values[f"{MINING}.npv"])[0])
-        for s in opts.strategies:
+        listed = [MINING] + [s for s in opts.strategies if s != MINING]
+        for s in listed:
             converting = a.strategies[s].kind != MINING
             n = len(months) if converting else 1
             npv, cash, capex = option_rows(result, s, scope, len(months))
@@ -130,7 +133,8 @@ def evaluate_options(lp: LoadedPortfolio, *, lines: Mapping[str, np.ndarray] | N
             cols["vs"].append(npv[:n] - ref)
             cols["cash"].append(cash[:n])
             cols["capex"].append(capex[:n])
+            cols["allowed"] += [s in opts.strategies] * n
     return Options(np.array(cols["site"], dtype=object), np.array(cols["strategy"], dtype=object),
                    np.array(cols["start"], dtype=object), np.concatenate(cols["npv"]),
                    np.concatenate(cols["vs"]), np.vstack(cols["cash"]),
-                   np.vstack(cols["capex"]), periods)
+                   np.vstack(cols["capex"]), periods, np.array(cols["allowed"]))

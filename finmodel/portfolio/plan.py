@@ -169,12 +169,27 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "dilution_share": 1.0 - plan.portfolio.spec.company.shares_outstanding /
             v.per_share.shares,
         },
-        "options": int(len(opts)),
+        "options": options_json(opts),
     }
     if not sol.feasible:
         out["violations_usd"] = sol.violations
     out.update(plan.extra)
     return out
+
+
+def options_json(opts: Options) -> list[dict[str, Any]]:
+    """Every option: NPV, value of converting, capex by year, funding need (peak and month
+    by month, from its own cash flow)."""
+    cap = opts.capex_by_year()
+    need = opts.funding_need()
+    return [{"site": str(opts.site[i]), "strategy": str(opts.strategy[i]),
+             "start_month": opts.start_month[i] or None, "allowed": bool(opts.allowed[i]),
+             "npv_usd": float(opts.npv_usd[i]),
+             "value_of_converting_usd": float(opts.value_of_converting_usd[i]),
+             "capex_by_year_usd": {str(y): float(c) for y, c in cap.loc[i].items() if c},
+             "peak_funding_usd": float(need[i].max()),
+             "funding_need_by_month_usd": [float(x) for x in need[i]]}
+            for i in range(len(opts))]
 
 
 def _per_share_json(ps: PerShare) -> dict[str, float]:

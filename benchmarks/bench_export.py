@@ -1,0 +1,120 @@
+"""Workbook export against openpyxl writing the same formulas, and `finmodel run -o`.
+
+Run:  python benchmarks/bench_export.py [--repeat 5] [--before DIR]
+
+For the base case at 15 and 30 years: the export now, the export with XlsxWriter's own
+formula pass and cell-by-cell rendering (the code before issue 10, switched back in this
+process), and openpyxl writing the same formula cells without values (the baseline of the
+ratio). Runs are interleaved and the best of ``--repeat`` is kept. ``--before DIR`` (a
+checkout of an older finmodel) also times ``finmodel run assumptions/base.toml -o`` in a
+fresh process with that code beside this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import openpyxl
+
+import finmodel
+from finmodel.excel import formulas, workbook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def case(years: int, folder: Path) -> Path:
+    text = (ROOT / "assumptions" / "base.toml").read_text()
+    path = folder / f"base_{years}y.toml"
+    path.write_text(text.replace("horizon_years = 15", f"horizon_years = {years}"))
+    return path
+
+
+def formula_cells(path: Path) -> dict[str, list[tuple[int, int, str]]]:
+    wb = openpyxl.load_workbook(path)
+    return {ws.title: [(c.row, c.column, c.value) for row in ws.iter_rows() for c in row
+                       if isinstance(c.value, str) and c.value.startswith("=")]
+            for ws in wb.worksheets}
+
+
+def openpyxl_write(cells: dict[str, list[tuple[int, int, str]]], path: Path) -> None:
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for title, items in cells.items():
+        ws = wb.create_sheet(title)
+        for r, c, f in items:
+            ws.cell(row=r, column=c, value=f)
+    wb.save(path)
+
+
+def per_cell(self, line):
+    """The renderer before issue 10: every cell rendered from the expression tree."""
+    return [self.line_cell(t, line) for t in range(self.lay.n_periods)]
+
+
+def export_before(result, path: Path) -> None:
+    fast, cells = workbook._fast_formulas, formulas.FormulaWriter.line_cells
+    workbook._fast_formulas, formulas.FormulaWriter.line_cells = (lambda ws: ws), per_cell
+    try:
+        finmodel.export_excel(result, path)
+    finally:
+        workbook._fast_formulas, formulas.FormulaWriter.line_cells = fast, cells
+
+
+def cli_seconds(src: Path, toml: Path, out: Path) -> float:
+    # python -m puts the working folder first on the path: run from the source folder.
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "finmodel.cli", "run", str(toml), "-o", str(out)],
+                   env=env, cwd=src, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--before", type=Path, help="source folder of an older finmodel")
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print(f"{'case':>6} {'cells':>7} {'openpyxl':>9} {'before':>8} {'now':>8} "
+              f"{'now/openpyxl':>13} {'now/before':>11}")
+        for years in (15, 30):
+            result = finmodel.run(finmodel.load_assumptions(case(years, folder)))
+            out = folder / f"now_{years}.xlsx"
+            finmodel.export_excel(result, out)
+            cells = formula_cells(out)
+            n_cells = sum(len(v) for v in cells.values())
+            best = {"openpyxl": float("inf"), "before": float("inf"), "now": float("inf")}
+            for _ in range(args.repeat):  # interleaved, best of N
+                for what, fn in (("openpyxl", lambda: openpyxl_write(cells, folder / "o.xlsx")),
+                                 ("before", lambda: export_before(result, folder / "b.xlsx")),
+                                 ("now", lambda: finmodel.export_excel(result, out))):
+                    t = time.perf_counter()
+                    fn()
+                    best[what] = min(best[what], time.perf_counter() - t)
+            print(f"{years:>4} y {n_cells:>7} {best['openpyxl']:>9.3f} {best['before']:>8.3f} "
+                  f"{best['now']:>8.3f} {best['now'] / best['openpyxl']:>12.2f}x "
+                  f"{best['now'] / best['before']:>10.2f}x")
+
+        toml = ROOT / "assumptions" / "base.toml"
+        srcs = {"now": ROOT} | ({"before": args.before} if args.before else {})
+        wall = {k: float("inf") for k in srcs}
+        for _ in range(args.repeat):
+            for k, src in srcs.items():
+                wall[k] = min(wall[k], cli_seconds(src, toml, folder / "cli.xlsx"))
+        print("finmodel run assumptions/base.toml -o out.xlsx (fresh process, wall, best of "
+              f"{args.repeat}): " + ", ".join(f"{k} {v:.2f} s" for k, v in wall.items()))
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

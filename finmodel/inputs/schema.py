@@ -81,6 +81,28 @@ class NetworkSection(_Section):
     hashrate_path_eh_s: list[float] | None = _f(None, unit="EH/s", description="Network "
                                                 "hashrate by model year (instead of a start "
                                                 "and a growth rate)")
+    hashrate_model: Literal["growth", "endogenous"] = _f(
+        "growth", unit="choice", description="'growth': hashrate grows at "
+        "hashrate_growth_rate (or follows its path); 'endogenous': it grows at most at that "
+        "rate, slows as hashprice nears a reference fleet's cash cost and falls below it")
+    reference_efficiency_j_per_th: float | None = _f(None, unit="J/TH", description="Efficiency"
+                                                     " of the reference (marginal) fleet at "
+                                                     "the start (endogenous hashrate)",
+                                                     gt=0.0, le=500.0)
+    reference_efficiency_improvement_rate: float = _f(0.0, unit="rate", description="Annual "
+                                                      "fall in the reference fleet's J/TH",
+                                                      ge=0.0, lt=1.0)
+    reference_power_price_usd_per_mwh: float | None = _f(None, unit="USD/MWh", description=
+                                                         "All-in power price of the reference"
+                                                         " fleet (endogenous hashrate)",
+                                                         gt=0.0, le=1_000.0)
+    reference_power_escalator_rate: float = _f(0.0, unit="rate", description="Annual escalator"
+                                               " of the reference power price", gt=-1.0,
+                                               le=1.0)
+    hashrate_adjustment_speed: float = _f(0.1, unit="ratio", description="Monthly hashrate "
+                                          "growth factor = (hashprice / reference cash cost) "
+                                          "** speed, at most the growth rate's", ge=0.0,
+                                          le=5.0)
     btc_price_usd: float | None = _f(None, unit="USD/BTC", description="BTC price at the start"
                                      " (with btc_price_drift_rate)", gt=0.0)
     btc_price_drift_rate: float | None = _f(None, unit="rate", description="Annual drift of "
@@ -93,6 +115,13 @@ class NetworkSection(_Section):
         _one_of(self, "fee_btc_per_block", "fee_share_of_subsidy")
         _start_or_path(self, "hashrate_eh_s", "hashrate_growth_rate", "hashrate_path_eh_s")
         _start_or_path(self, "btc_price_usd", "btc_price_drift_rate", "btc_price_path_usd")
+        if self.hashrate_model == "endogenous":
+            for f in ("hashrate_eh_s", "hashrate_growth_rate", "reference_efficiency_j_per_th",
+                      "reference_power_price_usd_per_mwh"):
+                if getattr(self, f) is None:
+                    raise ValueError(f"{f}: required by hashrate_model = 'endogenous' (a start"
+                                     " hashrate, its largest growth rate, and the reference "
+                                     "fleet's efficiency and power price)")
         return self
 
 

@@ -23,9 +23,12 @@ def base():
 
 @pytest.fixture(scope="module")
 def greenfield(base):
-    """The base site as issue 8 found it: the fleet and infrastructure bought at the start."""
+    """The base site as issue 8 found it: the fleet and infrastructure bought at the start,
+    network hashrate growing 15 %/yr whatever the economics."""
     return finmodel.run(finmodel.with_values(base, {"mining.fleet_owned": False,
-                                                    "mining.fleet_age_years": 0.0}),
+                                                    "mining.fleet_age_years": 0.0,
+                                                    "network.hashrate_model": "growth",
+                                                    "network.hashrate_growth_rate": 0.15}),
                         breakevens=False)
 
 

@@ -1,20 +1,20 @@
 """Workbook export against openpyxl writing the same formulas, and `finmodel run -o`.
 
-Run:  python benchmarks/bench_export.py [--repeat 5] [--before DIR]
+Run:  python benchmarks/bench_export.py [--repeat 5] [--before DIR] [--libreoffice]
 
 For the base case at 15 and 30 years: the export now, the export with XlsxWriter's own
 formula pass and cell-by-cell rendering (the code before issue 10, switched back in this
 process), and openpyxl writing the same formula cells without values (the baseline of the
 ratio). Runs are interleaved and the best of ``--repeat`` is kept. ``--before DIR`` (a
 checkout of an older finmodel) also times ``finmodel run assumptions/base.toml -o`` in a
-fresh process with that code beside this one.
+fresh process with that code beside this one. ``--libreoffice`` times LibreOffice
+recalculating the 15- and 30-year workbooks (each code's, with ``--before``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,9 +24,8 @@ from pathlib import Path
 import openpyxl
 
 import finmodel
+from common import ROOT, machine
 from finmodel.excel import formulas, workbook
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def case(years: int, folder: Path) -> Path:
@@ -67,6 +66,39 @@ def export_before(result, path: Path) -> None:
         workbook._fast_formulas, formulas.FormulaWriter.line_cells = fast, cells
 
 
+EXPORT = """
+import sys, finmodel
+finmodel.export_excel(finmodel.run(finmodel.load_assumptions(sys.argv[1])), sys.argv[2])
+"""
+
+
+def export_with(src: Path, toml: Path, out: Path) -> Path:
+    """Export ``toml`` with the finmodel in ``src``, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    subprocess.run([sys.executable, "-c", EXPORT, str(toml), str(out)], env=env, cwd=src,
+                   check=True, capture_output=True)
+    return out
+
+
+def libreoffice_table(folder: Path, srcs: dict[str, Path], repeat: int) -> None:
+    """LibreOffice: open, recalculate and save the 15- and 30-year workbooks."""
+    from finmodel.excel.libreoffice import recalculate
+
+    books = {(k, y): export_with(src, case(y, folder), folder / f"lo_{k}_{y}.xlsx")
+             for k, src in srcs.items() for y in (15, 30)}
+    best = {key: float("inf") for key in books}
+    for _ in range(repeat):
+        for key, path in books.items():
+            t = time.perf_counter()
+            recalculate(path, folder / "lo_out")
+            best[key] = min(best[key], time.perf_counter() - t)
+    print("LibreOffice recalculation (open, recalculate, save; best of "
+          f"{repeat}):")
+    for k in srcs:
+        print(f"  {k:>6}: 15 y {best[k, 15]:.2f} s, 30 y {best[k, 30]:.2f} s, "
+              f"30 y / 15 y {best[k, 30] / best[k, 15]:.2f}x")
+
+
 def cli_seconds(src: Path, toml: Path, out: Path) -> float:
     # python -m puts the working folder first on the path: run from the source folder.
     env = {**os.environ, "PYTHONPATH": str(src)}
@@ -80,9 +112,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--before", type=Path, help="source folder of an older finmodel")
+    ap.add_argument("--libreoffice", action="store_true",
+                    help="also time LibreOffice recalculating the 15- and 30-year workbooks")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+    print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"{'case':>6} {'cells':>7} {'openpyxl':>9} {'before':>8} {'now':>8} "
@@ -113,6 +146,8 @@ def main() -> None:
                 wall[k] = min(wall[k], cli_seconds(src, toml, folder / "cli.xlsx"))
         print("finmodel run assumptions/base.toml -o out.xlsx (fresh process, wall, best of "
               f"{args.repeat}): " + ", ".join(f"{k} {v:.2f} s" for k, v in wall.items()))
+        if args.libreoffice:
+            libreoffice_table(folder, srcs, max(1, args.repeat // 2))
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

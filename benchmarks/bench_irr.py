@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pyxirr
 
+from common import machine
 from finmodel.engine.solve import irr_periodic
 
 
@@ -55,10 +55,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--before", type=Path, help="source folder of an older finmodel")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"pyxirr {pyxirr.__version__ if hasattr(pyxirr, '__version__') else '?'}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(machine(f"numpy {np.__version__}", f"pyxirr {getattr(pyxirr, '__version__', '?')}"))
     guess = 0.01
     solvers = {"pyxirr loop": lambda c: pyxirr_loop(c, guess),
                "finmodel": lambda c: irr_periodic(c, guess=guess)}

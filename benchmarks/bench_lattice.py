@@ -1,11 +1,16 @@
 """The convertible lattice against QuantLib's BinomialCRRConvertibleEngine on the same
 bond (Bitdeer's Nov 2025 terms [V1], 6 years, soft call from year 3), by tree size.
 
-Run:  python benchmarks/bench_lattice.py
+Run:  python benchmarks/bench_lattice.py [--repeat 7] [--before DIR]
+
+finmodel's lattice and QuantLib's, interleaved, best of ``--repeat``; ``--before DIR`` (a
+checkout of an older finmodel) adds its lattice and the relative difference of prices.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -20,29 +25,49 @@ from tests.quantlib_oracle import build, quantlib_price  # noqa: E402
 SPOT, VOL, RATE, SPREAD = 13.94, 0.70, 0.04, 0.06
 
 
-def best_of(fn, repeat: int = 5) -> tuple[float, float]:
-    best, out = float("inf"), 0.0
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+def load_before(src: Path):
+    spec = importlib.util.spec_from_file_location(
+        "before_convertible", src / "finmodel" / "financing" / "convertible.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look themselves up there
+    spec.loader.exec_module(mod)
+    return mod.value_convertible
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--before", type=Path, help="source folder of an older finmodel")
+    args = ap.parse_args()
     bond, terms = build(0.04, 6, 0.275, SPOT, 3, 1.3, None)
+    kw = dict(spot=SPOT, volatility=VOL, risk_free_rate=RATE, credit_spread=SPREAD)
+    pricers = {"finmodel": lambda s: value_convertible(terms, steps=s, **kw).price,
+               "QuantLib": lambda s: quantlib_price(bond, spot=SPOT, vol=VOL, rate=RATE,
+                                                    spread=SPREAD, steps=s)}
+    if args.before:
+        old = load_before(args.before)
+        pricers["before"] = lambda s: old(terms, steps=s, **kw).price
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}")
-    print(f"{'steps':>6}{'finmodel s':>12}{'QuantLib s':>12}{'finmodel':>12}{'QuantLib':>12}"
-          f"{'diff':>10}")
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'steps':>6}" + "".join(f"{k + ' s':>14}" for k in pricers)
+          + f"{'finmodel/QL':>12}{'finmodel':>12}{'QuantLib':>12}{'diff':>10}"
+          + (f"{'vs before':>11}" if args.before else ""))
     for steps in (500, 1000, 2000, 5000):
-        t_f, p_f = best_of(lambda s=steps: value_convertible(
-            terms, spot=SPOT, volatility=VOL, risk_free_rate=RATE, credit_spread=SPREAD,
-            steps=s).price)
-        t_q, p_q = best_of(lambda s=steps: quantlib_price(
-            bond, spot=SPOT, vol=VOL, rate=RATE, spread=SPREAD, steps=s))
-        print(f"{steps:>6}{t_f:>12.4f}{t_q:>12.4f}{p_f:>12.4f}{p_q:>12.4f}"
-              f"{(p_f / p_q - 1) * 100:>9.4f}%")
+        best = {k: float("inf") for k in pricers}
+        price = {}
+        for _ in range(args.repeat):  # interleaved, best of N
+            for k, fn in pricers.items():
+                t = time.perf_counter()
+                price[k] = fn(steps)
+                best[k] = min(best[k], time.perf_counter() - t)
+        p_f, p_q = price["finmodel"], price["QuantLib"]
+        line = (f"{steps:>6}" + "".join(f"{best[k]:>14.4f}" for k in pricers)
+                + f"{best['finmodel'] / best['QuantLib']:>11.2f}x{p_f:>12.4f}{p_q:>12.4f}"
+                  f"{(p_f / p_q - 1) * 100:>9.4f}%")
+        if args.before:
+            line += f"{abs(p_f / price['before'] - 1):>11.1e}"
+        print(line)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

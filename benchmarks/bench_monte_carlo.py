@@ -1,12 +1,14 @@
 """Monte Carlo of the whole base case, and the vectorised IRR, against loops.
 
-Run:  python benchmarks/bench_monte_carlo.py [--scenarios 10000] [--loop 10000]
+Run:  python benchmarks/bench_monte_carlo.py [--scenarios 10000] [--loop 500]
 
 - 10,000 scenarios of assumptions/base.toml at 20 years monthly (240 months), every
   strategy (mining, ai_hosting, hybrid), NPV and IRR of each, from the case's
   [analysis.monte_carlo] (GBM BTC and hashrate paths, three sampled inputs, a copula):
   one call of finmodel.analysis.monte_carlo, against the same scenarios run one at a
-  time through finmodel.run in a loop.
+  time through finmodel.run in a loop (the first --loop of them, scaled), with BLAS pinned
+  to one thread (as shipped) and on its default threads, and against the floor: a plain
+  numpy ``a*b+c`` writing as many elements as the evaluator's lines, in chunk-sized arrays.
 - The IRR of the 10,000 ai_hosting cash-flow series: finmodel's vectorised IRR against
   pyxirr.irr and numpy_financial.irr called series by series.
 """
@@ -14,50 +16,84 @@ Run:  python benchmarks/bench_monte_carlo.py [--scenarios 10000] [--loop 10000]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import contextlib
 import resource
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import numpy_financial as npf
 import pyxirr
 
 import finmodel
-from finmodel.analysis.monte_carlo import Paths, monte_carlo
+from common import machine, monte_carlo_case
+from finmodel.analysis.monte_carlo import monte_carlo
+from finmodel.engine import evaluate as evaluate_module
+from finmodel.engine import solve as solve_module
 from finmodel.engine.solve import irr_periodic
 
-ROOT = Path(__file__).resolve().parents[1]
+PINNED = evaluate_module.one_blas_thread
+
+
+def floor_seconds(elements: int, shape: tuple[int, int], repeat: int = 5) -> float:
+    """A plain numpy ``a*b+c`` writing ``elements`` in arrays of ``shape``, best time."""
+    rng = np.random.default_rng(0)
+    x, y, z = (rng.random(shape) for _ in range(3))
+    k = max(1, round(elements / x.size))
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(k):
+            x * y + z
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def elements_written(a, kw, chunk: int) -> int:
+    """Elements of every line array the evaluator writes for one chunk."""
+    from finmodel.analysis import monte_carlo as mc_module
+    from finmodel.analysis.sensitivity import Scenarios
+    from finmodel.engine.evaluate import evaluate
+
+    sc = Scenarios.of(a)
+    lines = mc_module.path_lines(sc, kw["paths"], kw["seed"], 0, chunk)
+    names = [x.name for x in sc.model.metrics() if not x.solved
+             and x.metric in ("npv_usd", "project_irr")]
+    out = evaluate(sc.model, sc.timeline, sc.scalars, sc.paths, lines, only=names)
+    return sum(v.size for v in out.values())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenarios", type=int, default=10_000)
-    ap.add_argument("--loop", type=int, default=10_000, help="single runs in the baseline")
+    ap.add_argument("--loop", type=int, default=500, help="single runs timed for the "
+                    "baseline (scaled to --scenarios)")
     args = ap.parse_args()
     n = args.scenarios
-    a = finmodel.with_values(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"),
-                             {"case.horizon_years": 20})
-    spec = a.analysis.monte_carlo
-    kw = dict(distributions=spec.distributions,
-              correlations={(c.a, c.b): c.rho for c in spec.correlations},
-              paths=Paths(spec.btc_price_volatility, spec.hashrate_volatility,
-                          spec.path_correlation), seed=spec.seed)
+    a, kw = monte_carlo_case()
     monte_carlo(a, 200, executor=None, **kw)  # warm-up: imports, caches
-    times = []
+    # BLAS pinned to one thread (as shipped) and left to its default threads, interleaved.
+    free = {"pinned": float("inf"), "default": float("inf")}
     for _ in range(3):
-        t = time.perf_counter()
-        mc = monte_carlo(a, n, **kw)
-        times.append(time.perf_counter() - t)
-    t_vec = min(times)
+        for what in free:
+            if what == "default":
+                evaluate_module.one_blas_thread = contextlib.nullcontext
+                solve_module.one_blas_thread = contextlib.nullcontext
+            t = time.perf_counter()
+            monte_carlo(a, n, executor=None, **kw)
+            free[what] = min(free[what], time.perf_counter() - t)
+            evaluate_module.one_blas_thread = solve_module.one_blas_thread = PINNED
+    t_vec = free["pinned"]
     tracemalloc.start()
     monte_carlo(a, n, **kw)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    chunk = 600
+    elements = elements_written(a, kw, chunk) * -(-n // chunk)
+    t_floor = floor_seconds(elements, (chunk, 240))
 
-    # The same scenarios, one finmodel.run each.
+    # The same scenarios, one finmodel.run each (the first --loop of them, scaled).
+    mc = monte_carlo(a, min(args.loop, n), executor=None, keep_lines=True, **kw)
     m = min(args.loop, n)
     lines = mc.extra["lines"]
     t = time.perf_counter()
@@ -72,8 +108,9 @@ def main() -> None:
                        rtol=1e-9)
 
     # IRR: the ai_hosting cash flows of every scenario.
+    mc = monte_carlo(a, n, executor=None, keep_lines=True, **kw)
     r = finmodel.run(a, inputs={p: mc.inputs[p].to_numpy() for p in mc.inputs.columns},
-                     lines=lines, breakevens=False)
+                     lines=mc.extra["lines"], breakevens=False)
     flows = np.broadcast_to(r.values["ai_hosting.unlevered_fcf_usd"], (n, 240)).copy()
     t = time.perf_counter()
     ours = irr_periodic(flows)
@@ -91,8 +128,7 @@ def main() -> None:
         (np.abs(ref_npf - ref[:k_npf]) < 1e-6)
     agree_npf = np.abs(ours[:k_npf][npf_both] - ref_npf[npf_both]).max()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, numpy {np.__version__}")
+    print(machine(f"numpy {np.__version__}"))
     print(f"case: base.toml at 20 years (240 months), {len(r.model.lines)} lines, "
           f"3 strategies, NPV and IRR of each\n")
     print(f"{'what':<58}{'seconds':>10}")
@@ -100,6 +136,11 @@ def main() -> None:
     loop_label = f"{n:,} single runs in a loop" + ("" if m == n else f" ({m:,} timed, scaled)")
     print(f"{loop_label:<58}{t_loop:>10.1f}")
     print(f"{'speed-up':<58}{t_loop / t_vec:>9.0f}x   (same NPVs: {same})")
+    print(f"{'the same call, BLAS on its default threads (best of 3)':<58}"
+          f"{free['default']:>10.2f}   ({free['default'] / t_vec:.2f}x pinned)")
+    print(f"{f'floor: numpy a*b+c writing the same {elements / 1e6:,.0f} M elements':<58}"
+          f"{t_floor:>10.2f}")
+    print(f"{'Monte Carlo call / floor':<58}{t_vec / t_floor:>9.1f}x")
     print(f"{'peak memory traced in the Monte Carlo call':<58}"
           f"{peak / 2**20:>7.0f} MiB")
     print(f"{'process peak resident memory':<58}"

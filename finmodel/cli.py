@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "hosting, or split: a live cash-flow model of a powered site.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a case: print the summary, write a workbook and JSON")
-    r.add_argument("case", help="case file (TOML), for example assumptions/base.toml")
+    r.add_argument("case", help="case file (TOML), for example assumptions/base.toml, or "
+                   "a workbook finmodel wrote (.xlsx), edited on its Inputs sheet")
     r.add_argument("-o", "--output", help="workbook to write (.xlsx)")
     r.add_argument("--json", dest="json_path", help="summary JSON to write")
     r.set_defaults(func=_run)
@@ -129,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds the MILP may take before it reports its best plan and the "
                    "gap it has proven (default 60)")
     q.set_defaults(func=_portfolio)
+    m = sub.add_parser("import", help="read the Inputs sheet of an edited finmodel "
+                       "workbook back into a case file")
+    m.add_argument("book", help="a workbook written by finmodel (.xlsx), edited")
+    m.add_argument("-o", "--output", required=True, help="case file to write (.toml)")
+    m.set_defaults(func=_import)
     v = sub.add_parser("validate", help="check a case file and report every problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
@@ -153,7 +159,10 @@ def _run(args: argparse.Namespace) -> int:
     outputs = Outputs(inputs=[args.case])
     out = outputs.target(args.output, ".xlsx", "-o")
     js = outputs.target(args.json_path, ".json", "--json")
-    a = load_assumptions(args.case)
+    if Path(args.case).suffix.lower() == ".xlsx":
+        a = _read_book(Path(args.case))
+    else:
+        a = load_assumptions(args.case)
     result = run(a)
     t_run = time.perf_counter() - t0
     writers = []
@@ -288,6 +297,31 @@ def format_analysis(an) -> str:
 
 def _money(v: float) -> str:
     return f"{v / 1e6:,.1f}M" if math.isfinite(v) else "n/a"
+
+
+def _read_book(book: Path):
+    """The case of an edited workbook; prints what the analyst changed."""
+    from finmodel.inputs.workbook_import import read_workbook
+
+    a, changes = read_workbook(book)
+    say(f"{book}: {len(changes)} input(s) changed since export" + (":" if changes else ""))
+    for c in changes:
+        say(f"  {c.path}: {c.old!r} -> {c.new!r}")
+    return a
+
+
+def _import(args: argparse.Namespace) -> int:
+    from finmodel.inputs.workbook_import import case_toml
+
+    book = Path(args.book)
+    outputs = Outputs(inputs=[book])
+    target = outputs.target(args.output, ".toml", "-o")
+    a = _read_book(book)
+    text = case_toml(a, f"Imported by finmodel from {book.name} (its Inputs sheet); "
+                        "validated against the schema.")
+    outputs.commit([(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))])
+    say(f"wrote {target}")
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -127,6 +127,8 @@ def edited(tmp_path_factory, libreoffice):
         "debt": {("Financing", principal): 0.0},
         "sources": {("Financing", equity): 1.0},
         "stale": {inputs["network_btc_price_usd"]: 120_000.0},
+        # A pasted typo gets past the list validation; the bounds check catches it.
+        "typo": {defined_cell(src, "power_pricing"): "indexd"},
         "none": {},
     }
     paths = [write_cells(src, d / f"{k}.xlsx", v) for k, v in edits.items()]
@@ -154,6 +156,7 @@ def _flags(path) -> dict[str, float]:
     ("debt", {"hybrid.debt_repaid"}),
     ("sources", {"hybrid.sources_uses"}),
     ("stale", {"solved_current"}),
+    ("typo", {"bounds.power"}),
 ])
 def test_an_edited_workbook_turns_the_check_red(edited, edit, breaks):
     flags = _flags(edited[edit])

@@ -346,6 +346,31 @@ def test_line_templates_render_every_cell_as_cell_by_cell_rendering():
         lay.line_rows[ln.name] = ("Sheet" if i % 2 else "Other sheet", 7 + i)
     for i, x in enumerate(result.model.scalars):
         lay.scalar_cells[x.name] = ("Values", 7 + i, 2)
-    fw = FormulaWriter(lay)
+    fw = FormulaWriter(lay, result.model.lines)
     for ln in result.model.lines:
         assert fw.line_cells(ln) == [fw.line_cell(t, ln) for t in range(n)], ln.name
+
+
+def test_formulas_grow_linearly_with_the_horizon(tmp_path):
+    # Running sums, not prefix sums; Annual over each year's own months. The values are
+    # LibreOffice's (test_libreoffice_recalculation_reproduces_every_line_and_metric).
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    path = finmodel.export_excel(finmodel.run(a, breakevens=False), tmp_path / "b.xlsx")
+    wb = openpyxl.load_workbook(path)
+    rows = {(ws.title, row[3].value): row for ws in wb.worksheets for row in ws.iter_rows()
+            if len(row) > FIRST_COL and isinstance(row[3].value, str)}
+    cum = rows["Cash Flow", "mining.cumulative_fcf_usd"]
+    fcf = rows["Cash Flow", "mining.unlevered_fcf_usd"]
+    # Previous month's running sum + this month's cash flow.
+    assert cum[FIRST_COL + 1].value == f"={cum[FIRST_COL].coordinate}+" \
+        f"{fcf[FIRST_COL + 1].coordinate}"
+    for name in ("mining.cumulative_fcf_usd", "mining.paid_back"):
+        assert not any("SUM(" in c.value for c in rows["Cash Flow", name][FIRST_COL:]), name
+    annual = [c.value for c in rows["Annual", "network.blocks"][FIRST_COL:] if c.value]
+    blocks = rows["Network", "network.blocks"]
+    # 2026 (the case starts in January) is the first twelve months of blocks mined.
+    assert annual[0] == f"=SUM('Network'!{blocks[FIRST_COL].coordinate}:" \
+        f"{blocks[FIRST_COL + 11].coordinate})"
+    every = [c.value for row in wb["Annual"].iter_rows() for c in row
+             if isinstance(c.value, str) and c.value.startswith("=")]
+    assert not any("SUMIF(" in f or "MATCH(" in f for f in every)

@@ -127,8 +127,8 @@ def test_s_curve_draws_the_whole_phase_slowly_at_the_ends():
     m = Model()
     from finmodel.engine.expr import time
 
-    m.line("d", draw_fraction("s_curve", time("index") - 2, Input("n")), "", "", "S")
-    d = evaluate(m, tl, {"n": 10.0})["d"][0]
+    m.line("d", draw_fraction(time("index") - 2, Input("n")), "", "", "S")
+    d = evaluate(m, tl, {"n": 10.0, "conversion_draw_curve": 1.0})["d"][0]  # 1: s_curve
     assert d.sum() == pytest.approx(1.0)
     assert np.count_nonzero(d) == 10 and d[2] < d[6] and d[11] < d[7]
     assert d[2:12] == pytest.approx(d[2:12][::-1])  # symmetric

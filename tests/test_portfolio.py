@@ -154,6 +154,47 @@ def test_binding_budget_changes_choice_and_shadow_price_matches_resolve(four):
     assert any(c.shadow_price > 0.01 for c in s_tight.constraints)
 
 
+@pytest.mark.parametrize("min_cash, max_new", [(250e6, 900e6), (100e6, 400e6), (150e6, 600e6)])
+def test_lazy_cash_floor_equals_full_formulation(four, monkeypatch, min_cash, max_new):
+    """The MILP with the cash floor added month by month gives the plan and value of the
+    MILP with all 180 months at once, on constraints where the floor binds."""
+    import finmodel.portfolio.optimise as opt
+
+    lp, options = four
+    loaded = parse_portfolio(small(min_cash_usd=min_cash, max_new_funding_usd=max_new),
+                             folder=ASSUMPTIONS)
+    p = build_problem(loaded.spec, options, company_flows(loaded.spec, lp.start_month,
+                                                          lp.months))
+    full = solve(p, exact_gains=False, lazy=False)
+    sizes = []
+    restricted = opt._restricted
+    monkeypatch.setattr(opt, "_restricted", lambda p, months, *a, **k: (
+        sizes.append(None if months is None else len(months)), restricted(p, months, *a, **k))[1])
+    lazy = solve(p, exact_gains=False)
+    assert full.feasible and lazy.feasible and full.optimal and lazy.optimal
+    assert sorted(lazy.choice) == sorted(full.choice)
+    assert lazy.objective_usd == pytest.approx(full.objective_usd, rel=1e-9)
+    assert lazy.funding_usd == pytest.approx(full.funding_usd, rel=1e-6, abs=1.0)
+    assert all(n is not None and n < len(p.cash_floor) for n in sizes)
+    # the floor binds: the lowest month of the plan sits on it
+    cash = next(c for c in lazy.constraints if c.name == "min_cash")
+    assert cash.binding and cash.used_usd == pytest.approx(min_cash, abs=1e3)
+    # and it matters: without the floor the plan would be another one
+    free = solve(build_problem(parse_portfolio(small(min_cash_usd=0.0, max_new_funding_usd=5e9),
+                                               folder=ASSUMPTIONS).spec, options,
+                               company_flows(loaded.spec, lp.start_month, lp.months)),
+                 exact_gains=False)
+    assert free.objective_usd > lazy.objective_usd
+
+
+def test_highs_prints_nothing_when_infeasible(capfd):
+    """HiGHS writes to the process's stdout (not Python's) in infeasible cases: silenced."""
+    lp = parse_portfolio(small(min_cash_usd=900e6, max_new_funding_usd=0.0), folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert not plan.solution.feasible
+    assert capfd.readouterr().out == ""
+
+
 def test_per_share_value_by_hand():
     """Two existing notes (one converts, one is repaid with a coupon) and an equity raise.
 
@@ -187,6 +228,13 @@ def test_per_share_value_by_hand():
     assert ps.shares == pytest.approx(224_347_202.30, abs=0.01)
     assert ps.value_per_share_usd == pytest.approx(1_600_942_148.76 / 224_347_202.30,
                                                    rel=1e-10)
+    assert ps.share_value_usd == ps.value_per_share_usd
+    # Sites worth -$2B: equity NPV 1,600,942,148.76 - 3e9 = -1,399,057,851.24 over the same
+    # shares; limited liability floors the share's value at zero.
+    deep = per_share(lp.spec, cf, -2e9, 200e6)
+    assert deep.value_per_share_usd == pytest.approx(-1_399_057_851.24 / 224_347_202.30,
+                                                     rel=1e-10)
+    assert deep.share_value_usd == 0.0
 
 
 def test_company_view_rolls_cash_forward(four):
@@ -284,6 +332,42 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
 
     msg = infeasible_message(plan)
     assert "no plan satisfies the constraints" in msg and "capex_budget 2026 by" in msg
+
+
+def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
+    """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
+    a path relative to the plan; if any output fails, no file at all is left behind."""
+    import openpyxl
+
+    import finmodel.excel.portfolio_sheets as sheets
+
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(small()).replace(
+        'base_case = "bitdeer_hybrid.toml"',
+        f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
+    out.parent.mkdir()
+    folder.mkdir()
+    args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
+            "--site-workbooks", str(folder)]
+    real = sheets.export_plan
+    monkeypatch.setattr(sheets, "export_plan", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(28, "No space left on device")))
+    assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    monkeypatch.setattr(sheets, "export_plan", real)
+    assert main(args) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
+    ws = openpyxl.load_workbook(out)["Sites"]
+    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
+    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
+             for c in row if c.hyperlink}
+    assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
+    for target in links:
+        site = openpyxl.load_workbook(out.parent / target, read_only=True)
+        assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
+        site.close()
 
 
 def _toml(data: dict) -> str:
@@ -396,6 +480,8 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
                       ("diluted_shares", ps.shares),
                       ("value_per_share_usd", ps.value_per_share_usd),
                       ("value_per_share_before_usd", ps0.value_per_share_usd),
+                      ("share_value_usd", ps.share_value_usd),
+                      ("share_value_before_usd", ps0.share_value_usd),
                       ("lowest_balance_usd", v.balance_usd.min()),
                       ("peak_funding_gap_usd", v.funding_gap_usd.max())):
         _close([company[key][0]], [want])

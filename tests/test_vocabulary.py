@@ -35,9 +35,10 @@ from finmodel.engine.expr import (
     total,
     where,
 )
+from finmodel.excel.formulas import FormulaWriter, Layout
 from finmodel.excel.libreoffice import recalculate
 from finmodel.inputs.load import numeric_inputs
-from finmodel.models.common import inp
+from finmodel.models.common import chosen, inp
 from finmodel.models.strategies import build_model
 from tests.conftest import PARITY, small
 from tests.test_excel import assert_parity, expected_values, read_model
@@ -57,6 +58,8 @@ def vocabulary_result() -> Result:
     m.line("v.minmax", minimum(maximum(idx - 5, 0), 20), "Min and max", "", S)
     m.line("v.logic", where((idx > 3) & ne(idx, 7) | eq(idx, 0), 1, 0), "And, or, <>", "", S)
     m.line("v.floor", floor(idx / 5), "Floor", "", S)
+    m.line("v.chosen", where(chosen("power.pricing", "fixed"), idx, -idx)
+           + chosen("power.pricing", "indexed"), "A choice input, by its word", "", S)
     m.line("v.dates", on_or_after(date(dt.date(2027, 3, 1))), "On or after a date", "flag", S)
     m.line("v.since", time("end") - inp("case.start_month"), "Days since start", "days", S)
     m.line("v.months", months_between(inp("case.start_month"), time("end")),
@@ -91,6 +94,10 @@ def test_every_vocabulary_node_recalculates_to_the_numpy_value(tmp_path, libreof
     # Spot checks by hand before the comparison with LibreOffice.
     assert v["v.path"][0, 11] == 60e3 and v["v.path"][0, 12] == 80e3
     assert v["v.neg_pow"][0, 5] == -0.25
+    assert v["v.chosen"][0, :3].tolist() == [0, 1, 2]  # pricing is 'fixed'
+    lay = Layout(4, 36, {"v.chosen": (S, 9)}, {}, {"index": 9})
+    assert FormulaWriter(lay).line_cell(1, r.model.nodes["v.chosen"]).startswith(
+        '=IF((power_pricing="fixed"),')
     assert v["v.dates"][0].tolist() == [0] * 14 + [1] * 22  # March 2027 is month 14
     assert np.isnan(v["v.na"][0]) and np.isnan(v["v.irr_none"][0])
     assert v["v.months"][0, :3].tolist() == [1, 2, 3]  # Jan 2026 ends on 1 Feb 2026

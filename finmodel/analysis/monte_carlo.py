@@ -166,7 +166,14 @@ def prepare_draws(sc: Scenarios, distributions: Mapping[str, Any] | None,
 
 @dataclass(frozen=True)
 class Paths:
-    """Stochastic monthly paths: annual volatilities, and the correlation of their shocks."""
+    """Stochastic monthly paths: annual volatilities, and the correlation of their shocks.
+
+    Raises
+    ------
+    InputError
+        A value that is not a number, a volatility outside 0 to 5, a correlation outside
+        -1 to 1.
+    """
 
     btc_price_volatility: float = 0.0
     hashrate_volatility: float = 0.0
@@ -303,6 +310,10 @@ def monte_carlo(a: Assumptions, n: int, *,
         worker processes costs ~0.8 s, more than they save below that), a local process
         pool above it; ``"processes"``; ``None`` (this process); or any
         ``concurrent.futures.Executor`` (a dask.distributed client's ``get_executor()``).
+        dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes each
+        chunk 2-2.6x slower (freed arrays go back to the system and are faulted in
+        again): remove that key from the ``distributed.nanny.pre-spawn-environ`` config
+        before starting a cluster (benchmarks/bench_dask.py shows how and what it costs).
     progress
         Called with (chunks done, chunks) after each chunk, for a progress bar.
     keep_lines

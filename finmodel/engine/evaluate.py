@@ -6,7 +6,6 @@ broadcast on use, so 10,000 scenarios of a model cost memory only where they dif
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from finmodel.conventions import to_serial
 from finmodel.engine.expr import (
     BinOp,
+    Chosen,
     Compare,
     Const,
     Cumulative,
@@ -30,7 +30,7 @@ from finmodel.engine.expr import (
     TimeRow,
 )
 from finmodel.engine.graph import Line, Model, Node, Scalar
-from finmodel.engine.solve import irr_periodic
+from finmodel.engine.solve import irr_periodic, one_blas_thread
 from finmodel.engine.timeline import Timeline
 from finmodel.errors import ModelError
 
@@ -73,21 +73,6 @@ def evaluate(
         return ev.run(model.plan(only))
 
 
-@functools.lru_cache(maxsize=1)
-def _threadpools():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """A context in which BLAS (numpy's matrix products) runs on one thread.
-
-    The evaluator's products are small and Monte Carlo runs one chunk per core: BLAS's
-    own threads only oversubscribe the cores (measured on 2 busy cores: 10,000 scenarios
-    took 1.8-2x as long with BLAS's default threads).
-    """
-    return _threadpools().limit(limits=1, user_api="blas")
 
 
 class _Evaluator:
@@ -219,6 +204,11 @@ class _Evaluator:
                 return self.inputs[e.name]
             except KeyError:
                 raise ModelError(f"input {e.name!r} has no value") from None
+        if isinstance(e, Chosen):
+            try:
+                return (self.inputs[e.name] == e.code).astype(float)
+            except KeyError:
+                raise ModelError(f"input {e.name!r} has no value") from None
         if isinstance(e, Func):
             args = [self.eval(a, t) for a in e.args]
             if e.name == "floor":
@@ -340,7 +330,12 @@ def _apply(ufunc, a: np.ndarray, a_fresh: bool, b: np.ndarray, b_fresh: bool) ->
     """``ufunc(a, b)``, written into a fresh float operand of the result's shape if any:
     one array less to allocate and fill per operation."""
     a, b = _float(a), _float(b)
-    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    if a.shape == b.shape:
+        shape = a.shape
+    elif a.ndim == b.ndim == 2:  # the evaluator's arrays: cheaper than broadcast_shapes
+        shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
+    else:
+        shape = np.broadcast_shapes(a.shape, b.shape)
     if a_fresh and a.shape == shape and a.dtype == float:
         return ufunc(a, b, out=a)
     if b_fresh and b.shape == shape and b.dtype == float:

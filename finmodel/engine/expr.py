@@ -183,6 +183,17 @@ class Func(Expr):
     args: tuple[Expr, ...]
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class Chosen(Expr):
+    """1 where the choice input ``name`` holds ``value``, else 0. numpy sees the choice as
+    its ``code`` (the value's position among the allowed ones); Excel compares the text
+    (``name="value"``), so the choice stays a readable, live word on the Inputs sheet."""
+
+    name: str
+    value: str
+    code: float
+
+
 TIME_ROWS = ("start", "end", "days", "index", "year", "model_year")
 
 

@@ -11,6 +11,24 @@ from collections.abc import Callable
 
 import numpy as np
 
+
+@functools.lru_cache(maxsize=1)
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which BLAS (numpy's matrix products) runs on one thread.
+
+    The IRR scan's products are small and Monte Carlo runs one chunk per core: BLAS's own
+    threads only oversubscribe the cores (benchmarks/README.md: bench_monte_carlo.py
+    measures a run with them and without).
+    """
+    return _threadpools().limit(limits=1, user_api="blas")
+
+
 def _npv0(values: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """sum(c_i / (1 + r) ** i), i from 0 (Excel IRR's own convention), row by row."""
     i = np.arange(values.shape[1])
@@ -55,7 +73,8 @@ def irr_periodic(values: np.ndarray, *, guess: float = 0.01, tol: float = 1e-13,
     """
     c = np.atleast_2d(np.asarray(values, dtype=float))
     out = np.full(c.shape[0], np.nan)
-    lo, hi, f_lo, f_hi, count = _brackets(c, guess)
+    with one_blas_thread():
+        lo, hi, f_lo, f_hi, count = _brackets(c, guess)
     # A root on a grid rate (lo == hi) is that rate when it is the row's only one.
     on_grid = (count == 1) & (lo == hi)
     out[on_grid] = lo[on_grid]
@@ -185,21 +204,27 @@ def _brackets(c: np.ndarray, guess: float) -> tuple[np.ndarray, ...]:
     with np.errstate(over="ignore", invalid="ignore"):
         f = c @ disc  # (rows, rates): every row's NPV at every rate
     pos, neg = f > 0, f < 0
-    change = (pos[:, :-1] & neg[:, 1:]) | (neg[:, :-1] & pos[:, 1:])
-    # An NPV of exactly zero at a grid rate is a root, unless every flow is zero.
-    zero = (f == 0) & (pos.any(axis=1) | neg.any(axis=1))[:, None]
-    count = change.sum(axis=1) + zero.sum(axis=1)
-    dist = np.concatenate([np.where(change, np.abs(grid[:-1] - guess), np.inf),
-                           np.where(zero, np.abs(grid - guess), np.inf)], axis=1)
-    k = np.argmin(dist, axis=1)
+    # Candidates: the intervals where NPV changes sign, then the rates where it is exactly
+    # zero (a root on the grid; not when every flow is zero), nearest the guess first.
+    cand = (pos[:, :-1] & neg[:, 1:]) | (neg[:, :-1] & pos[:, 1:])
+    at_lo, at_hi = np.arange(grid.size - 1), np.arange(1, grid.size)
+    dist = np.abs(grid[:-1] - guess)
+    zero = f == 0
+    if zero.any():
+        zero &= (pos.any(axis=1) | neg.any(axis=1))[:, None]
+        cand = np.concatenate([cand, zero], axis=1)
+        at_lo = np.concatenate([at_lo, np.arange(grid.size)])
+        at_hi = np.concatenate([at_hi, np.arange(grid.size)])
+        dist = np.concatenate([dist, np.abs(grid - guess)])
+    order = np.argsort(dist, kind="stable")
+    nearest = order[cand[:, order].argmax(axis=1)]
+    count = cand.sum(axis=1)
+    rows = np.arange(c.shape[0])
     found = count > 0
-    m = grid.size - 1
-    at = np.where(k < m, k, k - m)  # index into grid
-    at_hi = np.where(k < m, np.minimum(at + 1, m), at)
-    rows = np.arange(len(k))
-    lo = np.where(found, grid[at], np.nan)
-    hi = np.where(found, grid[at_hi], np.nan)
-    return lo, hi, f[rows, at], f[rows, at_hi], count
+    i, j = at_lo[nearest], at_hi[nearest]
+    lo = np.where(found, grid[i], np.nan)
+    hi = np.where(found, grid[j], np.nan)
+    return lo, hi, f[rows, i], f[rows, j], count
 
 
 def sign_changes(values: np.ndarray) -> np.ndarray:

@@ -51,6 +51,11 @@ def master_flag_text(all_ok: bool) -> str:
     return "Checks: all pass" if all_ok else "Checks: FAILED, see the Checks sheet"
 
 
+def write_master_flag(ws: Any, row: int, col: int, fmt: Any, all_ok: bool) -> None:
+    """The master flag as a live text cell (a sheet's header)."""
+    ws.write_formula(row, col, master_flag_formula(), fmt, master_flag_text(all_ok))
+
+
 def stale_formula(otherwise: str = "") -> str:
     """A text formula beside a value solved in Python: a warning once any input changed."""
     other = otherwise.replace('"', '""')
@@ -113,10 +118,17 @@ def write_checks(wb: Any, ws: Any, st: Any, model: Model, lay: Layout, fw: Formu
     ws.freeze_panes(4, 0)
 
 
-def write_snapshot(ws: Any, cells: dict[tuple[int, int], Any]) -> None:
-    """The hidden copy of the Inputs block, cell for cell, as it was at export."""
+def write_snapshot(ws: Any, cells: dict[tuple[int, int], Any], case_json: str) -> None:
+    """The hidden copy of the Inputs block, cell for cell, as it was at export; column B
+    carries the case itself (JSON text, in chunks) for ``finmodel import``."""
+    from finmodel.inputs.workbook_import import MARKER
+
     ws.write_string(0, 0, "Inputs as exported (the values solved in Python are current "
                     "while the Inputs sheet equals this copy)")
+    ws.write_string(0, 1, MARKER)
+    chunk = 30_000  # under Excel's 32,767 characters a cell
+    for i in range(0, len(case_json), chunk):
+        ws.write_string(1 + i // chunk, 1, case_json[i:i + chunk])  # text, never a formula
     for (r, c), v in cells.items():
         if isinstance(v, str):
             ws.write_string(r, c, v)

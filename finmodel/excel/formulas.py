@@ -15,6 +15,7 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from finmodel.engine.expr import (
     BinOp,
+    Chosen,
     Compare,
     Const,
     Cumulative,
@@ -156,6 +157,8 @@ class FormulaWriter:
             return f"({s})" if e.value < 0 else s
         if isinstance(e, Input):
             return e.name
+        if isinstance(e, Chosen):  # the value is a word of the schema, never case text
+            return f'({e.name}="{e.value}")'
         if isinstance(e, Ref):
             return self.ref(e.target, t, here)
         if isinstance(e, BinOp):

@@ -325,21 +325,28 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("diluted_shares", "Diluted shares with the plan", "shares",
              f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
              f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", ps.shares)
-    c.scalar("value_per_share_usd", "Value per share with the plan", "USD/share",
-             f"{c.cell('equity_value_usd')}/{c.cell('diluted_shares')}",
+    c.scalar("value_per_share_usd", "Equity NPV per share with the plan (may be < 0)",
+             "USD/share", f"{c.cell('equity_value_usd')}/{c.cell('diluted_shares')}",
              ps.value_per_share_usd)
+    c.scalar("share_value_usd", "Value per share with the plan (limited liability: >= 0)",
+             "USD/share", f"MAX(0,{c.cell('value_per_share_usd')})", ps.share_value_usd)
     c.scalar("sites_npv_keep_mining_usd", "Sites' NPV keeping every site mining", "USD",
              f"SUM({keep_cells})", ps0.sites_value_usd)
     c.scalar("equity_value_before_usd", "Equity value keeping every site mining", "USD",
              f"{c.cell('sites_npv_keep_mining_usd')}+{c.cell('cash_usd')}+"
              f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}", ps0.equity_value_usd)
-    c.scalar("value_per_share_before_usd", "Value per share keeping every site mining",
-             "USD/share", f"{c.cell('equity_value_before_usd')}/({c.cell('shares_outstanding')}"
-             f"+{c.cell('notes_shares')})", ps0.value_per_share_usd)
+    c.scalar("value_per_share_before_usd", "Equity NPV per share keeping every site mining"
+             " (may be < 0)", "USD/share", f"{c.cell('equity_value_before_usd')}/("
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')})",
+             ps0.value_per_share_usd)
+    c.scalar("share_value_before_usd", "Value per share keeping every site mining (limited "
+             "liability: >= 0)", "USD/share", f"MAX(0,{c.cell('value_per_share_before_usd')})",
+             ps0.share_value_usd)
     c.scalar("dilution_share", "Dilution (new and converted shares / diluted shares)",
              "share", f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
              1 - co.shares_outstanding / ps.shares)
-    for key in ("value_per_share_usd", "value_per_share_before_usd", "equity_value_usd",
+    for key in ("value_per_share_usd", "value_per_share_before_usd", "share_value_usd",
+                "share_value_before_usd", "equity_value_usd",
                 "lowest_balance_usd", "peak_funding_gap_usd"):
         wb.define_name(f"company_{key}", f"=Company!{c.cell(key)}")
 
@@ -402,7 +409,7 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                       "values": ["Portfolio", top, 4, bottom, 4]})
     chart.set_title({"name": "NPV by site: the decision vs keep mining"})
     chart.set_x_axis({"num_format": '#,##0,,"M"'})
-    chart.set_y_axis({"reverse": True})
+    chart.set_y_axis({"reverse": True, "label_position": "low"})
     chart.set_size({"width": 640, "height": 80 + 36 * len(chosen.site)})
     ws.insert_chart(8, 9, chart)
     below_npv_chart = 8 + (80 + 36 * len(chosen.site)) // 20 + 2
@@ -452,11 +459,12 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
 
     # constraints
     r += 2
-    ws.write_string(r, 0, "Constraints: shadow price = d value / d limit (LP relaxation, USD"
-                    " per USD); gain = exact MILP re-solve with $100M more room", st.section)
+    ws.write_string(r, 0, "Constraints: gain = exact MILP re-solve with $100M more room; LP "
+                    "dual = d value / d limit of the LP relaxation (USD per USD), which can "
+                    "fill a limit the integer plan cannot", st.section)
     r += 1
-    for j, h in enumerate(["Constraint", "Limit", "Used", "Binding", "Shadow price",
-                           "Gain per $100M", "Lowest month"]):
+    for j, h in enumerate(["Constraint", "Limit", "Used", "Binding", "LP dual",
+                           "Gain per $100M", "Lowest month", "Reading"]):
         ws.write_string(r, j, h, st.header if j else st.header_left)
     for con in sol.constraints:
         r += 1
@@ -469,10 +477,11 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
         if con.milp_gain_per_100m_usd is not None:
             ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
         ws.write_string(r, 6, con.month or "", st.text)
+        ws.write_string(r, 7, con.reading, st.text)
 
     # greedy beside the optimiser
     r += 2
-    ws.write_string(r, 0, "Greedy ranking by value of converting per capex dollar, beside "
+    ws.write_string(r, 0, "Greedy ranking by NPV gained per extra capex dollar, beside "
                     "the optimiser", st.section)
     r += 1
     for j, h in enumerate(["Site", "Optimiser", "Greedy"]):

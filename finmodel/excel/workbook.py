@@ -22,7 +22,8 @@ from finmodel.errors import ExportError
 from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
-from finmodel.inputs.load import input_fields
+from finmodel.inputs.workbook_import import case_json
+from finmodel.excel.inputs_sheet import BASE_SCENARIO, SELECTED_NAME, write_inputs
 from finmodel.valuation import metric_rank
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,51 +186,13 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         return float(v if t is None else v[t])
 
     # --- Inputs -------------------------------------------------------------------------
-    ws = sheets["Inputs"]
-    ws.write_string(0, 0, "Inputs", st.title)
-    ws.write_string(1, 0, "Blue on yellow: inputs. Every input has a defined name equal to "
-                    "its field path with dots as underscores.", st.subtitle)
-    for c, h in enumerate(["Defined name", "Description", "Unit", "Value"]):
-        ws.write_string(3, c, h, st.header_left)
-    row = 4
-    section = None
-    snapshot: dict[tuple[int, int], Any] = {}
-    for f in input_fields(result.assumptions):
-        if f.section != section:
-            section = f.section
-            ws.write_string(row, 0, f"[{section}]", st.section)
-            ws.write_blank(row, 1, None, st.section)
-            row += 1
-        ws.write_string(row, 0, f.defined_name, st.name)
-        ws.write_string(row, 1, f.description, st.label)
-        ws.write_string(row, 2, f.unit, st.unit)
-        fmt = st.cell(f.unit, "input")
-        if isinstance(f.value, list):
-            for k, v in enumerate(f.value):
-                ws.write_number(row, 3 + k, float(v), fmt)
-                snapshot[(row, 3 + k)] = float(v)
-            ref = (f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}:"
-                   f"{xl_rowcol_to_cell(row, 3 + len(f.value) - 1, True, True)}")
-        else:
-            if isinstance(f.value, dt.date):
-                ws.write_number(row, 3, to_serial(f.value), st.cell("date", "input"))
-                snapshot[(row, 3)] = to_serial(f.value)
-            elif isinstance(f.value, str):
-                ws.write_string(row, 3, f.value, fmt)  # text stays text, never a formula
-                snapshot[(row, 3)] = f.value
-            else:
-                ws.write_number(row, 3, float(f.value), fmt)
-                snapshot[(row, 3)] = float(f.value)
-            ref = f"=Inputs!{xl_rowcol_to_cell(row, 3, True, True)}"
-        _define(wb, f.defined_name, ref)
-        row += 1
-    ws.set_column(0, 0, 38)
-    ws.set_column(1, 1, 70)
-    ws.set_column(2, 2, 12)
-    ws.set_column(3, 3, 16)
-    ws.freeze_panes(4, 0)
-    inputs_box = (4, 3, max(r for r, _ in snapshot), max(c for _, c in snapshot))
-    checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot)
+    inputs = write_inputs(wb, sheets["Inputs"], st, result,
+                          lambda name, ref: _define(wb, name, ref))
+    _master_flag(sheets["Inputs"], st, result, 0, 3)
+    inputs_box = inputs.box
+    snapshot = inputs.cells
+    checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot,
+                                case_json(result.assumptions))
     checks_sheet.write_checks(wb, sheets[checks_sheet.SHEET], st, model, lay, fw, val,
                               inputs_box, lambda name, ref: _define(wb, name, ref))
 
@@ -310,6 +273,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws = sheets["Annual"]
     ws.write_string(0, 0, "Annual summary", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    _master_flag(ws, st, result, 2, 0)
     ws.write_string(3, 0, "Calendar year", st.header_left)
     for c in range(1, FIRST_COL):
         ws.write_blank(3, c, None, st.header_left)
@@ -385,6 +349,9 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.write_string(7, 0, "Checks (master flag)", st.unit)
     ws.write_formula(7, 1, checks_sheet.master_flag_formula(), st.text,
                      checks_sheet.master_flag_text(all_ok))
+    if a.analysis.scenarios:
+        ws.write_string(8, 0, "Active scenario (picked on Inputs)", st.unit)
+        ws.write_formula(8, 1, f"={SELECTED_NAME}", st.text, BASE_SCENARIO)
     stamp = [
         ("finmodel version", __version__),
         ("Case file", src.name if src else "(built in Python)"),
@@ -487,6 +454,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     by_key = {(x.strategy, x.metric): x for x in model.metrics()}
     ws.write_string(0, 0, "Comparison: each strategy against keeping mining", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
+    _master_flag(ws, st, result, 2, 0)
     ws.write_string(3, 0, "Difference to mining", st.header_left)
     ws.write_string(3, 1, "Unit", st.header_left)
     for j, s in enumerate(others):
@@ -687,9 +655,7 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(0, 0, title, st.title)
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
-    ws.write_formula(2, 0, checks_sheet.master_flag_formula(), st.subtitle,
-                     checks_sheet.master_flag_text(
-                         bool(result.values["checks.all_ok"][0] == 1)))
+    _master_flag(ws, st, result, 2, 0)
     if title == TIMELINE_SHEET:
         return
     ws.write_string(3, 0, "Period ending", st.header_left)
@@ -706,6 +672,11 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
                          st.header, float(years[t]))
+
+
+def _master_flag(ws, st, result, row: int, col: int) -> None:
+    checks_sheet.write_master_flag(ws, row, col, st.subtitle,
+                                   bool(result.values["checks.all_ok"][0] == 1))
 
 
 #: What XlsxWriter's ``_prepare_formula`` rewrites when future functions are off: the

@@ -151,54 +151,66 @@ def value_convertible(terms: ConvertibleTerms, *, spot: float, volatility: float
     calls = {step_of(c.time): c for c in terms.calls if 0.0 <= c.time <= T}
     puts = {step_of(p.time): p for p in terms.puts if 0.0 <= p.time <= T}
 
-    def share_prices(i: int) -> np.ndarray:
-        return spot * np.exp((2.0 * np.arange(i + 1) - i) * dx)
+    # Every node's share price, once: node j of level i sits at (2j - i) dx in log space,
+    # so each level is every other entry of one ladder of 2n + 1 prices.
+    ladder = spot * np.exp(np.arange(-n, n + 1) * dx)
+    conv_ladder = cr * ladder
 
-    # State: value and the share of it that ends in shares. For "split" the share is
-    # carried as the equity part itself (equity = value x share).
-    value = np.full(n + 1, redemption, dtype=float)
-    prob = np.zeros(n + 1)          # "blended": conversion probability
-    equity = np.zeros(n + 1)        # "split": equity part
+    def share_prices(i: int) -> np.ndarray:
+        return ladder[n - i:n + i + 1:2]
+
+    # State rows: the value, and the conversion probability ("blended") or the equity part
+    # ("split"), stacked so that one rollback moves both; updates are in place, since at
+    # 1,000 steps the lattice is mostly numpy's cost per call.
+    state = np.zeros((2, n + 1))
+    state[0] = redemption
+    grow = 1.0 + (r + spread) * dt
     saved: dict[int, np.ndarray] = {}
     for i in range(n, -1, -1):
         if i < n:
+            value, other = state
             if method == "blended":
-                disc = 1.0 / (1.0 + (r + (1.0 - prob) * spread) * dt)
-                value = pd * (value * disc)[:-1] + pu * (value * disc)[1:]
-                prob = pd * prob[:-1] + pu * prob[1:]
+                value /= grow - (spread * dt) * other  # at r + (1 - prob) x spread
             else:
-                debt = value - equity
-                equity = (pd * equity[:-1] + pu * equity[1:]) / (1.0 + r * dt)
-                debt = (pd * debt[:-1] + pu * debt[1:]) / (1.0 + (r + spread) * dt)
-                value = equity + debt
-        s = share_prices(i)
-        conv = cr * s
+                value -= other  # the debt part, at r + spread; the equity part at r
+                value /= grow
+                other /= 1.0 + r * dt
+            rolled = pu * state[:, 1:]
+            rolled += pd * state[:, :-1]
+            state = rolled
+            if method == "split":
+                state[0] += state[1]
+        value, other = state
+        conv = conv_ladder[n - i:n + i + 1:2]
         # Events in QuantLib's order: call and put, coupon, conversion.
         call = calls.get(i)
         if call is not None:
+            s = share_prices(i)
             active = np.ones_like(s, dtype=bool) if call.trigger is None else \
                 s >= call.trigger * terms.conversion_price
             capped = np.minimum(np.maximum(call.price, conv), value)
             forced = active & (capped < value)
-            value = np.where(active, capped, value)
             if method == "split":  # called: shares if they are worth more, else cash
-                equity = np.where(forced, np.where(conv >= call.price, conv, 0.0), equity)
+                other[:] = np.where(forced, np.where(conv >= call.price, conv, 0.0), other)
+            value[:] = np.where(active, capped, value)
         put = puts.get(i)
         if put is not None:
             exercised = put.price > value
-            value = np.where(exercised, put.price, value)
+            value[:] = np.where(exercised, put.price, value)
             if method == "split":
-                equity = np.where(exercised, 0.0, equity)
+                other[exercised] = 0.0
         if i in coupons:
-            value = value + coupons[i]
+            value += coupons[i]
         converted = value <= conv
-        value = np.where(converted, conv, value)
+        np.maximum(value, conv, out=value)
         if method == "blended":
-            prob = np.where(converted, 1.0, prob)
+            other[converted] = 1.0
         else:
-            equity = np.where(converted, conv, equity)
+            np.copyto(other, conv, where=converted)
         if i <= 2:
             saved[i] = value.copy()
+    value = state[0]
+    prob = equity = state[1]
     price = float(value[0])
     equity_part = float(prob[0] * price) if method == "blended" else float(equity[0])
     # Delta and gamma from the nodes one and two steps in (the usual tree estimates).

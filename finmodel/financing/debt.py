@@ -33,7 +33,7 @@ from finmodel.engine.expr import (
 )
 from finmodel.engine.graph import Line, Model, Scalar
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import inp
+from finmodel.models.common import chosen, inp
 
 SHEET = "Financing"
 
@@ -74,10 +74,7 @@ def build_debt(m: Model, a: Assumptions, strategy: str, cfads: Line, draw_index:
     else:
         amount = m.scalar(f"{p}.amount_usd", inp("financing.debt.amount_usd"), "Loan amount",
                           "USD", SHEET)
-        if d.amortisation == "annuity":
-            service_expr = repaying * amount * rate / (1 - (1 + rate) ** -tenor)
-        else:
-            service_expr = None  # straight: principal fixed, interest on the balance
+        service_expr = None  # the annuity, or a fixed principal with interest (live choice)
     draw = m.line(f"{p}.draw_usd", where(eq(k, 0), amount, 0), "Loan drawn", "USD", SHEET,
                   section=sec)
     balance = m.recursive_line(f"{p}.balance_usd", "Loan balance, end of month", "USD",
@@ -85,10 +82,13 @@ def build_debt(m: Model, a: Assumptions, strategy: str, cfads: Line, draw_index:
     opening = lag(balance, 1, 0)
     interest = m.line(f"{p}.interest_usd", opening * rate, "Interest", "USD", SHEET,
                       section=sec)
-    if service_expr is None:  # straight: a fixed share of the loan each month
-        scheduled_principal: Expr = repaying * amount / tenor
-        service = m.line(f"{p}.scheduled_service_usd", scheduled_principal + interest,
+    if service_expr is None:  # 'annuity': level service; 'straight': level principal
+        service = m.line(f"{p}.scheduled_service_usd",
+                         where(chosen("financing.debt.amortisation", "annuity"),
+                               repaying * amount * rate / (1 - (1 + rate) ** -tenor),
+                               repaying * amount / tenor + interest),
                          "Scheduled debt service", "USD", SHEET, section=sec)
+        scheduled_principal: Expr = service - interest
     else:
         service = m.line(f"{p}.scheduled_service_usd", service_expr,
                          "Scheduled debt service", "USD", SHEET, section=sec)

@@ -36,7 +36,7 @@ from finmodel.engine.expr import (
 )
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import escalated, inp
+from finmodel.models.common import chosen, escalated, inp
 
 SHEET = "Financing"
 P = "convertible"
@@ -79,9 +79,9 @@ def conversion_price(a: Assumptions) -> float:
 def gross_shares(a: Assumptions, share_price: Expr, k: Expr) -> Expr:
     """Shares delivered on conversion at ``share_price`` (``k``: the conversion price)."""
     n = inp("financing.convertible.principal_usd") / k
-    if a.financing.convertible.settlement == "physical":
-        return n * where(share_price >= k, 1, 0)
-    return n * maximum(share_price - k, 0) / share_price
+    # Live choice: 'physical' delivers every share, 'net_share' only the excess over par.
+    return where(chosen("financing.convertible.settlement", "physical"),
+                 n * where(share_price >= k, 1, 0), n * maximum(share_price - k, 0) / share_price)
 
 
 def capped_call_shares(a: Assumptions, share_price: Expr, k: Expr) -> Expr:
@@ -153,9 +153,8 @@ def build_note(m: Model, a: Assumptions) -> Note:
                             - inp("financing.convertible.capped_call_cost_usd"), 0),
                       "Net proceeds (after costs and the capped call)", "USD", SHEET,
                       section=sec)
-    cash_principal = put_now + at_maturity * where(share >= k_price, 0, 1)
-    if c.settlement == "net_share":
-        cash_principal = cash_principal + converts
+    cash_principal = put_now + at_maturity * where(share >= k_price, 0, 1) \
+        + converts * chosen("financing.convertible.settlement", "net_share")
     repaid = m.line(f"{P}.principal_paid_usd", cash_principal * principal,
                     "Principal paid in cash", "USD", SHEET, section=sec)
     gross = m.line(f"{P}.shares_issued", converts * gross_shares(a, share, k_price),

@@ -203,6 +203,29 @@ class InputField:
         return self.path.replace(".", "_")
 
 
+#: Choice inputs the model's formulas switch on live (IF on the word).
+LIVE_CHOICES = frozenset({"power.pricing", "conversion.draw_curve",
+                          "financing.convertible.settlement", "financing.debt.amortisation"})
+#: Inputs that shape the workbook itself, with why: the workbook shows them greyed and
+#: locked; change them in the case file and re-run finmodel.
+STRUCTURAL = {
+    "case.name": "the case title, written on every sheet",
+    "case.start_month": "the first column of every sheet",
+    "case.horizon_years": "the number of columns of every sheet",
+}
+
+
+def structural_reason(f: InputField) -> str | None:
+    """Why an input cannot be changed live in the workbook (None: it can)."""
+    if f.path in STRUCTURAL:
+        return STRUCTURAL[f.path]
+    if f.path.startswith("strategies.") and f.path.endswith((".kind", ".product")):
+        return "which lines the strategy has"
+    if f.choices is not None and f.path not in LIVE_CHOICES:
+        return "which lines the model has"
+    return None
+
+
 def input_fields(assumptions: Assumptions) -> list[InputField]:
     """Every input that has a value, in schema order, with its unit and description."""
     from finmodel.inputs.schema import month_date
@@ -215,7 +238,7 @@ def input_fields(assumptions: Assumptions) -> list[InputField]:
             here = f"{path}.{name}" if path else name
             if value is None:
                 continue
-            if here == "analysis":  # what to analyse, not an input of the model
+            if here in ("analysis", "input_sources"):  # about the inputs, not inputs
                 continue
             if isinstance(value, BaseModel):
                 visit(value, here, here)
@@ -279,4 +302,24 @@ def numeric_inputs(assumptions: Assumptions) -> tuple[dict[str, Any], dict[str, 
             scalars[f.defined_name] = to_serial(f.value)
         elif isinstance(f.value, (int, float)):
             scalars[f.defined_name] = float(f.value)
+        elif f.choices is not None:  # a choice reaches numpy as its code
+            scalars[f.defined_name] = float(f.choices.index(f.value))
     return scalars, paths
+
+
+def choices_of(path: str) -> tuple[str, ...]:
+    """The allowed values of the choice input at a field path ('power.pricing',
+    'strategies.hybrid.product')."""
+    model: Any = Assumptions
+    parts, i = path.split("."), 0
+    while i < len(parts) - 1:
+        ann = model.model_fields[parts[i]].annotation
+        if typing.get_origin(ann) is dict:  # strategies.<name>.<field>: skip the name
+            model, i = typing.get_args(ann)[1], i + 2
+        else:
+            model, i = next(x for x in (ann, *typing.get_args(ann))
+                            if isinstance(x, type) and issubclass(x, BaseModel)), i + 1
+    found = _choices(model.model_fields[parts[-1]].annotation)
+    if found is None:
+        raise KeyError(f"{path} is not a choice input")
+    return found

@@ -642,6 +642,11 @@ class Assumptions(_Section):
     tax: TaxSection | None = None
     financing: FinancingSection | None = None
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
+    input_sources: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict, description="Input sources: field path -> where its value "
+        "comes from, shown beside the input on the Inputs sheet; a fact ID of "
+        "shared/reference/industry_facts.md such as '[B20]', or 'EST' for an estimate "
+        "(example: \"network.btc_price_usd\" = \"[B20]\")")
 
     @model_validator(mode="after")
     def _site_fits(self) -> Assumptions:
@@ -659,6 +664,25 @@ class Assumptions(_Section):
         problem = cross_field_problem(self)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _sources_name_inputs(self) -> Assumptions:
+        # After the other rules, whose messages say more about a wrong case.
+        for path in self.input_sources:
+            node: Any = self
+            for part in path.split("."):
+                if isinstance(node, dict) and part in node:
+                    node = node[part]
+                elif isinstance(node, BaseModel) and part in type(node).model_fields \
+                        and part not in ("analysis", "input_sources"):
+                    node = getattr(node, part)
+                else:
+                    node = None
+                    break
+            if node is None or isinstance(node, (BaseModel, dict)):
+                raise ValueError(f"input_sources: {path!r} is not an input of this case "
+                                 "(a field path such as 'network.btc_price_usd')")
         return self
 
     def _check_strategies(self) -> None:

@@ -15,7 +15,7 @@ from finmodel.conventions import MONTHS_PER_YEAR
 from finmodel.engine.expr import Expr, eq, sum_of, time, where, wrap
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import inp
+from finmodel.models.common import chosen, inp
 from finmodel.models.hosting import Hosting, phase
 
 SHEET = "Capex"
@@ -34,25 +34,24 @@ def _smoothstep(x: Expr) -> Expr:
     return 3 * x ** 2 - 2 * x ** 3
 
 
-def draw_fraction(curve: str, j: Expr, n: Expr) -> Expr:
-    """Share of a phase's capex drawn in construction month ``j`` of ``n``."""
+def draw_fraction(j: Expr, n: Expr) -> Expr:
+    """Share of a phase's capex drawn in construction month ``j`` of ``n``, by the case's
+    draw curve (a live choice)."""
     inside = (j >= 0) & (j < n)
-    if curve == "even":
-        return where(inside, 1 / n, 0)
-    return where(inside, _smoothstep((j + 1) / n) - _smoothstep(j / n), 0)
+    return where(inside, where(chosen("conversion.draw_curve", "even"), 1 / n,
+                               _smoothstep((j + 1) / n) - _smoothstep(j / n)), 0)
 
 
 def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> Conversion:
     """Add the conversion capex of a strategy to ``m``."""
     s, p = strategy, f"{strategy}.conversion"
-    c = a.conversion
     phases = range(1, len(a.hosting.phase_it_shares) + 1)
     sec = f"{s}: conversion capex"
     j = m.line(f"{p}.construction_month", time("index") - host.start_index,
                "Months since conversion start", "months", SHEET, agg="none", section=sec)
     uplift = 1 + inp("conversion.contingency_share")
     per_phase = {k: m.line(f"{p}.draw_phase_{k}",
-                           draw_fraction(c.draw_curve, j, phase(k, "phase_ready_months"))
+                           draw_fraction(j, phase(k, "phase_ready_months"))
                            * phase(k, "phase_it_shares"),
                            f"Share of the build drawn, phase {k}", "share", SHEET,
                            agg="sum", section=sec) for k in phases}

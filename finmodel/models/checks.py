@@ -31,9 +31,9 @@ from finmodel.engine.expr import (
     wrap,
 )
 from finmodel.engine.graph import Model, Scalar
-from finmodel.inputs.load import input_fields
+from finmodel.inputs.load import LIVE_CHOICES, input_fields
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import inp
+from finmodel.models.common import chosen, inp
 
 SHEET = "Checks"
 #: The check whose value the workbook computes from its hidden snapshot of the inputs.
@@ -151,6 +151,10 @@ def _bounds_by_section(a: Assumptions) -> dict[str, Expr]:
             bounds = f.bounds or ((">", 0.0),)  # a path's values are positive
         elif isinstance(f.value, (int, float)) and f.bounds:
             cells, bounds = [inp(f.path)], f.bounds
+        elif f.choices is not None and f.path in LIVE_CHOICES:  # a word not on the list
+            known = sum_of([chosen(f.path, c) for c in f.choices])
+            terms.setdefault(f.section.split(".")[0], []).append(where(known > 0, 0, 1))
+            continue
         else:
             continue
         for x in cells:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from finmodel.conventions import MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, Input, PathInput, time
+from finmodel.engine.expr import Chosen, Expr, Input, PathInput, time
 
 
 def inp(path: str) -> Input:
     """The input at a dotted field path, by its defined name."""
     return Input(path.replace(".", "_"))
+
+
+def chosen(path: str, value: str) -> Chosen:
+    """1 where the choice input at ``path`` is ``value`` (live in the workbook: switching
+    the word on the Inputs sheet switches the formulas)."""
+    from finmodel.inputs.load import choices_of
+
+    return Chosen(path.replace(".", "_"), value, float(choices_of(path).index(value)))
 
 
 def escalated(base: Expr, rate_path: str | None) -> Expr:

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import HOURS_PER_DAY
-from finmodel.engine.expr import Expr, ExprLike, maximum, minimum, time, wrap
+from finmodel.engine.expr import Expr, ExprLike, maximum, minimum, time, where, wrap
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import escalated, inp, start_growth_or_path
+from finmodel.models.common import chosen, escalated, inp, start_growth_or_path
 
 SHEET = "Power"
 
@@ -59,10 +59,10 @@ def build_power(m: Model, a: Assumptions) -> Power:
                                          "market_price_escalator_rate",
                                          "market_price_path_usd_per_mwh"),
                     "Market price", "USD/MWh", SHEET, agg="mean", section=sec)
-    if p.pricing == "fixed":
-        price_expr = escalated(inp("power.ppa_price_usd_per_mwh"), "power.ppa_escalator_rate")
-    else:
-        price_expr = market + inp("power.index_adder_usd_per_mwh")
+    # Live choice: both prices are formulas, the pricing word picks one.
+    price_expr = where(chosen("power.pricing", "fixed"),
+                       escalated(inp("power.ppa_price_usd_per_mwh"), "power.ppa_escalator_rate"),
+                       market + inp("power.index_adder_usd_per_mwh"))
     ppa = m.line("power.ppa_price_usd_per_mwh", price_expr, "PPA energy price", "USD/MWh",
                  SHEET, agg="mean", section=sec)
     charges = m.line("power.charges_usd_per_mwh",

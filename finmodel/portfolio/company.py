@@ -109,7 +109,14 @@ def pv(flows: np.ndarray, annual_rate: float) -> float:
 
 @dataclass
 class PerShare:
-    """Equity value and value per share of a plan."""
+    """Equity value and value per share of a plan.
+
+    ``value_per_share_usd`` is the plan's equity NPV per diluted share: negative when the
+    sites, cash and new money are worth less than the overhead and notes they must carry.
+    ``share_value_usd`` is what a share is worth to its holder: limited liability floors it
+    at zero (the shortfall falls on creditors, or the plan is not run), so it is the figure
+    an investor would sign; the NPV per share is kept beside it because it says how deep
+    the hole is, which the floor hides."""
 
     sites_value_usd: float
     cash_usd: float
@@ -118,7 +125,12 @@ class PerShare:
     new_funding_cost_usd: float  # negative
     equity_value_usd: float
     shares: float  # diluted
-    value_per_share_usd: float
+    value_per_share_usd: float  # equity NPV per share, may be negative
+
+    @property
+    def share_value_usd(self) -> float:
+        """Value per share to its holder: limited liability floors it at zero."""
+        return max(0.0, self.value_per_share_usd)
 
 
 def per_share(spec: Portfolio, cf: CompanyFlows, sites_value_usd: float, new_funding_usd: float

@@ -193,4 +193,5 @@ def options_json(opts: Options) -> list[dict[str, Any]]:
 
 
 def _per_share_json(ps: PerShare) -> dict[str, float]:
-    return {k: float(v) for k, v in ps.__dict__.items()}
+    return {**{k: float(v) for k, v in ps.__dict__.items()},
+            "share_value_usd": ps.share_value_usd}

@@ -31,15 +31,17 @@ def format_plan(plan: Plan) -> str:
     items = js["value_items_usd"]
     lines += ["", f"Value: {_m(js['value_usd'])} (sites {_m(items['sites_npv_usd'])}, cost of "
               f"new money {_m(items['new_funding_cost_usd'])})", "",
-              "Constraints (shadow price = d value / d limit from the LP relaxation; gain = "
-              "exact MILP re-solve with 100M more room):"]
+              "Constraints (+100M: value of 100M more room, exact MILP re-solve; LP dual: "
+              "d value / d limit of the LP relaxation, which may fill a limit the integer "
+              "plan cannot):"]
     for c in js["constraints"]:
         what = c["name"] + (f" {c['year']}" if c["year"] else "") + \
             (f" (lowest {c['month']})" if c.get("month") else "")
-        lines.append(f"  {what:<32} limit {_m(c['limit_usd']):>10}  used {_m(c['used_usd']):>10}"
-                     f"  {'BINDING' if c['binding'] else 'slack  '}  shadow "
-                     f"{c['shadow_price'] if c['shadow_price'] is not None else float('nan'):+.3f}"
-                     f"  gain/100M {_m(c['milp_gain_per_100m_usd'])}")
+        dual = c["shadow_price"] if c["shadow_price"] is not None else float("nan")
+        lines.append(f"  {what:<26} limit {_m(c['limit_usd']):>10}  used {_m(c['used_usd']):>10}"
+                     f"  {'BINDING' if c['binding'] else 'slack  '}  +100M "
+                     f"{_m(c['milp_gain_per_100m_usd']):>8}  LP dual {dual:+.3f}  "
+                     f"({c['reading']})")
     g = js["greedy"]
     lines += ["", f"Greedy by NPV per capex dollar: {_m(g['value_usd'])} "
               f"(the optimiser adds {_m(g['optimiser_adds_usd'])}): "
@@ -49,9 +51,14 @@ def format_plan(plan: Plan) -> str:
     lines += ["", f"New money raised ({c['new_funding_kind']}): {_m(c['new_funding_usd'])}; "
               f"peak funding gap before it {_m(c['peak_funding_gap_usd'])}; lowest cash "
               f"{_m(c['min_cash_balance_usd'])} in {c['min_cash_month']}",
-              f"Value per share: {b['value_per_share_usd']:.2f} USD keeping every site mining"
-              f" -> {a['value_per_share_usd']:.2f} USD with the plan ({a['shares'] / 1e6:,.1f}M"
-              f" diluted shares, dilution {c['dilution_share']:.1%})"]
+              f"Value per share: {b['share_value_usd']:.2f} USD keeping every site mining"
+              f" -> {a['share_value_usd']:.2f} USD with the plan ({a['shares'] / 1e6:,.1f}M"
+              f" diluted shares, dilution {c['dilution_share']:.1%})",
+              f"Equity NPV per share: {b['value_per_share_usd']:.2f} -> "
+              f"{a['value_per_share_usd']:.2f} USD"
+              + (" (below zero: liabilities exceed value; limited liability floors the "
+                 "share at 0)" if min(a["value_per_share_usd"], b["value_per_share_usd"]) < 0
+                 else "")]
     if "monte_carlo" in js:
         mc = js["monte_carlo"]
         lines.append(f"Probability of a funding shortfall: {mc['prob_shortfall']:.1%} over "

@@ -270,6 +270,21 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_npv_bridge_sums_to_the_npv_difference_after_recalculation(exported):
+    # The workbook's bridge steps, recalculated by LibreOffice, add up to the value of
+    # converting it recalculates, strategy by strategy.
+    result, path, recalculated = exported
+    got = read_model(recalculated, result)
+    for s in result.strategies:
+        if s == "mining":
+            continue
+        steps = [v[0] for k, v in got.items()
+                 if k.startswith(f"metric:{s}_bridge_") and k.endswith("_usd")]
+        diff = got[f"metric:{s}_npv_vs_mining_usd"][0]
+        assert len(steps) == 9
+        assert sum(steps) == pytest.approx(diff, rel=1e-9, abs=1e-3)
+
+
 # XlsxWriter's own output is the reference for the export's formula fast path: the same
 # formulas written with and without it must give byte-identical sheet XML.
 SAMPLE_FORMULAS = [

@@ -342,6 +342,11 @@ class FormulaWriter:
                 raise ExportError("shifted used where a single value is needed")
             k = self._r(e.k, None, here, 0)
             idx = self._r(TimeRow("index"), t, here, 0)
+            if e.ahead:
+                # Within the horizon while idx + k + 1 <= the row's length (no typed count).
+                rng = self.row_range(e.target, here)
+                return (f"IF({idx}+({k})<COLUMNS({rng}),INDEX({rng},{idx}+({k})+1),"
+                        f"{self._r(e.initial, t, here, 0)})")
             return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
                     f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):

@@ -13,6 +13,7 @@ from finmodel.engine.expr import (
     Lag,
     Neg,
     PathInput,
+    Reduce,
     Ref,
     Shift,
 )
@@ -53,14 +54,23 @@ def substitute(e: Expr, new: dict[int, Expr]) -> Expr:
 
 def _parts(e: Expr):
     """Sub-expressions (below the root) that can stand as a row of numbers."""
-    stack = list(children(e))
+    def below(x: Expr) -> tuple[Expr, ...]:
+        # A shift's k and a reduction's argument are rendered as single values, not per
+        # month: a month row cannot stand in for them.
+        if isinstance(x, Shift):
+            return (x.initial,)
+        if isinstance(x, Reduce):
+            return ()
+        return children(x)
+
+    stack = list(below(e))
     while stack:
         x = stack.pop()
         if isinstance(x, (BinOp, Neg, Shift, Cumulative)) or (
                 isinstance(x, Func) and x.name in ("min", "max", "if", "floor",
                                                    "months_between", "month_number")):
             yield x
-        stack.extend(children(x))
+        stack.extend(below(x))
 
 
 def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) -> list[Node]:

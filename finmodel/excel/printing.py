@@ -78,7 +78,7 @@ def year_blocks(ws, label_widths: list[float], period_width: float, first_col: i
     scale = printable / need
     # Landscape tabloid is 11 in tall; rows print about 5 % taller in LibreOffice.
     tall = (11.0 - 2 * _MARGIN_TOP) * 72 / (max(n_rows, 1) * row_height * 1.05)
-    if tall < scale and tall >= 0.8 * scale:
+    if tall < scale and tall >= 0.45 * scale:
         scale = tall
     ws.set_paper(TABLOID)
     ws.set_print_scale(max(10, min(100, int(100 * scale))))

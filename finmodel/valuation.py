@@ -216,11 +216,20 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
         return
     prefix = "" if kind == "project" else f"{kind}_"
     n = inp("case.horizon_years") * MONTHS_PER_YEAR
-    pv_in, pv_out = npv(rate, cash_in), npv(rate, cash_out)
-    has = (total(cash_out) < 0) & (total(cash_in) > 0)
+    # Named parts on the cash-flow sheet, so each Summary formula stays short.
+    pv_in = m.scalar(f"{name}.pv_in_usd", npv(rate, cash_in),
+                     f"PV of cash in ({kind})", "USD", SHEET)
+    pv_out = m.scalar(f"{name}.pv_out_usd", npv(rate, cash_out),
+                      f"PV of cash out ({kind})", "USD", SHEET)
+    has = m.scalar(f"{name}.has_in_and_out",
+                   where((total(cash_out) < 0) & (total(cash_in) > 0), 1, 0),
+                   f"Cash both in and out ({kind}; 1)", "flag", SHEET)
+    # MIRR's growth of a dollar over the horizon: FV of inflows / PV of outflows.
+    growth = m.scalar(f"{name}.mirr_growth",
+                      where(has > 0, -pv_in * (1 + rate) ** n / (pv_out * (1 + rate)), 0),
+                      f"MIRR growth factor over the horizon ({kind})", "x", SHEET)
     m.scalar(f"{s}.{prefix}mirr",
-             where(has, (-pv_in * (1 + rate) ** n / (pv_out * (1 + rate)))
-                   ** (MONTHS_PER_YEAR / (n - 1)) - 1, not_available()),
+             where(has > 0, growth ** (MONTHS_PER_YEAR / (n - 1)) - 1, not_available()),
              f"MIRR ({kind}; finance and reinvestment at the discount rate)", "rate",
              metric=f"{prefix}mirr", **kw)
     m.scalar(f"{s}.{prefix}profitability_index",

@@ -162,9 +162,6 @@ def test_dashboard_is_live_and_matches_python(base_workbook, base_recalculated):
     assert lo.cell(btc, 3).value == result.assumptions.network.btc_price_usd
 
 
-@pytest.mark.xfail(reason="the forward-looking fleet line and the MIRR / profitability "
-                   "index formulas merged at 01:38 (issue 8) are longer than 150 characters "
-                   "and not yet split into helper rows", strict=False)
 @pytest.mark.parametrize("case", [p.stem for p in CASES])
 def test_every_formula_of_every_shipped_case_keeps_the_fast_rules(case, tmp_path):
     # One formula per row (first month included), no typed number but 0, 1 and 12, no

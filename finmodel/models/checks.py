@@ -162,9 +162,10 @@ def _bounds_by_section(a: Assumptions) -> dict[str, Expr]:
             for sym, limit in bounds:
                 cond = _OPS[sym](x, limit)
                 bad = cond if bad is None else bad | cond
-            if f.integer:
-                bad = bad | ne(x, floor(x))
-            terms.setdefault(f.section.split(".")[0], []).append(where(bad, 1, 0))
+            # A whole-number test as an IF of its own: the workbook can put it on a
+            # helper row when a long input name makes the formula too long.
+            flag = where(bad, 1, where(ne(x, floor(x)), 1, 0) if f.integer else 0)
+            terms.setdefault(f.section.split(".")[0], []).append(flag)
     return {k: sum_of(v) for k, v in terms.items()}
 
 

@@ -113,10 +113,13 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power, strategy:
     owned = inp("mining.fleet_owned")
 
     sec = f"{s}: refresh decision"
+    # A named value, so the forward-looking line below stays short in Excel.
+    life = m.scalar(f"{s}.fleet_life_months", maximum(refresh_years * MONTHS_PER_YEAR, 1),
+                    "Life of a fleet generation (refresh interval, at least a month)",
+                    "months", SHEET)
     gen = m.line(f"{s}.generation_due",
                  where(refresh_years > 0,
-                       floor((time("index") + age_months)
-                             / maximum(refresh_years * MONTHS_PER_YEAR, 1)), 0),
+                       floor((time("index") + age_months) / life), 0),
                  "Fleet generation due (schedule)", "generation", SHEET, agg="last",
                  section=sec)
     due = m.line(f"{s}.refresh_due", where((time("index") > 0) & (gen > lag(gen, 1, 0)), 1, 0),
@@ -143,7 +146,6 @@ def build_mining(m: Model, a: Assumptions, net: Network, power: Power, strategy:
                          SHEET, section=sec)
     cum_margin = m.line(f"{s}.new_fleet_margin_pv_cum_usd", cumulative(cand_margin),
                         "Cumulative of the above", "USD", SHEET, agg="none", section=sec)
-    life = maximum(refresh_years * MONTHS_PER_YEAR, 1)
     pv_life = m.line(f"{s}.new_fleet_life_margin_pv_usd",
                      lead(cum_margin, life - 1, total(cand_margin)) - lag(cum_margin, 1, 0),
                      "New fleet's margin over its life (to the horizon), PV at the start",

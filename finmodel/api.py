@@ -20,10 +20,14 @@ from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
-from finmodel.valuation import metric_rank
+from finmodel.valuation import IRR_CHECK_REASONS, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
 
 PRICE_LINE = "network.btc_price_usd"
+#: The IRRs a run reports, with the flows each is taken on: (check name, metric, line).
+IRR_SERIES = (("project", "project_irr", "{}.unlevered_fcf_usd"),
+              ("equity", "equity_irr", "{}.equity_cf_usd"),
+              ("incremental", "incremental_irr", "{}.incremental_fcf_usd"))
 
 
 @dataclass
@@ -118,6 +122,11 @@ class Result:
         strategies = {k: strategies[k] for k in self.strategies}
         notes = {k: str(v[min(scenario, v.size - 1)]) for k, v in self.reasons.items()
                  if v[min(scenario, v.size - 1)]}
+        # Every IRR carries its note: why it is not available (null when it is shown).
+        for s, metrics in strategies.items():
+            for _, key, _ in IRR_SERIES:
+                if key in metrics:
+                    metrics[f"{key}_note"] = notes.get(f"{s}.{key}")
         src = getattr(self.assumptions, "_source", None)
         halving = float(self.values["network.next_halving_date"][0])
         timing = {s: timing_summary(t, halving) for s, t in self.timing.items()}
@@ -262,10 +271,16 @@ def run(
     values = evaluate(model, tl, scalars, paths, overrides)
     reasons: dict[str, np.ndarray] = {}
     for strategy in dict.fromkeys(x.strategy for x in model.metrics()):
-        flows = values[f"{strategy}.unlevered_fcf_usd"]
-        monthly = (1.0 + np.broadcast_to(values[f"{strategy}.project_irr"], (flows.shape[0],))
-                   ) ** (1 / 12) - 1
-        reasons[f"{strategy}.project_irr"] = irr_reasons(flows, monthly)
+        for kind, key, line in IRR_SERIES:
+            if f"{strategy}.{key}" not in values:
+                continue
+            flows = values[line.format(strategy)]
+            irr = np.broadcast_to(values[f"{strategy}.{key}"], (flows.shape[0],))
+            code = np.broadcast_to(values[f"{strategy}.{kind}.irr_check"], irr.shape)
+            why = irr_reasons(flows, (1.0 + irr) ** (1 / 12) - 1)
+            checked = np.array([IRR_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
+            reasons[f"{strategy}.{key}"] = np.where(code > 0, checked,
+                                                    np.where(np.isnan(irr), why, ""))
     timing: dict[str, pd.DataFrame] = {}
     if breakevens:
         _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n)

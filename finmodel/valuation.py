@@ -11,7 +11,8 @@ never negative, not available when it ends negative;
 
 Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
 twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
-``FCF_ltm x (1 + g) / (r - g)``, added to the last month's flow.
+``FCF_ltm x (1 + g) / (r - g)``, never below the salvage value of the site
+(``salvage_usd_per_mw`` x interconnect MW), added to the last month's flow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from finmodel.engine.expr import (
     lag,
     maximum,
     minimum,
+    ne,
     not_available,
     npv,
     or_not_available,
@@ -47,8 +49,10 @@ IRR_GUESS_MONTHLY = 0.01
 
 #: The order headline metrics are shown in.
 METRIC_ORDER = (
-    "npv_usd", "npv_vs_mining_usd", "project_irr", "moic", "payback_years",
-    "equity_npv_usd", "equity_irr", "value_per_share_usd", "value_per_share_diluted_usd",
+    "npv_usd", "npv_vs_mining_usd", "project_irr", "incremental_irr", "mirr",
+    "profitability_index", "moic", "payback_years",
+    "equity_npv_usd", "equity_irr", "equity_mirr", "equity_profitability_index",
+    "value_per_share_usd", "value_per_share_diluted_usd",
     "debt_usd", "min_dscr",
     "peak_funding_usd", "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd",
     "btc_mined", "hashcost_usd_per_ph_day", "cash_cost_per_btc_usd",
@@ -56,6 +60,9 @@ METRIC_ORDER = (
     "breakeven_lease_rate_usd_per_kw_month", "breakeven_gpu_hour_price_usd",
     "btc_price_mining_matches_usd",
     "breakeven_capex_usd_per_mw",
+    *(f"bridge_{k}_usd" for k in ("mining_margin", "power_credits", "mining_capex",
+                                  "asic_sale", "hall_revenue", "hall_opex",
+                                  "conversion_capex", "tenant_financing", "terminal_value")),
 )
 
 
@@ -121,11 +128,103 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
         g = inp("valuation.terminal_growth_rate")
         value = ltm * (1 + g) / (inp("case.discount_rate") - g)
     last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
-    tv = m.line(f"{s}.terminal_value_usd", where(last, value, 0), "Terminal value", "USD",
-                SHEET, section=sec)
+    # The site is worth at least its salvage value: no multiple of a loss below it.
+    floor_value = inp("valuation.salvage_usd_per_mw") * inp("site.interconnect_mw")
+    tv = m.line(f"{s}.terminal_value_usd", where(last, maximum(value, floor_value), 0),
+                "Terminal value (at least the salvage value)", "USD", SHEET, section=sec)
     fcf = m.line(f"{s}.unlevered_fcf_usd", operating + tv,
                  "Unlevered free cash flow (pre-tax)", "USD", SHEET, section=sec)
     return CashFlow(rev_total, ebitda, capex_total, fcf)
+
+
+#: Why an IRR is not shown, by the code of :func:`irr_check`; 0 means it is shown.
+IRR_CHECK_REASONS = {
+    1: "no cash flows",
+    2: "the first non-zero flow is an inflow: there is no investment to earn a return on",
+    3: "not investment-shaped: outflows follow inflows and cumulative cash crosses zero "
+       "more than once, so the NPV profile may cross zero more than once",
+}
+
+
+def irr_check(m: Model, name: str, flows: Line) -> Scalar:
+    """Whether ``flows`` is investment-shaped, so that its IRR means a return: 0 if so,
+    else a code of :data:`IRR_CHECK_REASONS`.
+
+    Investment-shaped: the first non-zero flow is an outflow, and either no outflow
+    follows the first inflow (one sign change: by Descartes' rule the NPV profile crosses
+    zero once) or cumulative cash is negative until it turns non-negative for good and
+    ends positive (one sign change of the cumulative flows: Norstrom's condition for a
+    unique positive IRR).
+    """
+    n = inp("case.horizon_years") * MONTHS_PER_YEAR
+    idx = time("index")
+    sec = f"{name.split('.')[0]}: IRR check"
+    nonzero = m.line(f"{name}.nonzero_index", where(ne(flows, 0), idx, n),
+                     "Month of a non-zero flow", "months", SHEET, agg="none", section=sec)
+    first = row_min(nonzero)
+    first_flow = m.line(f"{name}.first_flow_usd", where(eq(idx, first), flows, 0),
+                        "First non-zero flow", "USD", SHEET, agg="none", section=sec)
+    inflow = m.line(f"{name}.inflow_index", where(flows > 0, idx, n), "Month of an inflow",
+                    "months", SHEET, agg="none", section=sec)
+    late = m.line(f"{name}.outflow_after_inflow", where((flows < 0) & (idx > row_min(inflow)),
+                                                        1, 0),
+                  "Outflow after the first inflow", "flag", SHEET, agg="none", section=sec)
+    cum = m.line(f"{name}.cumulative_usd", cumulative(flows), "Cumulative flow", "USD", SHEET,
+                 agg="none", section=sec)
+    neg = m.line(f"{name}.cumulative_negative", where(cum < 0, 1, 0),
+                 "Cumulative flow negative", "flag", SHEET, agg="none", section=sec)
+    # Months from the first flow until cumulative cash is non-negative for good.
+    before = m.line(f"{name}.before_positive_for_good",
+                    where((idx >= first) & (total(neg) - cumulative(neg) + neg > 0), 1, 0),
+                    "From the first flow to the last negative cumulative", "flag", SHEET,
+                    agg="none", section=sec)
+    one_cross = (eq(total(neg), total(before))) & (total(flows) > 0)
+    code = where(eq(first, n), 1,
+                 where(total(first_flow) > 0, 2,
+                       where(eq(total(late), 0) | one_cross, 0, 3)))
+    return m.scalar(f"{name}.irr_check", code,
+                    "IRR check: 0 investment-shaped, else the reason code", "code", SHEET)
+
+
+def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
+                       cash_in: Line, cash_out: Line, label: str) -> None:
+    """IRR (only where investment-shaped), MIRR and profitability index of ``flows``.
+
+    ``kind`` names the metrics: ``project`` gives ``project_irr``, ``mirr``,
+    ``profitability_index``; ``equity`` gives ``equity_irr``, ``equity_mirr``,
+    ``equity_profitability_index``; ``incremental`` gives ``incremental_irr``.
+
+    MIRR is Excel's ``MIRR(flows, r, r)`` on the monthly flows, finance and reinvestment
+    rate both the discount rate ``r``, annualised: with ``n`` months,
+    ``(-NPV(r, inflows) (1 + r)^n / (NPV(r, outflows) (1 + r))) ^ (1 / (n - 1)) - 1``.
+    The profitability index is ``NPV(r, inflows) / -NPV(r, outflows)``: present value of
+    what comes in per dollar of present value put in.
+    """
+    kw = dict(sheet="Summary", strategy=s)
+    name = f"{s}.{kind}"
+    check = irr_check(m, name, flows)
+    key = {"project": "project_irr", "equity": "equity_irr",
+           "incremental": "incremental_irr"}[kind]
+    m.scalar(f"{s}.{key}",
+             where(eq(check, 0),
+                   or_not_available((1 + irr(flows, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR
+                                    - 1), not_available()),
+             label, "rate", metric=key, **kw)
+    if kind == "incremental":
+        return
+    prefix = "" if kind == "project" else f"{kind}_"
+    n = inp("case.horizon_years") * MONTHS_PER_YEAR
+    pv_in, pv_out = npv(rate, cash_in), npv(rate, cash_out)
+    has = (total(cash_out) < 0) & (total(cash_in) > 0)
+    m.scalar(f"{s}.{prefix}mirr",
+             where(has, (-pv_in * (1 + rate) ** n / (pv_out * (1 + rate)))
+                   ** (MONTHS_PER_YEAR / (n - 1)) - 1, not_available()),
+             f"MIRR ({kind}; finance and reinvestment at the discount rate)", "rate",
+             metric=f"{prefix}mirr", **kw)
+    m.scalar(f"{s}.{prefix}profitability_index",
+             where(total(cash_out) < 0, pv_in / -pv_out, not_available()),
+             f"Profitability index ({kind}; PV in / PV out)", "x",
+             metric=f"{prefix}profitability_index", **kw)
 
 
 def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
@@ -163,9 +262,8 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     kw = dict(sheet="Summary", strategy=s)
     m.scalar(f"{s}.npv", npv(rate, fcf), "NPV at the discount rate", "USD",
              metric="npv_usd", **kw)
-    m.scalar(f"{s}.project_irr",
-             or_not_available((1 + irr(fcf, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR - 1),
-             "Project IRR (unlevered, pre-tax)", "rate", metric="project_irr", **kw)
+    add_return_metrics(m, s, "project", fcf, rate, cash_in, cash_out,
+                       "Project IRR (unlevered, pre-tax)")
     m.scalar(f"{s}.moic", where(total(cash_out) < 0, total(cash_in) / -total(cash_out),
                                 not_available()),
              "MOIC (cash in / cash out)", "x", metric="moic", **kw)

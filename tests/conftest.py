@@ -63,7 +63,7 @@ def libreoffice() -> str:
 def small_hosting_case(**changes: dict) -> dict:
     """The small case with a 10 MW AI conversion starting in March 2026 (see
     tests/test_hosting.py for the hand calculations)."""
-    data = small_case(case={"horizon_years": 3})
+    data = small_case(case={"horizon_years": 3}, mining={"fleet_owned": True})
     data["strategies"] = {
         "mining": {"kind": "mining"},
         "ai_hosting": {"kind": "ai_hosting", "ai_it_mw": 10.0,

@@ -63,10 +63,12 @@ def test_scenario_sets_run_together_and_match():
 
 
 def test_solve_any_input_for_any_metric():
-    # Solving the start BTC price for mining's NPV = 0 is the model's own break-even.
-    out = solve_input(A, "network.btc_price_usd", metric="npv_usd", strategy="mining",
+    # Solving the start BTC price for mining's NPV = 0 is the model's own break-even (on
+    # the base site bought greenfield: the owned fleet's resale keeps its NPV positive).
+    g = finmodel.with_values(A, {"mining.fleet_owned": False})
+    out = solve_input(g, "network.btc_price_usd", metric="npv_usd", strategy="mining",
                       bracket=(1e3, 1e6))
-    be = finmodel.run(A).summary.loc["breakeven_btc_price_usd", "mining"]
+    be = finmodel.run(g).summary.loc["breakeven_btc_price_usd", "mining"]
     assert out["network.btc_price_usd"][0] == pytest.approx(be, rel=1e-7)
     # Vectorised: the lease rate at which ai_hosting's NPV is zero, for three capex levels.
     out = solve_input(A, "hosting.lease_rate_usd_per_kw_month", metric="npv_usd",

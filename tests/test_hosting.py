@@ -41,9 +41,13 @@ def test_ramp_rent_escalator_and_renewal():
     assert rent[4] == pytest.approx(500_000, abs=PENNY)      # 5 MW x 1,000 x $100
     assert rent[6] == pytest.approx(1_000_000, abs=PENNY)    # 10 MW
     assert rent[15] == pytest.approx(1_000_000, abs=PENNY)   # last month of the term
-    # Month 16 starts the renewal: rate $110 (one anniversary), x 50 % probability.
-    assert rent[16] == pytest.approx(10 * 1000 * 110 * 0.5, abs=PENNY)
-    assert rent[28] == 0                                     # the renewal has ended
+    # Each phase's one-year term runs from its own commencement (May, July). Month 16
+    # starts phase 1's renewal: rate $110 (one anniversary) x 50 % probability, while
+    # phase 2 is still in its term; month 18 both are in the renewal.
+    assert rent[16] == pytest.approx(5 * 1000 * 110 * 0.5 + 5 * 1000 * 100, abs=PENNY)
+    assert rent[18] == pytest.approx(10 * 1000 * 110 * 0.5, abs=PENNY)
+    assert rent[28] == pytest.approx(5 * 1000 * 110 * 0.5, abs=PENNY)
+    assert rent[30] == 0                                     # both renewals have ended
     assert r.values["ai_hosting.hosting.contract_value_usd"][0] == pytest.approx(12e6)
 
 
@@ -55,7 +59,8 @@ def test_prepayment_credit_and_deposit():
     assert prepay[2] == pytest.approx(2.4e6) and np.count_nonzero(prepay) == 1
     assert credit[4:10].tolist() == pytest.approx([-400_000] * 6)
     assert np.count_nonzero(credit) == 6 and credit.sum() == pytest.approx(-2.4e6)
-    assert dep[2] == pytest.approx(2e6) and dep[16] == pytest.approx(-2e6)
+    # Returned when the last phase's term ends: July 2026 + 12 months = month 18.
+    assert dep[2] == pytest.approx(2e6) and dep[18] == pytest.approx(-2e6)
     assert np.count_nonzero(dep) == 2
 
 
@@ -66,11 +71,13 @@ def test_conversion_capex_draw_and_asic_sale():
     capex = row(r, "ai_hosting.conversion.capex_usd")
     assert capex[2:6] == pytest.approx([-4.125e6, -4.125e6, -1.375e6, -1.375e6])
     assert capex.sum() == pytest.approx(-11e6)
-    # The whole 0.5 EH/s fleet stops in March and is sold: 500,000 TH x $5 = $2.5M.
+    # The owned 0.5 EH/s fleet mines until each phase enters service (May: half, July:
+    # the rest), and each half is sold then: 250,000 TH x $5 = $1.25M twice.
     sale = row(r, "ai_hosting.asic_sale_usd")
-    assert sale[2] == pytest.approx(2.5e6) and np.count_nonzero(sale) == 1
-    assert row(r, "ai_hosting.btc_mined")[2:].sum() == 0
-    assert row(r, "ai_hosting.btc_mined")[:2] == pytest.approx(row(r, "mining.btc_mined")[:2])
+    assert sale[[4, 6]] == pytest.approx([1.25e6, 1.25e6]) and np.count_nonzero(sale) == 2
+    assert row(r, "ai_hosting.btc_mined")[6:].sum() == 0
+    assert row(r, "ai_hosting.btc_mined")[:4] == pytest.approx(row(r, "mining.btc_mined")[:4])
+    assert row(r, "ai_hosting.btc_mined")[4] == pytest.approx(row(r, "mining.btc_mined")[4] / 2)
 
 
 def test_power_passed_through_and_opex():
@@ -107,7 +114,9 @@ def test_hybrid_keeps_mining_on_the_rest_and_shares_the_bill():
     data["strategies"]["hybrid"] = {"kind": "hybrid", "ai_it_mw": 5.0,
                                     "conversion_start_month": "2026-03"}
     r = finmodel.run(parse_assumptions(data), breakevens=False)
-    assert row(r, "hybrid.mining_it_mw")[[0, 2]] == pytest.approx([10.0, 6 / 1.1])
+    # Mining MW fall to 6 / 1.1 as the hall enters service: half in May, all in July.
+    assert row(r, "hybrid.mining_it_mw")[[0, 3, 4, 6]] == pytest.approx(
+        [10.0, 10.0, (10.0 + 6 / 1.1) / 2, 6 / 1.1])
     bill = row(r, "hybrid.power_cost_usd")
     split = row(r, "hybrid.mining_power_cost_usd") + row(r, "hybrid.hosting.power_cost_usd")
     assert split == pytest.approx(bill)

@@ -416,6 +416,21 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         sum(s["npv_usd"] for s in plan["plan"].values())
         + plan["value_items_usd"]["new_funding_cost_usd"])
     assert "BINDING" in out and "Greedy" in out
+    # Each constraint says in words how its LP dual and its exact gain read: a budget year
+    # the integer plan leaves room in, but the LP relaxation fills, is labelled so.
+    for c in plan["constraints"]:
+        slack_in_lp_only = (not c["at_limit"] and abs(c["shadow_price"]) > 1e-6
+                            and not c["milp_gain_per_100m_usd"] > 1.0)
+        assert (c["reading"] == "LP relaxation binds; integer plan has slack and $100M more "
+                "is worth nothing") == slack_in_lp_only
+        assert c["reading"] in out
+    assert any(c["reading"].startswith("LP relaxation binds") for c in budget)
+    # Limited liability: the share's value is the equity NPV per share floored at zero.
+    for when in ("before", "after"):
+        ps = plan["company"][when]
+        assert ps["share_value_usd"] == max(0.0, ps["value_per_share_usd"])
+    assert plan["company"]["before"]["value_per_share_usd"] < 0
+    assert "Value per share: 0.00 USD keeping every site mining" in out
     assert len(plan["options"]) == 7 * (1 + 3 * 4)
     first = plan["options"][1]
     assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180
@@ -455,7 +470,7 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
          "2032-02", "conversion_price_usd": 9.93}],
         "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
-    data["company"]["cash_usd"] = 0.6e9
+    data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
     plan = plan_portfolio(lp, options=options, exact_gains=False)
     assert plan.solution.feasible and plan.solution.funding_usd > 1e6  # new money drawn
@@ -520,3 +535,68 @@ def test_funding_shortfall_splits_by_site_and_chunk_on_any_executor(four):
     flat = funding_shortfall(plan_calm, 4, seed=3)
     assert np.allclose(flat.sites_npv_usd, plan_calm.chosen.npv_usd.sum(), rtol=1e-9)
     assert flat.shortfall_usd.max() < 1.0
+
+
+def test_site_level_distributions_in_the_monte_carlo(four):
+    """A site's power price drawn per scenario: with flat BTC and hashrate paths each
+    scenario's total NPV is the plan's, with that site's option re-run at its drawn price
+    (checked against a separate single-site run); the draws do not depend on the chunking;
+    a bad distribution is refused with the site and field named."""
+    import finmodel
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    lp, options = four
+    data = copy.deepcopy(small())
+    data["monte_carlo"] = {"btc_price_volatility": 0.0, "hashrate_volatility": 0.0,
+                           "distributions": {"c": {"power.ppa_price_usd_per_mwh": {
+                               "dist": "uniform", "low": 30.0, "high": 60.0}}}}
+    lp2 = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp2, options=options, exact_gains=False)
+    one = funding_shortfall(plan, 6, seed=5, chunk=6)
+    split = funding_shortfall(plan, 6, seed=5, chunk=4)
+    assert np.array_equal(one.site_draws["c"]["power.ppa_price_usd_per_mwh"],
+                          split.site_draws["c"]["power.ppa_price_usd_per_mwh"])
+    assert np.allclose(one.sites_npv_usd, split.sites_npv_usd, rtol=1e-12)
+    drawn = one.site_draws["c"]["power.ppa_price_usd_per_mwh"]
+    assert drawn.min() >= 30.0 and drawn.max() <= 60.0 and np.ptp(drawn) > 1.0
+    k = int(np.flatnonzero(plan.chosen.site == "c")[0])
+    strategy, start = plan.chosen.strategy[k], plan.chosen.start_month[k]
+    others = plan.chosen.npv_usd.sum() - plan.chosen.npv_usd[k]
+    for i in (0, 3):
+        changes = {"power.ppa_price_usd_per_mwh": float(drawn[i])}
+        if start:
+            changes[f"strategies.{strategy}.conversion_start_month"] = start
+        alone = finmodel.run(finmodel.with_values(lp2.cases["c"], changes),
+                             breakevens=False).summary.loc["npv_usd", strategy]
+        assert one.sites_npv_usd[i] == pytest.approx(others + alone, rel=1e-9)
+    bad = copy.deepcopy(data)
+    bad["monte_carlo"]["distributions"]["c"]["power.ppa_price_usd_per_mwh"]["low"] = 70.0
+    with pytest.raises(InputError, match=r"monte_carlo.distributions.c: .*power.ppa_price"):
+        parse_portfolio(bad, folder=ASSUMPTIONS)
+    bad["monte_carlo"]["distributions"] = {"zz": {}}
+    with pytest.raises(InputError, match=r"monte_carlo.distributions.zz: not a site"):
+        parse_portfolio(bad, folder=ASSUMPTIONS)
+
+
+def test_plan_cut_short_by_the_time_limit_gets_the_money_every_month_needs(four):
+    """When the lazy MILP runs out of time with a plan that breaks a month it has not seen,
+    the plan is kept with the new money that keeps every month: for the optimal choice
+    that is exactly the optimum's new money (raising money costs, so the optimum raises
+    no more than it needs), and the plan is not claimed optimal."""
+    import finmodel.portfolio.optimise as opt
+    from finmodel.errors import SolverError
+
+    lp, options = four
+    loaded = parse_portfolio(small(min_cash_usd=250e6), folder=ASSUMPTIONS)
+    p = build_problem(loaded.spec, options, company_flows(loaded.spec, lp.start_month,
+                                                          lp.months))
+    full = solve(p, exact_gains=False, lazy=False)
+    cut = opt._Got(full.choice, 0.0, full.objective_usd + 5e6, False, 0.01)
+    fixed = opt._repaired(p, cut, 1.0)
+    assert fixed.funding_usd == pytest.approx(full.funding_usd, rel=1e-9)
+    assert fixed.objective_usd == pytest.approx(full.objective_usd, rel=1e-12)
+    bound = (full.objective_usd + 5e6) + 0.01 * abs(full.objective_usd + 5e6)
+    assert not fixed.optimal
+    assert fixed.gap == pytest.approx((bound - full.objective_usd) / abs(full.objective_usd))
+    with pytest.raises(SolverError, match="no plan keeping the cash floor within 1 s"):
+        opt._repaired(p, cut, 1.0, max_funding=0.0)

@@ -77,11 +77,16 @@ def test_curtailment_credit_sells_unused_energy_back_at_market():
     assert jan(r, "mining.marginal_power_cost_per_mwh") == pytest.approx(30.0, rel=1e-12)
     assert jan(r, "mining.running") == 1  # 42.61 > 30
     # At $30,000/BTC: revenue 209,250 / 8,184 = 25.57 < 30 -> stop and sell it all back:
-    # credit 30 x 8,928 = 267,840; net power cost 446,400 - 267,840 = 178,560.
+    # credit 30 x 8,928 = 267,840, revenue; the power bill stays 446,400, so the net
+    # cost of power is 178,560.
     r = finmodel.run(small(network={"btc_price_usd": 30_000.0}, power=tp), breakevens=False)
     assert jan(r, "mining.running") == 0
     assert jan(r, "mining.curtailment_credit_usd") == pytest.approx(267_840, abs=PENNY)
-    assert jan(r, "mining.power_cost_usd") == pytest.approx(-178_560, abs=PENNY)
+    assert jan(r, "mining.power_cost_usd") == pytest.approx(-446_400, abs=PENNY)
+    assert jan(r, "mining.power_cost_usd") + jan(r, "mining.curtailment_credit_usd") == \
+        pytest.approx(-178_560, abs=PENNY)
+    # The credit is revenue: counted in revenue, not netted into cost.
+    assert jan(r, "mining.revenue_total_usd") == pytest.approx(267_840, abs=PENNY)
 
 
 def test_energy_beyond_the_contract_is_bought_at_market_plus_charges():
@@ -111,7 +116,8 @@ def test_capex_opex_and_refresh_cycle():
     # Opex: $4,000/MW-month x 10 MW = $40,000, +12 %/yr -> month 12 is 44,800.
     # Refresh every year: generation 1 from month 12 at 20 x (1 - 0.1) = 18 J/TH, filling
     # 10 MW -> 10/18 EH/s = 555,555.6 TH at $15 x (1 - 0.2) = $12/TH -> $6,666,666.67.
-    a = small(case={"horizon_years": 2},
+    # At $200,000/BTC it earns ~$1.1M a month over power for its 12 months: it pays back.
+    a = small(case={"horizon_years": 2}, network={"btc_price_usd": 200_000.0},
               mining={"purchase_price_usd_per_th": 20.0,
                       "infrastructure_capex_usd_per_mw": 300_000.0,
                       "opex_usd_per_mw_month": 4_000.0, "opex_escalator_rate": 0.12,
@@ -131,6 +137,27 @@ def test_capex_opex_and_refresh_cycle():
                        + v["mining.power_cost_usd"] + v["mining.opex_usd"], rtol=0, atol=1e-6)
     assert np.allclose(v["mining.unlevered_fcf_usd"], v["mining.ebitda_usd"] + capex,
                        rtol=0, atol=1e-6)
+
+
+def test_refresh_that_does_not_pay_back_is_not_bought():
+    # The same refresh at $100,000/BTC. Month 12 (Jan 2027, 31 days, 4,464 blocks) of the
+    # 18 J/TH fleet: 10/18 EH/s of 1,000 -> 4,464 x 3.125 x 10/18 / 1,000 x $100,000 =
+    # $775,000 of revenue against 10 MW x 744 h x 1.1 x $50 = $409,200 of power: a margin
+    # of ~$366k a month, ~$4.4M over its 12-month life, below its $6.67M cost. No refresh:
+    # the 20 J/TH fleet runs on.
+    a = small(case={"horizon_years": 2},
+              mining={"refresh_interval_years": 1, "refresh_price_usd_per_th": 15.0,
+                      "asic_price_change_rate": -0.2, "efficiency_improvement_rate": 0.1})
+    v = finmodel.run(a, breakevens=False).values
+    pv = v["mining.new_fleet_life_margin_pv_usd"][0, 12]
+    disc12 = 1.1 ** (-13 / 12)
+    assert v["mining.new_fleet_margin_pv_usd"][0, 12] == pytest.approx(
+        (775_000 - 409_200) * disc12, rel=1e-9)
+    assert 4.0e6 * disc12 < pv < 4.4e6 * disc12
+    assert v["mining.new_fleet_cost_usd"][0, 12] == pytest.approx(6_666_666.67, abs=0.01)
+    assert v["mining.refresh_due"][0, 12] == 1 and v["mining.refresh"][0].sum() == 0
+    assert not v["mining.refresh_capex_usd"].any()
+    assert v["mining.efficiency_j_per_th"][0, 23] == 20.0
 
 
 def test_btc_mined_never_exceeds_the_fleets_share_of_issuance():

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import finmodel
 from finmodel.engine.solve import bracketed_root, irr_periodic, irr_reasons
+from finmodel.engine.expr import maximum, minimum, wrap
 from tests.conftest import small
 
 
@@ -49,15 +50,54 @@ def test_project_irr_agrees_with_numpy_financial_and_pyxirr():
     assert irr == pytest.approx((1 + pyxirr.irr(cf)) ** 12 - 1, rel=1e-9)
 
 
-def test_with_several_roots_the_irr_is_the_one_newton_finds_from_the_guess(profitable):
-    # Opex after the fleet is curtailed and refresh capex give several sign changes, so
-    # several rates zero the NPV. Like Excel and pyxirr, finmodel runs Newton from the
-    # guess and says so; numpy-financial returns a different root (-8.3 % here).
-    cf = profitable.values["mining.unlevered_fcf_usd"][0]
-    irr = profitable.summary.loc["project_irr", "mining"]
-    assert irr == pytest.approx((1 + pyxirr.irr(cf, guess=0.01)) ** 12 - 1, rel=1e-9)
-    assert npf.npv((1 + irr) ** (1 / 12) - 1, cf) == pytest.approx(0.0, abs=1e-3)
-    assert "several sign changes" in profitable.reasons["mining.project_irr"][0]
+def _checked(flows: list[float]) -> tuple[float, float]:
+    """(IRR check code, annual IRR as reported) of a monthly series, through the model."""
+    import datetime as dt
+
+    from finmodel.engine.evaluate import evaluate
+    from finmodel.engine.expr import PathInput, time
+    from finmodel.engine.graph import Model
+    from finmodel.engine.timeline import Timeline
+    from finmodel.valuation import add_return_metrics
+
+    m = Model()
+    f = m.line("x.flows", PathInput("flows", time("index") + 1), "", "USD", "S")
+    pos = m.line("x.in", maximum(f, 0), "", "USD", "S")
+    neg = m.line("x.out", minimum(f, 0), "", "USD", "S")
+    add_return_metrics(m, "x", "project", f, wrap(0.01), pos, neg, "IRR")
+    v = evaluate(m, Timeline(dt.date(2026, 1, 1), len(flows)),
+                 {"case_horizon_years": len(flows) / 12}, {"flows": [flows]})
+    return v["x.project.irr_check"][0], v["x.project_irr"][0]
+
+
+def test_irr_only_where_the_series_is_investment_shaped():
+    # -100, +230, -132: NPV is zero at 10 % and at 20 % a month (two crossings): n/a.
+    code, irr = _checked([-100.0, 230.0, -132.0] + [0.0] * 9)
+    assert code == 3 and np.isnan(irr)
+    # Starts with an inflow (a site that already mines): n/a, whatever the roots.
+    code, irr = _checked([50.0, -100.0, 60.0] + [0.0] * 9)
+    assert code == 2 and np.isnan(irr)
+    # Conventional: out, then in: shown, and equal to numpy-financial's root.
+    code, irr = _checked([-100.0, 0.0, 60.0, 60.0] + [0.0] * 8)
+    assert code == 0
+    assert irr == pytest.approx((1 + npf.irr([-100.0, 0.0, 60.0, 60.0])) ** 12 - 1, rel=1e-9)
+    # A later outflow, but cumulative cash crosses zero once and ends positive (Norstrom):
+    # shown. -100, +80, +80, -20: cumulative -100, -20, +60, +40.
+    code, irr = _checked([-100.0, 80.0, 80.0, -20.0] + [0.0] * 8)
+    assert code == 0
+    assert irr == pytest.approx((1 + npf.irr([-100.0, 80.0, 80.0, -20.0])) ** 12 - 1,
+                                rel=1e-9)
+    # Nothing at all.
+    assert _checked([0.0] * 12)[0] == 1
+
+
+def test_owned_site_mining_irr_is_na_with_its_reason(profitable):
+    # The base site already mines: its first flow is an inflow, so no IRR, and the note
+    # says why in the summary JSON; MIRR and the profitability index are still shown.
+    assert np.isnan(profitable.summary.loc["project_irr", "mining"])
+    out = profitable.summary_json()["strategies"]["mining"]
+    assert out["project_irr"] is None and "inflow" in out["project_irr_note"]
+    assert out["mirr"] is not None and out["profitability_index"] is not None
 
 
 def test_payback_is_interpolated_within_the_month():
@@ -78,14 +118,23 @@ def test_payback_is_interpolated_within_the_month():
 
 
 def test_payback_never_reached_is_missing_not_zero(base):
-    assert base.values["mining.cumulative_fcf_usd"][0].max() < 0
-    assert np.isnan(base.summary.loc["payback_years", "mining"])
-    assert base.summary_json()["strategies"]["mining"]["payback_years"] is None
+    # The base site bought greenfield: the fleet and infrastructure never earn back.
+    a = finmodel.with_values(base.assumptions, {"mining.fleet_owned": False})
+    greenfield = finmodel.run(a, breakevens=False)
+    assert greenfield.values["mining.cumulative_fcf_usd"][0].max() < 0
+    assert np.isnan(greenfield.summary.loc["payback_years", "mining"])
+    assert greenfield.summary_json()["strategies"]["mining"]["payback_years"] is None
 
 
 def test_breakeven_btc_price_put_back_gives_zero_npv(base):
-    be = base.summary.loc["breakeven_btc_price_usd", "mining"]
-    a = finmodel.with_values(base.assumptions, {"network.btc_price_usd": be})
+    # The owned base fleet is worth its resale value even at a zero BTC price: no
+    # break-even, and the reason says so.
+    assert np.isnan(base.summary.loc["breakeven_btc_price_usd", "mining"])
+    assert "zero BTC price" in base.reasons["mining.breakeven_btc_price"][0]
+    # Bought greenfield, it has one.
+    g = finmodel.run(finmodel.with_values(base.assumptions, {"mining.fleet_owned": False}))
+    be = g.summary.loc["breakeven_btc_price_usd", "mining"]
+    a = finmodel.with_values(g.assumptions, {"network.btc_price_usd": be})
     npv = finmodel.run(a, breakevens=False).summary.loc["npv_usd", "mining"]
     # 1 USD on a project of several hundred million USD of capex.
     assert abs(npv) < 1.0

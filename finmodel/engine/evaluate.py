@@ -269,13 +269,15 @@ class _Evaluator:
         if k.shape[1] != 1:
             raise ModelError(f"the shift of {e.target.name!r} must not vary by period")
         cols = np.arange(self.n)[None, :] if t is None else np.array([[t]])
-        src = cols - np.rint(k).astype(int)  # (S or 1, periods)
+        step = np.rint(k).astype(int)
+        src = cols + step if e.ahead else cols - step  # (S or 1, periods)
         init = self.eval(e.initial, t)
         rows = max(arr.shape[0], src.shape[0], init.shape[0])
         arr = np.broadcast_to(arr, (rows, self.n))
         src = np.broadcast_to(src, (rows, src.shape[1]))
         got = np.take_along_axis(arr, np.clip(src, 0, self.n - 1), axis=1)
-        return np.where(src >= 0, got, np.broadcast_to(init, got.shape))
+        inside = (src >= 0) & (src <= self.n - 1)
+        return np.where(inside, got, np.broadcast_to(init, got.shape))
 
     def _path(self, e: PathInput, t: int | None) -> np.ndarray:
         try:

@@ -137,11 +137,13 @@ class Lag(Expr):
 @dataclass(frozen=True, eq=False, slots=True)
 class Shift(Expr):
     """A line's value ``k`` periods earlier where ``k`` is an expression (an input);
-    ``initial`` before the first period. Unlike :class:`Lag` it may not be recursive."""
+    ``initial`` before the first period. Unlike :class:`Lag` it may not be recursive.
+    With ``ahead``, the value ``k`` periods *later*, ``initial`` after the last period."""
 
     target: Line
     k: Expr
     initial: Expr
+    ahead: bool = False
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -298,6 +300,14 @@ def shifted(line: Line, k: ExprLike, initial: ExprLike = 0.0) -> Expr:
     does not vary by period (a life in years x 12, say); ``initial`` before the start.
     Excel: ``IF(t - k >= 0, INDEX(row, t - k + 1), initial)``."""
     return Shift(line, wrap(k), wrap(initial))
+
+
+def lead(line: Line, k: ExprLike, after: ExprLike = 0.0) -> Expr:
+    """The value of ``line`` ``k`` periods later (``k`` a non-negative expression that does
+    not vary by period); ``after`` past the last period. A decision that looks forward
+    along the model's own expected path (a refresh that must pay back over its life) uses
+    it. Excel: ``IF(t + k <= last, INDEX(row, t + k + 1), after)``."""
+    return Shift(line, wrap(k), wrap(after), True)
 
 
 def cumulative(line: Line) -> Expr:

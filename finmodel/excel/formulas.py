@@ -201,6 +201,10 @@ class FormulaWriter:
                 raise ExportError("shifted used where a single value is needed")
             k = self._r(e.k, None, here, 0)
             idx = self._r(TimeRow("index"), t, here, 0)
+            if e.ahead:
+                return (f"IF({idx}+({k})<={self.lay.n_periods - 1},"
+                        f"INDEX({self.row_range(e.target, here)},{idx}+({k})+1),"
+                        f"{self._r(e.initial, t, here, 0)})")
             return (f"IF({idx}-({k})>=0,INDEX({self.row_range(e.target, here)},"
                     f"{idx}-({k})+1),{self._r(e.initial, t, here, 0)})")
         if isinstance(e, Cumulative):

@@ -155,10 +155,15 @@ class _Sheet:
         self.ws.set_column(3, 3, 22)
         self.ws.set_column(FIRST_COL, FIRST_COL + self.n - 1, 12)
         self.ws.freeze_panes(5, FIRST_COL)
-        self.ws.set_landscape()
-        self.ws.repeat_columns(0, FIRST_COL - 1)
+        # Printed a calendar year to an A3 page (the way long monthly models are printed):
+        # the labels (column A) and month headers repeat. Fitting 180 months to one page
+        # tall printed 40-odd pages of half-years; Excel ignores page breaks under "fit".
+        _print_setup(self.ws, fit_width=False, paper=8)
+        self.ws.repeat_columns(0, 0)
         self.ws.repeat_rows(3, 4)
-        self.ws.fit_to_pages(0, 1)
+        self.ws.set_print_scale(62)
+        self.ws.set_v_pagebreaks([self.col(t) for t, p in enumerate(periods)
+                                  if p.month == 1 and t > 0])
 
 
 def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
@@ -515,9 +520,20 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
     ws.set_column(1, 1, 26)
     ws.set_column(2, 6, 16)
     ws.set_column(7, 7, 60)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    _print_setup(ws, fit_width=True)
     ws.activate()
+
+
+def _print_setup(ws, *, fit_width: bool, paper: int = 9) -> None:
+    """Landscape (A4 = 9, A3 = 8), the sheet's name and the date in the header, the page in
+    the footer (the name comes from &A, so no input text reaches the header's codes)."""
+    ws.set_landscape()
+    ws.set_paper(paper)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_header("&L&A&Rfinmodel portfolio plan, &D")
+    ws.set_footer("&CPage &P of &N")
+    if fit_width:
+        ws.fit_to_pages(1, 0)
 
 
 def _status_quo(plan) -> np.ndarray:

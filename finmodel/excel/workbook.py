@@ -399,7 +399,8 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
             ws.write_formula(r, notes_col, checks_sheet.stale_formula(note), st.name, note)
         else:
             ws.write_string(r, notes_col, note, st.name)
-    r = top + len(metric_keys) + 2
+    r = top + len(metric_keys) + 1
+    r = _write_irr_notes(ws, st, result, lay, strategies, r, wb) + 1
     ws.write_string(r, 0, "(*) Solved in Python by root-finding on the whole model and "
                     "written as values: re-run finmodel after changing inputs.", st.subtitle)
     for name, why in result.reasons.items():
@@ -412,6 +413,32 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(notes_col, notes_col, 40)
     ws.set_landscape()
     ws.fit_to_pages(1, 1)
+
+
+def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
+    """Why each IRR is or is not shown: live text from the IRR check cells (a formula of
+    the flows, so it changes with the inputs). Returns the last row used."""
+    from finmodel.api import IRR_SERIES
+    from finmodel.valuation import IRR_CHECK_REASONS
+
+    texts = ",".join('"' + IRR_CHECK_REASONS[k].replace('"', "'") + '"'
+                     for k in sorted(IRR_CHECK_REASONS))
+    for kind, key, _ in IRR_SERIES:
+        cells = [(j, s) for j, s in enumerate(strategies)
+                 if f"{s}.{kind}.irr_check" in lay.scalar_cells]
+        if not cells:
+            continue
+        r += 1
+        ws.write_string(r, 0, f"Why {key.replace('_', ' ')} is n/a (live)", st.label)
+        ws.write_string(r, 1, "text", st.unit)
+        for j, s in cells:
+            sheet, cr, cc = lay.scalar_cells[f"{s}.{kind}.irr_check"]
+            code = f"'{sheet}'!{xl_rowcol_to_cell(cr, cc, True, True)}"
+            cached = result.reasons.get(f"{s}.{key}")
+            ws.write_formula(r, 2 + j, f'=IF({code}=0,"",CHOOSE({code},{texts}))',
+                             st.text, str(cached[0]) if cached is not None else "")
+            _define(wb, f"{s}_{key}_note", f"=Summary!{xl_rowcol_to_cell(r, 2 + j, True, True)}")
+    return r
 
 
 #: Metrics compared strategy by strategy against mining on the Comparison sheet.
@@ -446,6 +473,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
             ws.write_formula(row, 2 + j, f"={a}-{b}", st.cell(x.unit), _cached(va - vb))
         row += 1
 
+    row, bridge_chart = _write_bridge(wb, ws, st, result, lay, row + 1, others, by_key)
     row += 1
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
@@ -503,8 +531,90 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     bar.set_y_axis({"num_format": "#,##0,,\"M\""})
     bar.set_size({"width": 760, "height": 300})
     ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
+    if bridge_chart is not None:
+        ws.insert_chart(39, 4 + 2 * max(len(tables), len(others)), bridge_chart)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
+
+
+def _write_bridge(wb, ws, st, result, lay, row: int, others, by_key) -> int:
+    """The NPV bridge from mining, live: mining's NPV, each step (Summary cells), the sum,
+    and a check against the strategy's NPV; a waterfall chart of the first strategy.
+    Returns the last row used and the chart."""
+    from finmodel.models.strategies import BRIDGE
+
+    if not others:
+        return row, None
+    keys = list(BRIDGE)
+
+    def summary(strategy: str, metric: str) -> str:
+        _, r, c = lay.scalar_cells[by_key[(strategy, metric)].name]
+        return f"Summary!{xl_rowcol_to_cell(r, c, True, True)}"
+
+    def value(strategy: str, metric: str) -> float:
+        return float(result.values[by_key[(strategy, metric)].name][0])
+
+    ws.write_string(row, 0, "NPV bridge from mining (live: steps sum to the strategy's NPV)",
+                    st.section)
+    row += 1
+    ws.write_string(row, 0, "Step", st.header_left)
+    ws.write_string(row, 1, "Unit", st.header_left)
+    for j, s in enumerate(others):
+        ws.write_string(row, 2 + j, s, st.header)
+    first = row + 1
+    labels = ["Mining NPV"] + [BRIDGE[k] for k in keys]
+    for i, label in enumerate(labels):
+        r = first + i
+        ws.write_string(r, 0, label, st.label)
+        ws.write_string(r, 1, "USD", st.unit)
+        for j, s in enumerate(others):
+            metric = "npv_usd" if i == 0 else f"bridge_{keys[i - 1]}_usd"
+            who = "mining" if i == 0 else s
+            ws.write_formula(r, 2 + j, f"={summary(who, metric)}", st.cell("USD"),
+                             _cached(value(who, metric)))
+    last = first + len(labels) - 1
+    total_row, check_row = last + 1, last + 2
+    ws.write_string(total_row, 0, "= strategy NPV (mining NPV + steps)", st.label)
+    ws.write_string(check_row, 0, "Check: minus the strategy's NPV (0)", st.label)
+    for j, s in enumerate(others):
+        col = xl_rowcol_to_cell(first, 2 + j)[:-len(str(first + 1))]
+        rng = f"{col}{first + 1}:{col}{last + 1}"
+        npv_s = value(s, "npv_usd")
+        ws.write_string(total_row, 1, "USD", st.unit)
+        ws.write_formula(total_row, 2 + j, f"=SUM({rng})", st.cell("USD", bold=True),
+                         _cached(npv_s))
+        ws.write_string(check_row, 1, "USD", st.unit)
+        ws.write_formula(check_row, 2 + j,
+                         f"={col}{total_row + 1}-{summary(s, 'npv_usd')}", st.cell("USD"),
+                         0.0)
+    # Waterfall of the first strategy: an invisible base and a visible bar per step.
+    helper = check_row + 2
+    ws.write_string(helper, 0, f"Waterfall of {others[0]} (chart helper: base, bar)",
+                    st.unit)
+    running = 0.0
+    for i in range(len(labels)):
+        r = helper + 1 + i
+        src = xl_rowcol_to_cell(first + i, 2)
+        before = f"SUM({xl_rowcol_to_cell(first, 2)}:{xl_rowcol_to_cell(first + i, 2)})-{src}"
+        v = value("mining", "npv_usd") if i == 0 else value(others[0],
+                                                            f"bridge_{keys[i - 1]}_usd")
+        ws.write_string(r, 0, labels[i], st.label)
+        ws.write_formula(r, 2, f"=MIN({before},{before}+{src})", st.cell("USD"),
+                         _cached(min(running, running + v)))
+        ws.write_formula(r, 3, f"=ABS({src})", st.cell("USD"), _cached(abs(v)))
+        running += v
+    chart = wb.add_chart({"type": "column", "subtype": "stacked"})
+    cats = [ws.name, helper + 1, 0, helper + len(labels), 0]
+    chart.add_series({"name": "base", "categories": cats,
+                      "values": [ws.name, helper + 1, 2, helper + len(labels), 2],
+                      "fill": {"none": True}, "border": {"none": True}})
+    chart.add_series({"name": "step", "categories": cats,
+                      "values": [ws.name, helper + 1, 3, helper + len(labels), 3]})
+    chart.set_title({"name": f"NPV bridge: mining to {others[0]}"})
+    chart.set_legend({"none": True})
+    chart.set_y_axis({"num_format": "#,##0,,\"M\""})
+    chart.set_size({"width": 760, "height": 360})
+    return helper + len(labels), chart
 
 
 LATTICE_LABELS = {

@@ -35,6 +35,7 @@ from finmodel.engine.expr import (
     wrap,
 )
 from finmodel.engine.graph import Line, Model
+from finmodel.inputs.rules import LATTICE_STEPS
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import chosen, escalated, inp
 
@@ -213,7 +214,7 @@ def lattice_terms(a: Assumptions, face: float = 100.0):
                             calls=calls, puts=puts)
 
 
-def lattice_value(a: Assumptions, steps: int = 1000) -> dict[str, float]:
+def lattice_value(a: Assumptions, steps: int = LATTICE_STEPS) -> dict[str, float]:
     """The note valued on the lattice at issue (per 100 of par), with its inputs."""
     from finmodel.financing.convertible import value_convertible
 

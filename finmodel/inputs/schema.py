@@ -81,6 +81,28 @@ class NetworkSection(_Section):
     hashrate_path_eh_s: list[float] | None = _f(None, unit="EH/s", description="Network "
                                                 "hashrate by model year (instead of a start "
                                                 "and a growth rate)")
+    hashrate_model: Literal["growth", "endogenous"] = _f(
+        "growth", unit="choice", description="'growth': hashrate grows at "
+        "hashrate_growth_rate (or follows its path); 'endogenous': it grows at most at that "
+        "rate, slows as hashprice nears a reference fleet's cash cost and falls below it")
+    reference_efficiency_j_per_th: float | None = _f(None, unit="J/TH", description="Efficiency"
+                                                     " of the reference (marginal) fleet at "
+                                                     "the start (endogenous hashrate)",
+                                                     gt=0.0, le=500.0)
+    reference_efficiency_improvement_rate: float = _f(0.0, unit="rate", description="Annual "
+                                                      "fall in the reference fleet's J/TH",
+                                                      ge=0.0, lt=1.0)
+    reference_power_price_usd_per_mwh: float | None = _f(None, unit="USD/MWh", description=
+                                                         "All-in power price of the reference"
+                                                         " fleet (endogenous hashrate)",
+                                                         gt=0.0, le=1_000.0)
+    reference_power_escalator_rate: float = _f(0.0, unit="rate", description="Annual escalator"
+                                               " of the reference power price", gt=-1.0,
+                                               le=1.0)
+    hashrate_adjustment_speed: float = _f(0.1, unit="ratio", description="Monthly hashrate "
+                                          "growth factor = (hashprice / reference cash cost) "
+                                          "** speed, at most the growth rate's", ge=0.0,
+                                          le=5.0)
     btc_price_usd: float | None = _f(None, unit="USD/BTC", description="BTC price at the start"
                                      " (with btc_price_drift_rate)", gt=0.0)
     btc_price_drift_rate: float | None = _f(None, unit="rate", description="Annual drift of "
@@ -93,6 +115,13 @@ class NetworkSection(_Section):
         _one_of(self, "fee_btc_per_block", "fee_share_of_subsidy")
         _start_or_path(self, "hashrate_eh_s", "hashrate_growth_rate", "hashrate_path_eh_s")
         _start_or_path(self, "btc_price_usd", "btc_price_drift_rate", "btc_price_path_usd")
+        if self.hashrate_model == "endogenous":
+            for f in ("hashrate_eh_s", "hashrate_growth_rate", "reference_efficiency_j_per_th",
+                      "reference_power_price_usd_per_mwh"):
+                if getattr(self, f) is None:
+                    raise ValueError(f"{f}: required by hashrate_model = 'endogenous' (a start"
+                                     " hashrate, its largest growth rate, and the reference "
+                                     "fleet's efficiency and power price)")
         return self
 
 
@@ -181,6 +210,47 @@ class MiningSection(_Section):
     economic_curtailment: bool = _f(True, unit="flag", description="Stop the fleet in months "
                                     "when its revenue per MWh is below the marginal cost of "
                                     "power")
+    fleet_owned: bool = _f(False, unit="flag", description="The starting fleet and the mining "
+                           "infrastructure are already owned (paid for): nothing is bought at "
+                           "the start. False: a greenfield build bought in the first month")
+    fleet_age_years: float = _f(0.0, unit="years", description="Age of the starting fleet: its"
+                                " first refresh falls due when it is refresh_interval_years "
+                                "old", ge=0.0, le=40.0)
+    fleet_book_value_usd: float = _f(0.0, unit="USD", description="Tax book value of an owned "
+                                     "starting fleet, depreciated from the start (0: fully "
+                                     "written off)", ge=0.0, le=1e12)
+    standby_opex_usd_per_mw_month: float | None = _f(None, unit="USD/MW-month", description=
+                                                     "Operating cost per MW of a mothballed "
+                                                     "site (a fleet idle for the rest of the "
+                                                     "horizon); default: the running opex",
+                                                     ge=0.0, le=1e7)
+    asic_price_tiers_j_per_th: list[float] | None = _f(None, unit="J/TH", description=
+                                                       "Used-ASIC price curve at the start: "
+                                                       "efficiencies, increasing (Hashrate "
+                                                       "Index price tiers)")
+    asic_price_tiers_usd_per_th: list[float] | None = _f(None, unit="USD/TH", description=
+                                                         "Used-ASIC price curve at the start: "
+                                                         "USD/TH at each efficiency of "
+                                                         "asic_price_tiers_j_per_th")
+
+    @model_validator(mode="after")
+    def _price_curve(self) -> MiningSection:
+        x, y = self.asic_price_tiers_j_per_th, self.asic_price_tiers_usd_per_th
+        if (x is None) != (y is None):
+            raise ValueError("asic_price_tiers_j_per_th and asic_price_tiers_usd_per_th: give "
+                             "both (the curve's efficiencies and prices) or neither")
+        if x is not None:
+            if len(x) != len(y) or len(x) < 1:
+                raise ValueError(f"asic_price_tiers_usd_per_th: expected one price per "
+                                 f"efficiency of asic_price_tiers_j_per_th ({len(x)}), got "
+                                 f"{len(y)}")
+            if any(b <= a for a, b in zip(x, x[1:])) or x[0] <= 0:
+                raise ValueError(f"asic_price_tiers_j_per_th: expected positive, strictly "
+                                 f"increasing efficiencies, got {x}")
+            if any(v < 0 or v > 1_000 for v in y):
+                raise ValueError(f"asic_price_tiers_usd_per_th: expected prices in 0..1000 "
+                                 f"USD/TH, got {y}")
+        return self
 
 
 class StrategySpec(_Section):
@@ -227,6 +297,11 @@ class HostingSection(_Section):
     phase_ready_months: list[int] = _f(unit="months", description="Months from the "
                                        "conversion start until each phase is ready for "
                                        "service (its construction period)")
+    phase_terms: Literal["own", "coterminous"] = _f("own", unit="choice", description=
+                                                    "'own': each phase's initial term and "
+                                                    "escalator run from its own commencement;"
+                                                    " 'coterminous': every phase ends with "
+                                                    "the first phase's term")
     rent_start_month: Month | None = _f(None, unit="YYYY-MM", description="Contractual rent "
                                         "commencement, if later than the first phase's "
                                         "readiness")
@@ -295,6 +370,13 @@ class HostingSection(_Section):
 
 class CloudSection(_Section):
     """Selling compute instead of space: the owner buys the GPUs and sells GPU-hours."""
+
+    gpu_residual_shares: list[float] | None = _f(None, unit="share", description="Resale "
+                                                 "value of a GPU as a share of its cost, by "
+                                                 "year of age (first: under one year old); "
+                                                 "the GPUs in service are sold at it at the "
+                                                 "horizon when the case has no terminal "
+                                                 "value")
 
     gpus_per_mw: float = _f(unit="GPUs/MW", description="GPUs per MW of critical IT",
                             gt=0.0, le=10_000.0)
@@ -538,6 +620,10 @@ class ValuationSection(_Section):
                               "the horizon", ge=0.0, le=50.0)
     terminal_growth_rate: float = _f(0.0, unit="rate", description="Growth of free cash flow"
                                      " after the horizon", ge=-0.5, le=0.2)
+    salvage_usd_per_mw: float = _f(0.0, unit="USD/MW", description="Floor of the terminal "
+                                   "value per MW of interconnect (what the powered site sells "
+                                   "for as land and a grid connection): a multiple of negative"
+                                   " EBITDA never takes the value below it", ge=0.0, le=1e8)
 
 
 class Assumptions(_Section):

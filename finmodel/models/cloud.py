@@ -13,7 +13,7 @@ The site's power is the owner's cost (a cloud price includes it), as is cloud op
 from __future__ import annotations
 
 from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, eq, floor, time, where, wrap
+from finmodel.engine.expr import Expr, PathInput, eq, floor, minimum, time, where, wrap
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import escalated, inp
@@ -57,4 +57,23 @@ def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
                   -escalated(inp("cloud.opex_usd_per_mw_year") / MONTHS_PER_YEAR
                              * hall.in_service_mw, "cloud.opex_escalator_rate"),
                   "Cloud operating cost", "USD", SHEET, section=sec)
-    return Hosting(hall, revenue, opex, [capex], [])
+    other = []
+    if a.cloud.gpu_residual_shares is not None and a.valuation.terminal_method == "none":
+        # At the horizon the GPUs in service are sold at their residual share of cost, by
+        # age; with a terminal value the business (GPUs included) is valued instead.
+        n_years = len(a.cloud.gpu_residual_shares)
+        last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
+        value: Expr = wrap(0.0)
+        for k in range(1, len(a.hosting.phase_it_shares) + 1):
+            since_ready = time("index") - hall.start_index - phase(k, "phase_ready_months")
+            age = _age(since_ready, life)
+            year = minimum(floor(age / MONTHS_PER_YEAR) + 1, n_years)
+            cost = (phase(k, "phase_it_shares") * hall.ai_mw * inp("cloud.gpus_per_mw")
+                    * inp("cloud.gpu_price_usd") * (1 + inp("cloud.gpu_price_change_rate"))
+                    ** ((time("index") - age) / MONTHS_PER_YEAR))
+            value = value + where(since_ready >= 0,
+                                  cost * PathInput("cloud_gpu_residual_shares", year), 0)
+        other.append(m.line(f"{p}.gpu_residual_usd", where(last, value, 0),
+                            "GPUs sold at their residual value at the horizon", "USD", SHEET,
+                            section=sec))
+    return Hosting(hall, revenue, opex, [capex], other)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
 from finmodel.engine.expr import (
     Expr,
+    ExprLike,
+    sum_of,
     PathInput,
     eq,
     floor,
@@ -136,30 +138,64 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     hall = build_hall(m, a, s)
     ai_mw, start, lease_month, in_service = (hall.ai_mw, hall.start_index, hall.lease_month,
                                              hall.in_service_mw)
-    tcv = m.scalar(f"{p}.contract_value_usd",
-                   ai_mw * 1000 * inp("hosting.lease_rate_usd_per_kw_month") * MONTHS_PER_YEAR
-                   * _annuity(inp("hosting.lease_escalator_rate"), inp("hosting.term_years")),
-                   "Contract value of the initial term at full ramp", "USD", SHEET)
+    phases = range(1, len(h.phase_it_shares) + 1)
+    term = inp("hosting.term_years") * MONTHS_PER_YEAR
+    renewal_months = inp("hosting.renewal_term_years") * MONTHS_PER_YEAR
+    esc = inp("hosting.lease_escalator_rate")
+    own = h.phase_terms == "own"
+    rate0 = inp("hosting.lease_rate_usd_per_kw_month")
+
+    sec = f"{s}: rent, phase by phase"
+    tcv_expr: Expr = wrap(0.0)
+    terms, renewals, rents = [], [], []
+    for k in phases:
+        # Phase k commences when it is ready (never before the lease's commencement).
+        c_k = maximum(start + phase(k, "phase_ready_months"), hall.commencement)
+        lm = m.line(f"{p}.phase_{k}_lease_month", time("index") - c_k,
+                    f"Months since phase {k} commenced", "months", SHEET, agg="none",
+                    section=sec)
+        # 'own': each phase's initial term runs from its own commencement, and so does its
+        # escalator; 'coterminous': every phase ends with the first phase's term.
+        clock = lm if own else lease_month
+        mw_k = phase(k, "phase_it_shares") * ai_mw
+        in_t = m.line(f"{p}.phase_{k}_in_initial_term",
+                      where((lm >= 0) & (clock < term), 1, 0),
+                      f"Phase {k} in its initial term", "flag", SHEET, section=sec)
+        in_r = m.line(f"{p}.phase_{k}_in_renewal",
+                      where((lm >= 0) & (clock >= term) & (clock < term + renewal_months), 1,
+                            0),
+                      f"Phase {k} in the renewal", "flag", SHEET, section=sec)
+        rate_k = (rate0 * (1 + esc) ** floor(maximum(clock, 0) / MONTHS_PER_YEAR)
+                  * where(in_r > 0, inp("hosting.renewal_rate_reset_share"), 1))
+        rents.append(m.line(f"{p}.phase_{k}_contracted_rent_usd",
+                            mw_k * 1000 * rate_k
+                            * (in_t + in_r * inp("hosting.renewal_probability")),
+                            f"Phase {k} contracted rent", "USD", SHEET, section=sec))
+        terms.append(in_t)
+        renewals.append(in_r)
+        skipped = 0 if own else c_k - hall.commencement  # months a late phase misses
+        tcv_expr = tcv_expr + mw_k * 1000 * rate0 * (_months_escalated(esc, term)
+                                                     - _months_escalated(esc, skipped))
+    # Per the contract: every phase's initial-term rent, however long the model runs.
+    tcv = m.scalar(f"{p}.contract_value_usd", tcv_expr,
+                   "Contract value of the initial term (every phase, per the contract)",
+                   "USD", SHEET)
 
     sec = f"{s}: rent"
-    term = inp("hosting.term_years") * MONTHS_PER_YEAR
-    renewal_end = term + inp("hosting.renewal_term_years") * MONTHS_PER_YEAR
-    in_term = m.line(f"{p}.in_initial_term", where((lease_month >= 0) & (lease_month < term),
-                                                   1, 0),
-                     "In the initial term", "flag", SHEET, section=sec)
-    in_renewal = m.line(f"{p}.in_renewal",
-                        where((lease_month >= term) & (lease_month < renewal_end), 1, 0),
-                        "In the renewal (expected: x renewal probability)", "flag", SHEET,
-                        section=sec)
-    rate = m.line(f"{p}.rate_usd_per_kw_month",
-                  inp("hosting.lease_rate_usd_per_kw_month")
-                  * (1 + inp("hosting.lease_escalator_rate"))
-                  ** floor(maximum(lease_month, 0) / MONTHS_PER_YEAR)
-                  * where(in_renewal > 0, inp("hosting.renewal_rate_reset_share"), 1),
-                  "Lease rate", "USD/kW-month", SHEET, agg="mean", section=sec)
-    contracted = m.line(f"{p}.contracted_rent_usd",
-                        in_service * 1000 * rate
-                        * (in_term + in_renewal * inp("hosting.renewal_probability")),
+    ready_share = in_service / ai_mw
+    in_term = m.line(f"{p}.in_initial_term",
+                     where(in_service > 0, sum_of([t * phase(k, "phase_it_shares")
+                                                   for k, t in zip(phases, terms)])
+                           / maximum(ready_share, 1e-12), 0),
+                     "Share of the MW in service that is in its initial term", "share",
+                     SHEET, agg="none", section=sec)
+    m.line(f"{p}.in_renewal",
+           where(in_service > 0, sum_of([r * phase(k, "phase_it_shares")
+                                         for k, r in zip(phases, renewals)])
+                 / maximum(ready_share, 1e-12), 0),
+           "Share of the MW in service that is in the renewal", "share", SHEET, agg="none",
+           section=sec)
+    contracted = m.line(f"{p}.contracted_rent_usd", sum_of(rents),
                         "Contracted rent (renewal probability-weighted)", "USD", SHEET,
                         section=sec)
     survive = 1 - inp("hosting.loss_given_default_share") * (
@@ -192,7 +228,12 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
                     "Prepayment credited against rent", "USD", SHEET, section=sec)
     deposit_amount = inp("hosting.security_deposit_months") * ai_mw * 1000 \
         * inp("hosting.lease_rate_usd_per_kw_month")
-    refund = eq(lease_month, term)
+    # Returned when the last phase's initial term ends.
+    last_end = hall.commencement + term
+    if own:
+        for k in phases:
+            last_end = maximum(last_end, start + phase(k, "phase_ready_months") + term)
+    refund = eq(time("index"), last_end)
     if h.default_month is not None:  # a defaulted tenant forfeits its deposit
         refund = refund & (default_at > time("index"))
     deposit = m.line(f"{p}.deposit_usd",
@@ -205,6 +246,14 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
                              * in_service, "hosting.opex_escalator_rate"),
                   "Hosting operating cost", "USD", SHEET, section=f"{s}: operations")
     return Hosting(hall, rent, opex, [], [prepay, credit, deposit])
+
+
+def _months_escalated(rate: Expr, months: ExprLike) -> Expr:
+    """Sum of (1 + rate) ** floor(j / 12) for j = 0 .. months - 1: months of rent at a
+    rate that steps up once a year."""
+    years = floor(wrap(months) / MONTHS_PER_YEAR)
+    return (MONTHS_PER_YEAR * _annuity(rate, years)
+            + (months - years * MONTHS_PER_YEAR) * (1 + rate) ** years)
 
 
 def _annuity(rate: Expr, years: Expr) -> Expr:

@@ -15,16 +15,20 @@ from finmodel.conventions import (
     HALVING_INTERVAL_BLOCKS,
     HOURS_PER_DAY,
     INITIAL_SUBSIDY_SATS,
+    MONTHS_PER_YEAR,
     SATS_PER_BTC,
 )
 from finmodel.engine.expr import (
     Expr,
     cumulative,
+    eq,
     floor,
     lag,
+    maximum,
     minimum,
     time,
     where,
+    wrap,
 )
 from finmodel.engine.graph import Line, Model, Scalar
 from finmodel.inputs.schema import Assumptions
@@ -87,18 +91,39 @@ def build_network(m: Model, a: Assumptions) -> Network:
                      SHEET, section=sec)
 
     sec = "Hashrate and price"
-    hashrate = m.line("network.hashrate_eh_s",
-                      start_growth_or_path(n, "network", "hashrate_eh_s",
-                                           "hashrate_growth_rate", "hashrate_path_eh_s"),
-                      "Network hashrate", "EH/s", SHEET, agg="mean", section=sec)
     price = m.line("network.btc_price_usd",
                    start_growth_or_path(n, "network", "btc_price_usd", "btc_price_drift_rate",
                                         "btc_price_path_usd"),
                    "BTC price", "USD/BTC", SHEET, agg="mean", section=sec)
+    if n.hashrate_model == "endogenous":
+        hashrate = m.recursive_line("network.hashrate_eh_s", "Network hashrate", "EH/s",
+                                    SHEET, agg="mean", section=sec)
+    else:
+        hashrate = m.line("network.hashrate_eh_s",
+                          start_growth_or_path(n, "network", "hashrate_eh_s",
+                                               "hashrate_growth_rate", "hashrate_path_eh_s"),
+                          "Network hashrate", "EH/s", SHEET, agg="mean", section=sec)
     # Hashprice: USD earned per PH/s per day by the average miner (1 EH/s = 1,000 PH/s).
     hashprice = m.line("network.hashprice_usd_per_ph_day",
                        rewards * price / time("days") / (hashrate * 1000),
                        "Hashprice", "USD/PH/day", SHEET, agg="mean", section=sec)
+    if n.hashrate_model == "endogenous":
+        # 1 PH/s at e J/TH draws e kW: e x 24 / 1,000 MWh a day.
+        years = time("index") / MONTHS_PER_YEAR
+        cost = m.line("network.reference_cash_cost_usd_per_ph_day",
+                      inp("network.reference_efficiency_j_per_th")
+                      * (1 - inp("network.reference_efficiency_improvement_rate")) ** years
+                      * HOURS_PER_DAY / 1000 * inp("network.reference_power_price_usd_per_mwh")
+                      * (1 + inp("network.reference_power_escalator_rate")) ** years,
+                      "Reference fleet's cash cost (power)", "USD/PH/day", SHEET, agg="mean",
+                      section=sec)
+        cap = (1 + inp("network.hashrate_growth_rate")) ** (wrap(1) / MONTHS_PER_YEAR)
+        # At most the growth cap; at worst half the network switches off in a month
+        # (a zero BTC price must not leave a network of zero hashrate).
+        step = maximum(minimum(cap, (lag(hashprice, 1, 1) / lag(cost, 1, 1))
+                               ** inp("network.hashrate_adjustment_speed")), 0.5)
+        m.define(hashrate, where(eq(time("index"), 0), inp("network.hashrate_eh_s"),
+                                 lag(hashrate, 1, inp("network.hashrate_eh_s")) * step))
 
     next_height = m.scalar("network.next_halving_block",
                            (floor(height0 / HALVING_INTERVAL_BLOCKS) + 1)

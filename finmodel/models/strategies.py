@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from finmodel.engine.expr import (
     Expr,
+    eq,
     irr,
     maximum,
     minimum,
@@ -38,7 +39,26 @@ from finmodel.models.hosting import build_hosting
 from finmodel.models.mining import add_mining_metrics, build_mining
 from finmodel.models.network import Network, build_network
 from finmodel.models.power import Power, build_power
-from finmodel.valuation import add_cash_flow, add_valuation, monthly_discount_rate
+from finmodel.valuation import (
+    add_cash_flow,
+    add_return_metrics,
+    add_valuation,
+    monthly_discount_rate,
+)
+
+#: Steps of the NPV bridge from mining: each strategy's free cash flow split into these
+#: groups (they add up to it); a step is the NPV of the group less mining's.
+BRIDGE = {
+    "mining_margin": "Mining margin (revenue less its power and opex)",
+    "power_credits": "Sell-back credits",
+    "mining_capex": "Mining capex",
+    "asic_sale": "ASIC sales",
+    "hall_revenue": "Lease or cloud revenue (with power passed through)",
+    "hall_opex": "Site and hall opex (AI power, opex, sustaining capex)",
+    "conversion_capex": "Conversion capex (and GPUs)",
+    "tenant_financing": "Tenant financing (prepayment, credits, deposit)",
+    "terminal_value": "Terminal value",
+}
 
 #: Solved metrics: written as values, computed by root-finding on the whole model.
 BREAKEVEN_BTC_PRICE = "breakeven_btc_price"
@@ -89,6 +109,20 @@ def build_model(a: Assumptions) -> Model:
             m.scalar(f"{name}.npv_vs_mining", m.nodes[f"{name}.npv"] - m.nodes["mining.npv"],
                      "NPV minus mining's NPV (the value of converting)", "USD", "Summary",
                      metric="npv_vs_mining_usd", strategy=name)
+            # The return of converting: the IRR of this strategy's flows less mining's.
+            inc = m.line(f"{name}.incremental_fcf_usd",
+                         m.nodes[f"{name}.unlevered_fcf_usd"]
+                         - m.nodes["mining.unlevered_fcf_usd"],
+                         "Free cash flow less mining's (the conversion's own flows)", "USD",
+                         "Cash Flow", section=f"{name}: return of converting")
+            add_return_metrics(m, name, "incremental", inc, rate, inc, inc,
+                               "Incremental IRR vs mining (the return of converting)")
+            for key, label in BRIDGE.items():
+                m.scalar(f"{name}.bridge_{key}",
+                         npv(rate, m.nodes[f"{name}.bridge.{key}_usd"])
+                         - npv(rate, m.nodes[f"mining.bridge.{key}_usd"]),
+                         f"NPV bridge from mining: {label.lower()}", "USD", "Summary",
+                         metric=f"bridge_{key}_usd", strategy=name)
         for suffix, (metric, label, unit, applies) in SOLVED.items():
             if applies(spec):
                 m.scalar(f"{name}.{suffix}", None, label, unit, "Summary", metric=metric,
@@ -101,6 +135,7 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
                     power: Power, rate, note: Note | None) -> None:
     site_mining = inp("site.mining_it_mw")
     host = conv = None
+    bought: Expr = wrap(1.0)
     if spec.kind == "mining":
         mining_mw = m.line(f"{s}.mining_it_mw", site_mining, "Mining IT load available",
                            "MW", "Mining", agg="mean", section=f"{s}: fleet")
@@ -108,28 +143,45 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
         host = (build_cloud if spec.product == "cloud" else build_hosting)(m, a, s)
         conv = build_conversion(m, a, s, host)
         after = _mining_mw_after(a, s, spec, host.ai_mw)
+        # The fleet keeps mining until its MW are converted: each phase's MW stop mining
+        # when the phase enters service.
         mining_mw = m.line(f"{s}.mining_it_mw",
-                           where(time("index") >= host.start_index, after, site_mining),
-                           "Mining IT load available", "MW", "Mining", agg="mean",
-                           section=f"{s}: fleet")
+                           site_mining - (site_mining - after) * host.in_service_mw
+                           / host.ai_mw,
+                           "Mining IT load available (until each phase is converted)", "MW",
+                           "Mining", agg="mean", section=f"{s}: fleet")
+        # A greenfield strategy buys machines only for MW that mine for at least a year.
+        bought = m.scalar(f"{s}.greenfield_fleet_share",
+                          where(host.hall.commencement >= MONTHS_PER_YEAR, 1,
+                                after / site_mining),
+                          "Share of a greenfield fleet bought (MW that mine a year or more)",
+                          "share", "Mining")
     mining = build_mining(m, a, net, power, s, mining_mw,
-                          host.energy if host is not None else 0.0)
+                          host.energy if host is not None else 0.0, bought)
 
     sec = f"{s}: site power bill"
     energy = mining.energy + host.energy if host is not None else mining.energy
     site_mwh = m.line(f"{s}.site_energy_mwh", energy, "Site grid energy", "MWh", "Power",
                       section=sec)
-    m.line(f"{s}.curtailment_credit_usd", power.credit(site_mwh),
-           "Curtailment credit (paid-for energy sold back)", "USD", "Power", section=sec)
-    bill = m.line(f"{s}.power_cost_usd", -power.cost(site_mwh), "Power cost, net of credits",
-                  "USD", "Power", section=sec)
+    # Paid-for energy sold back is revenue, not a negative cost.
+    credit = m.line(f"{s}.curtailment_credit_usd", power.credit(site_mwh),
+                    "Sell-back credit (paid-for energy sold back)", "USD", "Power",
+                    section=sec)
+    bill = m.line(f"{s}.power_cost_usd", -power.cost(site_mwh) - credit,
+                  "Power cost (before sell-back credits)", "USD", "Power", section=sec)
     mining_bill = m.line(f"{s}.mining_power_cost_usd",
                          bill * where(site_mwh > 0, mining.energy / site_mwh, 1),
                          "Power cost falling on mining (by energy share)", "USD", "Power",
                          section=sec)
-    revenue, costs = [mining.revenue], [bill, mining.opex]
+    revenue, costs = [mining.revenue, credit], [bill, mining.opex]
     capex, other = [mining.capex], []
+    if mining.asic_sale is not None:
+        other.append(mining.asic_sale)
     hall_flows: list[Line] = []
+    groups: dict[str, list[Line]] = {
+        "mining_margin": [mining.revenue, mining_bill, mining.opex],
+        "power_credits": [credit], "mining_capex": [mining.capex],
+        "asic_sale": [mining.asic_sale] if mining.asic_sale is not None else []}
     if host is not None:
         hosting_bill = m.line(f"{s}.hosting.power_cost_usd", bill - mining_bill,
                               "Power cost falling on the AI load", "USD", "Power", section=sec)
@@ -145,8 +197,21 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
             hall_flows += [recovery]
         costs += [host.opex]
         capex += [conv.capex, conv.sustaining, *host.capex]
-        other += [mining.asic_sale, *host.other_cash]
+        other += list(host.other_cash)
+        residual = [x for x in host.other_cash if x.name.endswith("gpu_residual_usd")]
+        groups |= {"hall_revenue": [x for x in revenue if x.name.startswith(f"{s}.hosting")
+                                    or x is host.revenue],
+                   "hall_opex": [hosting_bill, host.opex, conv.sustaining],
+                   "conversion_capex": [conv.capex, *host.capex],
+                   "tenant_financing": [x for x in host.other_cash if x not in residual],
+                   "terminal_value": residual}
     cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
+    tv = m.nodes.get(f"{s}.terminal_value_usd")
+    if tv is not None:
+        groups.setdefault("terminal_value", []).append(tv)
+    for key in BRIDGE:
+        m.line(f"{s}.bridge.{key}_usd", sum_of(groups.get(key, [])), BRIDGE[key], "USD",
+               "Cash Flow", section=f"{s}: NPV bridge groups")
     add_valuation(m, s, cf, rate)
     add_mining_metrics(m, mining, mining_bill, s)
     if a.tax is not None or a.financing is not None:
@@ -174,7 +239,11 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     if spec.kind != "mining" and a.financing is not None:
         _sources_and_uses(m, a, s, conv, host, debt if a.financing.debt else None, note)
     if a.tax is not None:
-        mining_placed = m.line(f"{s}.tax.mining_placed_usd", -mining.capex,
+        # An owned fleet's remaining tax book value is depreciated from the start.
+        mining_placed = m.line(f"{s}.tax.mining_placed_usd",
+                               -mining.capex + where(eq(time("index"), 0)
+                                                     & (inp("mining.fleet_owned") > 0),
+                                                     inp("mining.fleet_book_value_usd"), 0),
                                "Mining assets placed in service", "USD", "Tax",
                                section=f"{s}: tax depreciation")
         classes = [("Mining assets", mining_placed, "tax.mining_asset_life_years")]
@@ -205,9 +274,11 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
     kw = dict(sheet="Summary", strategy=s)
     value = m.scalar(f"{s}.equity_npv", npv(coe, equity), "Equity NPV (after tax)", "USD",
                      metric="equity_npv_usd", **kw)
-    m.scalar(f"{s}.equity_irr",
-             or_not_available((1 + irr(equity, 0.01)) ** MONTHS_PER_YEAR - 1),
-             "Equity IRR (after tax)", "rate", metric="equity_irr", **kw)
+    eq_in = m.line(f"{s}.equity_cash_in_usd", maximum(equity, 0), "Equity cash in", "USD",
+                   "Cash Flow", section=f"{s}: equity")
+    eq_out = m.line(f"{s}.equity_cash_out_usd", minimum(equity, 0), "Equity cash out", "USD",
+                    "Cash Flow", section=f"{s}: equity")
+    add_return_metrics(m, s, "equity", equity, coe, eq_in, eq_out, "Equity IRR (after tax)")
     if a.financing is not None:
         shares = inp("financing.shares_outstanding")
         m.scalar(f"{s}.value_per_share", value / shares, "Equity NPV per share, before "

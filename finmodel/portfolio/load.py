@@ -120,6 +120,17 @@ def _check_sites(spec: Portfolio, cases: dict[str, Assumptions], source: str) ->
             if not 0 <= k <= months - 12:
                 raise InputError(f"{source}: {where}.start_months: {m} is outside the model "
                                  f"({a.case.start_month} to a year before its end)")
+    for name, dists in spec.monte_carlo.distributions.items():
+        if name not in cases:
+            raise InputError(f"{source}: monte_carlo.distributions.{name}: not a site of the "
+                             f"portfolio ({', '.join(cases)})")
+        from finmodel.analysis.monte_carlo import prepare_draws
+        from finmodel.analysis.sensitivity import Scenarios
+
+        try:
+            prepare_draws(Scenarios.of(cases[name]), dists, None)
+        except InputError as exc:
+            raise InputError(f"{source}: monte_carlo.distributions.{name}: {exc}") from None
     for y in spec.constraints.capex_budget_usd_by_year:
         year0 = int(first.case.start_month[:4])
         if not year0 <= int(y) < year0 + first.case.horizon_years + 1:

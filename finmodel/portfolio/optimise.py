@@ -30,7 +30,7 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
@@ -213,26 +213,30 @@ def _milp(p: Problem, *, time_limit: float, lazy: bool = True, **limits) -> _Got
         if not new:
             return got
         if not got.optimal or time.perf_counter() >= stop:
-            return _repaired(p, got, b_cash, time_limit)
+            return _repaired(p, got, time_limit, **limits)
         months |= new
 
 
-def _repaired(p: Problem, got: _Got, b_cash: np.ndarray, time_limit: float) -> _Got:
+def _repaired(p: Problem, got: _Got, time_limit: float, **limits) -> _Got:
     """Out of time with a plan that breaks a month left out: the same choice with the new
     money it needs to keep every month. Not proven optimal; its gap is against the
     restricted problem's bound, which bounds the full problem too."""
-    need = -(p.cum_cash[:, got.choice].sum(axis=1) / UNIT + b_cash)  # what G f must cover
-    g = p.new_per_usd_cum
-    if np.any((need > 1e-6) & (g <= 0)):
+    q = p if not limits else _with_limits(p, **limits)
+    f = _need(q, dict(enumerate(got.choice)))
+    if not f <= q.max_funding * (1 + 1e-9):  # inf: no amount of new money will do
         raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
                           f"{time_limit:g} s")
-    f = max(0.0, float(np.max(np.where(need > 1e-6, need / np.where(g > 0, g, 1.0), 0.0))))
-    if f * UNIT > p.max_funding * (1 + 1e-9):
-        raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
-                          f"{time_limit:g} s")
-    obj = float(p.npv[got.choice].sum() - p.funding_cost * f * UNIT)
+    obj = float(p.npv[got.choice].sum() - p.funding_cost * f)
     bound = got.objective_usd + got.gap * abs(got.objective_usd)
-    return _Got(got.choice, f * UNIT, obj, False, (bound - obj) / max(abs(obj), 1.0))
+    return _Got(got.choice, f, obj, False, (bound - obj) / max(abs(obj), 1.0))
+
+
+def _with_limits(p: Problem, *, budget=None, max_funding=None, min_cash=None) -> Problem:
+    """The problem with other limits (as in :meth:`Problem.rows`)."""
+    floor = p.cash_floor + ((p.min_cash if min_cash is None else min_cash) - p.min_cash)
+    return replace(p, budget=p.budget if budget is None else np.asarray(budget),
+                   max_funding=p.max_funding if max_funding is None else max_funding,
+                   cash_floor=floor, min_cash=p.min_cash if min_cash is None else min_cash)
 
 
 def start_months(p: Problem, b_cash: np.ndarray) -> set[int]:

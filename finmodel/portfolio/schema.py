@@ -173,6 +173,10 @@ class MonteCarloSection(_Section):
                                     "network hashrate path", ge=0.0, le=5.0)
     path_correlation: float = _f(0.5, unit="ratio", description="Correlation of the two "
                                  "paths' shocks", ge=-1.0, le=1.0)
+    distributions: dict[str, dict[str, dict[str, float | str]]] = Field(
+        default_factory=dict, description="Site -> field path -> {dist = 'normal' | "
+        "'lognormal' | 'triangular' | 'uniform', and its parameters}: site-level inputs "
+        "drawn per scenario, independently across sites and inputs")
 
 
 class Portfolio(_Section):

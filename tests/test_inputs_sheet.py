@@ -63,6 +63,14 @@ def test_every_shipped_case_gives_sources_that_exist(case):
         assert re.sub(r"\[[^\]]+\]|EST|[-,; ]", "", src) == "", (path, src)
 
 
+def test_an_input_taken_out_takes_its_source_with_it():
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    assert "mining.standby_opex_usd_per_mw_month" in a.input_sources
+    b = finmodel.with_values(a, {"mining.standby_opex_usd_per_mw_month": None})
+    assert "mining.standby_opex_usd_per_mw_month" not in b.input_sources
+    assert len(b.input_sources) == len(a.input_sources) - 1
+
+
 def test_the_json_schema_documents_input_sources(capsys):
     assert main(["schema"]) == 0
     schema = __import__("json").loads(capsys.readouterr().out)

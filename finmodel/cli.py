@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--png", metavar="DIR", help="folder for PNG charts (needs the 'plot' "
                    "extra: matplotlib)")
     z.set_defaults(func=_sensitivity)
+    rp = sub.add_parser("report", help="a 3-6 page PDF for an investment committee (needs "
+                        "the 'plot' extra: matplotlib)")
+    rp.add_argument("case")
+    rp.add_argument("-o", "--output", required=True, help="PDF to write (.pdf)")
+    rp.set_defaults(func=_report)
     q = sub.add_parser("portfolio", help="choose which sites to convert, to what and when, "
                        "under the company's capex and funding limits")
     q.add_argument("portfolio", help="portfolio file (TOML), for example "
@@ -218,6 +223,21 @@ def _sensitivity(args: argparse.Namespace) -> int:
     outputs.commit(writers)
     say(text)
     say(f"\nran in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from finmodel.api import run
+    from finmodel.inputs import load_assumptions
+    from finmodel.report import analysis_for_report, write_report
+
+    t0 = time.perf_counter()
+    outputs = Outputs(inputs=[args.case])
+    out = outputs.target(args.output, ".pdf", "-o")
+    a = load_assumptions(args.case)
+    result, an = run(a), analysis_for_report(a)
+    written = outputs.commit([(out, lambda tmp: write_report(result, tmp, an))])
+    say(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.2f} s")
     return 0
 
 

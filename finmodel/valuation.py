@@ -146,7 +146,7 @@ IRR_CHECK_REASONS = {
 }
 
 
-def irr_check(m: Model, name: str, flows: Line) -> Scalar:
+def irr_check(m: Model, name: str, flows: Line, cum: Line | None = None) -> Scalar:
     """Whether ``flows`` is investment-shaped, so that its IRR means a return: 0 if so,
     else a code of :data:`IRR_CHECK_REASONS`.
 
@@ -169,8 +169,9 @@ def irr_check(m: Model, name: str, flows: Line) -> Scalar:
     late = m.line(f"{name}.outflow_after_inflow", where((flows < 0) & (idx > row_min(inflow)),
                                                         1, 0),
                   "Outflow after the first inflow", "flag", SHEET, agg="none", section=sec)
-    cum = m.line(f"{name}.cumulative_usd", cumulative(flows), "Cumulative flow", "USD", SHEET,
-                 agg="none", section=sec)
+    if cum is None:  # the running sum of the flows, unless the caller has one
+        cum = m.line(f"{name}.cumulative_usd", cumulative(flows), "Cumulative flow", "USD",
+                     SHEET, agg="none", section=sec)
     neg = m.line(f"{name}.cumulative_negative", where(cum < 0, 1, 0),
                  "Cumulative flow negative", "flag", SHEET, agg="none", section=sec)
     # Months from the first flow until cumulative cash is non-negative for good.
@@ -187,7 +188,8 @@ def irr_check(m: Model, name: str, flows: Line) -> Scalar:
 
 
 def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
-                       cash_in: Line, cash_out: Line, label: str) -> None:
+                       cash_in: Line, cash_out: Line, label: str,
+                       cum: Line | None = None) -> None:
     """IRR (only where investment-shaped), MIRR and profitability index of ``flows``.
 
     ``kind`` names the metrics: ``project`` gives ``project_irr``, ``mirr``,
@@ -202,7 +204,7 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
     """
     kw = dict(sheet="Summary", strategy=s)
     name = f"{s}.{kind}"
-    check = irr_check(m, name, flows)
+    check = irr_check(m, name, flows, cum)
     key = {"project": "project_irr", "equity": "equity_irr",
            "incremental": "incremental_irr"}[kind]
     m.scalar(f"{s}.{key}",
@@ -263,7 +265,7 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     m.scalar(f"{s}.npv", npv(rate, fcf), "NPV at the discount rate", "USD",
              metric="npv_usd", **kw)
     add_return_metrics(m, s, "project", fcf, rate, cash_in, cash_out,
-                       "Project IRR (unlevered, pre-tax)")
+                       "Project IRR (unlevered, pre-tax)", cum)
     m.scalar(f"{s}.moic", where(total(cash_out) < 0, total(cash_in) / -total(cash_out),
                                 not_available()),
              "MOIC (cash in / cash out)", "x", metric="moic", **kw)

@@ -102,10 +102,9 @@ def write_inputs(wb: Any, ws: Any, st: Any, result: Any, define) -> InputsLayout
     def fmt(unit: str, kind: str) -> Any:
         key = (unit, kind)
         if key not in fmts:
-            from finmodel.excel.workbook import _number_format
+            from finmodel.excel.labels import number_format
 
-            props = {**base, "num_format": _number_format("date" if unit == "YYYY-MM"
-                                                          else unit)}
+            props = {**base, "num_format": number_format(unit)}
             if kind == "input":
                 props.update(unlocked)
             elif kind == "structural":

@@ -40,6 +40,19 @@ def recalculate_many(srcs: list[str | Path], out_dir: str | Path,
                      timeout: float = 1800.0) -> list[Path]:
     """:func:`recalculate` for several workbooks in one LibreOffice start (their file
     names must differ); returns the recalculated copies in the order given."""
+    return _convert(srcs, out_dir, "xlsx:Calc MS Excel 2007 XML", ".xlsx", timeout)
+
+
+def to_pdf(src: str | Path, out_dir: str | Path, timeout: float = 300.0) -> Path:
+    """Print ``src`` to PDF with LibreOffice (recalculated, with the sheets' print setup).
+
+    Returns the path of the PDF (same file name, in ``out_dir``).
+    """
+    return _convert([src], out_dir, "pdf:calc_pdf_Export", ".pdf", timeout)[0]
+
+
+def _convert(srcs: list[str | Path], out_dir: str | Path, target: str, suffix: str,
+             timeout: float) -> list[Path]:
     exe = soffice()
     if exe is None:
         raise ExportError("LibreOffice (soffice) is not installed")
@@ -51,10 +64,9 @@ def recalculate_many(srcs: list[str | Path], out_dir: str | Path,
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(_REGISTRY)
         cmd = [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
-               "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out_dir),
-               *map(str, paths)]
+               "--convert-to", target, "--outdir", str(out_dir), *map(str, paths)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    outs = [out_dir / (p.stem + ".xlsx") for p in paths]
+    outs = [out_dir / (p.stem + suffix) for p in paths]
     if proc.returncode != 0 or not all(o.exists() for o in outs):
         raise ExportError(f"LibreOffice failed ({proc.returncode}): {proc.stderr.strip()}")
     return outs

@@ -11,19 +11,38 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import xlsxwriter
 import numpy as np
+import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
-from finmodel.engine.graph import Line
+from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
 from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
-from finmodel.excel.formulas import TIMELINE_SHEET, FormulaWriter, Layout, sheet_ref
+from finmodel.excel.cover import stamp_rows, write_cover
+from finmodel.excel.dashboard import write_dashboard
+from finmodel.excel.constants import constant_name
+from finmodel.excel.helpers import split_long
+from finmodel.excel.formulas import (
+    TIMELINE_SHEET,
+    FormulaWriter,
+    Layout,
+    constants_of,
+    foreign_keys,
+    sheet_ref,
+)
+from finmodel.excel.labels import number_format, shown_unit, strategy_labels
+from finmodel.excel.printing import page_setup, year_blocks
+from finmodel.inputs.load import input_fields
 from finmodel.inputs.workbook_import import case_json
-from finmodel.excel.inputs_sheet import BASE_SCENARIO, SELECTED_NAME, write_inputs
+from finmodel.excel.inputs_sheet import (
+    BASE_SCENARIO,
+    HEADER_ROW,
+    SELECTED_NAME,
+    write_inputs,
+)
 from finmodel.valuation import metric_rank
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,26 +53,14 @@ HEADER_ROWS = 6
 TIME_LABELS = {
     "start": "Period start", "end": "Period end", "days": "Days in period",
     "index": "Period number (0-based)", "year": "Calendar year", "model_year": "Model year",
+    "first": "First month (1 = yes)",
 }
-SHEET_ORDER = ["Summary", "Comparison", "Checks", "Inputs", TIMELINE_SHEET, "Network", "Power",
+TIME_UNITS = {"start": "day", "end": "day", "days": "count", "index": "count",
+              "year": "calendar_year", "model_year": "count", "first": "flag"}
+SHEET_ORDER = ["Summary", "Comparison", "Checks", "Inputs", "Constants", TIMELINE_SHEET,
+               "Network", "Power",
                "Mining", "Hosting", "Cloud", "Capex", "Financing", "Tax", "Cash Flow",
                "Annual"]
-
-
-def _number_format(unit: str) -> str:
-    if unit in ("rate", "share"):
-        return "0.00%"
-    if unit == "x":
-        return '0.00"x"'
-    if unit == "date":
-        return "d mmm yyyy"
-    if unit in ("BTC", "BTC/block"):
-        return "#,##0.0000;(#,##0.0000);-"
-    if unit in ("flag", "generation", "epoch", "years", "months", "blocks", "choice"):
-        return "#,##0.##"
-    if unit.startswith("USD/") or unit in ("J/TH", "EH/s", "MW", "ratio"):
-        return "#,##0.00;(#,##0.00);-"
-    return "#,##0;(#,##0);-"
 
 
 class _Styles:
@@ -67,6 +74,23 @@ class _Styles:
                                      "bg_color": "#1F3864", "align": "center"})
         self.header_left = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
                                           "bg_color": "#1F3864"})
+        self.header_year = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                          "bg_color": "#1F3864", "align": "center",
+                                          "num_format": "0"})
+        self.cover_title = wb.add_format({**base, "bold": True, "font_size": 18,
+                                          "font_color": "#1F3864"})
+        self.label_bold = wb.add_format({**base, "bold": True})
+        self.answer = wb.add_format({**base, "bold": True, "font_size": 11,
+                                     "font_color": "#1F3864"})
+        self.flag = wb.add_format({**base, "bold": True, "font_color": "#00804A"})
+        self.flag_bad = wb.add_format({**base, "bold": True, "font_color": "#C00000"})
+        self.link = wb.add_format({**base, "font_color": "#0563C1", "underline": 1})
+        self.wrap = wb.add_format({**base, "text_wrap": True, "valign": "top"})
+        self.header_wrap = wb.add_format({**base, "bold": True, "font_color": "#FFFFFF",
+                                          "bg_color": "#1F3864", "align": "center",
+                                          "valign": "vcenter", "text_wrap": True})
+        self.constant = wb.add_format({**base, "num_format": "General", "bg_color": "#F2F2F2",
+                                       "border": 1, "border_color": "#BFBFBF"})
         self.section = wb.add_format({**base, "bold": True, "bottom": 1,
                                       "bg_color": "#D9E1F2"})
         self.label = wb.add_format(base)
@@ -79,15 +103,15 @@ class _Styles:
         """kind: 'input' (blue on yellow), 'link' (green), 'calc' (black), 'date'."""
         key = (unit, kind, bold)
         if key not in self._cache:
-            props = {**self.base, "num_format": _number_format(unit), "bold": bold}
+            props = {**self.base, "num_format": number_format(unit), "bold": bold}
             if kind == "input":
                 props.update(font_color="#0000FF", bg_color="#FFF2CC", border=1,
                              border_color="#BFBFBF")
             elif kind == "link":
-                props.update(font_color="#00804A")
+                props.update(font_color="#00804A", align="right")
             elif kind == "header_date":
                 props.update(bold=True, font_color="#FFFFFF", bg_color="#1F3864",
-                             num_format="mmm yy", align="center")
+                             align="center")
             self._cache[key] = self.wb.add_format(props)
         return self._cache[key]
 
@@ -133,7 +157,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # a calculation sheet only when some line lives on it.
     used = {n.sheet for n in model.nodes.values()}
     extra = [n.sheet for n in model.nodes.values() if n.sheet not in SHEET_ORDER]
-    order = [x for x in SHEET_ORDER[:-1] if x in used or x in ("Inputs", TIMELINE_SHEET)
+    order = [x for x in SHEET_ORDER[:-1] if x in used
+             or x in ("Inputs", "Constants", TIMELINE_SHEET)
              or (x == "Comparison" and len(result.strategies) > 1)]
     order += list(dict.fromkeys(extra)) + SHEET_ORDER[-1:] + [checks_sheet.SNAPSHOT_SHEET]
     if analysis is not None:
@@ -143,6 +168,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                                        ("Monte Carlo", analysis.monte_carlo is not None))
                   if present]
         order = order[:1] + wanted + order[1:]
+    order = ["Cover", "Dashboard"] + order
     sheets = {name: _fast_formulas(wb.add_worksheet(name)) for name in order}
     calc_sheets = [s for s in order
                    if any(node.sheet == s for node in model.nodes.values())
@@ -151,24 +177,6 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # --- positions first, so any cell can reference any other -------------------------
     for i, kind in enumerate(TIME_LABELS):
         lay.time_rows[kind] = HEADER_ROWS + i
-    next_row: dict[str, int] = {}
-    for s in calc_sheets:
-        row = HEADER_ROWS
-        scalars = [x for x in model.scalars if x.sheet == s]
-        if scalars:
-            row += 1  # section header "Values"
-            for x in scalars:
-                lay.scalar_cells[x.name] = (s, row, 2)
-                row += 1
-            row += 1
-        section = None
-        for ln in (x for x in model.lines if x.sheet == s):
-            if ln.section != section:
-                section = ln.section
-                row += 1  # section header
-            lay.line_rows[ln.name] = (s, row)
-            row += 1
-        next_row[s] = row
     strategies = result.strategies
     metric_keys = sorted(dict.fromkeys(x.metric for x in model.metrics()), key=metric_rank)
     summary_top = 9
@@ -178,7 +186,41 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
 
     checks_sheet.place(model, lay)
     fw = FormulaWriter(lay, model.lines)
+    for value in constants_of(fw, model.nodes.values()):
+        lay.constants[value] = constant_name(value)[0]
+    lines_on = {s: [x for x in model.lines if x.sheet == s] for s in calc_sheets}
+    scalars_on = {s: [x for x in model.scalars if x.sheet == s] for s in calc_sheets}
+    next_row, link_keys = _place(lay, fw, calc_sheets, lines_on, scalars_on)
+    # Formulas longer than the FAST limit become helper rows above their line; then the
+    # rows are placed again with the helpers among them.
+    helper_of: dict[str, str] = {}
+    for s in calc_sheets:
+        for group, probe in ((scalars_on, None), (lines_on, n - 1)):
+            out = []
+            for node in group[s]:
+                for h in split_long(fw, node, s, probe):
+                    helper_of[h.name] = node.name
+                    out.append(h)
+                out.append(node)
+            group[s] = out
+    next_row, link_keys = _place(lay, fw, calc_sheets, lines_on, scalars_on)
+    # Long checks get their helper values below the Checks table.
+    check_rows = [r for sh, r, _ in lay.scalar_cells.values() if sh == checks_sheet.SHEET]
+    row = max(check_rows, default=0) + 3
+    check_helpers: list = []
+    for x in model.scalars:
+        if x.sheet != checks_sheet.SHEET or x.name == \
+                f"checks.{checks_sheet.SOLVED_CURRENT}.value":
+            continue
+        for h in split_long(fw, x, checks_sheet.SHEET, None):
+            lay.scalar_cells[h.name] = (checks_sheet.SHEET, row, 2)
+            helper_of[h.name] = x.name
+            check_helpers.append(h)
+            row += 1
+    helper_values = _helper_values(result, fw, lines_on,
+                                   {**scalars_on, checks_sheet.SHEET: check_helpers}, helper_of)
     values = result.values
+    names = strategy_labels(result)
 
     def val(name: str, t: int | None = None) -> float:
         v = values[name]
@@ -186,15 +228,58 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         return float(v if t is None else v[t])
 
     # --- Inputs -------------------------------------------------------------------------
-    inputs = write_inputs(wb, sheets["Inputs"], st, result,
-                          lambda name, ref: _define(wb, name, ref))
+    written = write_inputs(wb, sheets["Inputs"], st, result,
+                           lambda name, ref: _define(wb, name, ref))
     _master_flag(sheets["Inputs"], st, result, 0, 3)
-    inputs_box = inputs.box
-    snapshot = inputs.cells
+    page_setup(sheets["Inputs"], result.assumptions.case.name,
+               repeat_rows=(HEADER_ROW, HEADER_ROW))
+    inputs_box = written.box
+    snapshot = written.cells
     checks_sheet.write_snapshot(sheets[checks_sheet.SNAPSHOT_SHEET], snapshot,
                                 case_json(result.assumptions))
+    # Numeric inputs by defined name, with their source, for the Dashboard.
+    sources = dict(getattr(result.assumptions, "input_sources", {}) or {})
+    inputs = {f.defined_name: (f.path, f.unit, float(f.value), sources.get(f.path))
+              for f in input_fields(result.assumptions)
+              if isinstance(f.value, (int, float)) and not isinstance(f.value, bool)}
     checks_sheet.write_checks(wb, sheets[checks_sheet.SHEET], st, model, lay, fw, val,
                               inputs_box, lambda name, ref: _define(wb, name, ref))
+    if check_helpers:
+        cs = sheets[checks_sheet.SHEET]
+        first = lay.scalar_cells[check_helpers[0].name][1]
+        cs.write_string(first - 1, 0, "Parts of long checks (helper rows)", st.section)
+        for h in check_helpers:
+            _, r, c = lay.scalar_cells[h.name]
+            cs.write_string(r, 0, h.label, st.label)
+            cs.write_string(r, 1, h.unit, st.unit)
+            cs.write_formula(r, c, fw.scalar_cell(h), st.cell(h.unit),
+                             _cached(float(helper_values[h.name][0])))
+            cs.write_string(r, 3, _name_cell(h.name, helper_of), st.name)
+    page_setup(sheets[checks_sheet.SHEET], result.assumptions.case.name, repeat_rows=(3, 3))
+    page_setup(sheets[checks_sheet.SNAPSHOT_SHEET], result.assumptions.case.name,
+               repeat_rows=(0, 0))
+
+    # --- Constants: the numbers formulas use by name -----------------------------------
+    ws = sheets["Constants"]
+    ws.write_string(0, 0, "Constants", st.title)
+    ws.write_string(1, 0, "Numbers the formulas use by name (no number other than 0, 1 and 12"
+                    " is typed into a formula). Structural: change the model, not these.",
+                    st.subtitle)
+    for c, h in enumerate(["Defined name", "What it is", "Value", "Unit"]):
+        ws.write_string(3, c, h, st.header_left)
+    for i, (value, name) in enumerate(lay.constants.items()):
+        r = 4 + i
+        _, unit, what = constant_name(value)
+        ws.write_string(r, 0, name, st.name)
+        ws.write_string(r, 1, what, st.label)
+        ws.write_number(r, 2, value, st.constant)
+        ws.write_string(r, 3, unit, st.unit)
+        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(r, 2, True, True)}")
+    ws.set_column(0, 0, 26)
+    ws.set_column(1, 1, 70)
+    ws.set_column(2, 2, 16)
+    ws.set_column(3, 3, 10)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3))
 
     # --- Timeline -----------------------------------------------------------------------
     # The timeline is structure, not model logic: its rows (EDATE from the start month) are
@@ -204,67 +289,74 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     _sheet_header(ws, st, TIMELINE_SHEET, result, lay, None)
     rows = tl.rows
     for kind, r in lay.time_rows.items():
-        unit = "date" if kind in ("start", "end") else "blocks"
         ws.write_string(r, 0, TIME_LABELS[kind], st.label)
-        fmt = st.cell("date" if unit == "date" else "flag")
+        fmt = st.cell(TIME_UNITS[kind])
         for t in range(n):
             c = lay.col(t)
             here = xl_rowcol_to_cell
             start = here(lay.time_rows["start"], c)
+            idx = here(lay.time_rows["index"], c)
             if kind == "start":
-                f = "=case_start_month" if t == 0 else f"=EDATE({here(r, c - 1)},1)"
+                f = f"=EDATE(case_start_month,{idx})"
             elif kind == "end":
                 f = f"=EDATE({start},1)"
             elif kind == "days":
                 f = f"={here(lay.time_rows['end'], c)}-{start}"
             elif kind == "index":
-                f = "=0" if t == 0 else f"={here(r, c - 1)}+1"
+                # One formula across: the column's distance from the first month.
+                f = f"=COLUMN()-COLUMN({here(r, FIRST_COL, False, True)})"
             elif kind == "year":
                 f = f"=YEAR({start})"
+            elif kind == "first":
+                f = f"=IF({idx}=0,1,0)"
             else:
-                f = f"=INT({here(lay.time_rows['index'], c)}/12)+1"
-            ws.write_formula(r, c, f, fmt, float(rows[kind][t]))
+                f = f"=INT({idx}/12)+1"
+            v = float(t == 0) if kind == "first" else float(rows[kind][t])
+            ws.write_formula(r, c, f, fmt, v)
+    _monthly_layout(ws, result, n, month_width=8)
 
     # --- calculation sheets -------------------------------------------------------------
     for s in calc_sheets:
         ws = sheets[s]
         _sheet_header(ws, st, s, result, lay, fw)
+        if link_keys[s]:
+            _section(ws, st, HEADER_ROWS, "Links from other sheets", n)
+        for key in link_keys[s]:
+            _write_link_row(ws, st, lay, key, lay.links[(s, key)], s, values, tl.rows,
+                            scenario, names, model)
         row = HEADER_ROWS
-        scalars = [x for x in model.scalars if x.sheet == s]
+        scalars = scalars_on[s]
         if scalars:
-            _section(ws, st, row, "Values", n)
+            _section(ws, st, lay.scalar_cells[scalars[0].name][1] - 1, "Values", n)
             for x in scalars:
                 _, r, c = lay.scalar_cells[x.name]
                 owner = x.name.split(".", 1)[0]
-                label = f"{owner}: {x.label}" if owner in strategies else x.label
+                label = f"{names[owner]}: {x.label}" if owner in strategies else x.label
                 ws.write_string(r, 0, label, st.label)
-                ws.write_string(r, 1, x.unit, st.unit)
-                ws.write_string(r, 3, x.name, st.name)
-                ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit), _cached(val(x.name)))
+                ws.write_string(r, 1, shown_unit(x.unit), st.unit)
+                ws.write_string(r, 3, _name_cell(x.name, helper_of), st.name)
+                v = helper_values[x.name] if x.name in helper_of else values[x.name]
+                ws.write_formula(r, c, fw.scalar_cell(x), st.cell(x.unit),
+                                 _cached(float(v[min(scenario, v.shape[0] - 1)])))
         section = None
-        for ln in (x for x in model.lines if x.sheet == s):
+        for ln in lines_on[s]:
             _, r = lay.line_rows[ln.name]
             if ln.section != section:
                 section = ln.section
-                _section(ws, st, r - 1, section or "", n)
+                _section(ws, st, r - 1, section_label(section, names), n)
             ws.write_string(r, 0, ln.label, st.label)
-            ws.write_string(r, 1, ln.unit, st.unit)
-            ws.write_string(r, 3, ln.name, st.name)
-            kind = "link" if _is_link(ln, lay) else "calc"
+            ws.write_string(r, 1, shown_unit(ln.unit), st.unit)
+            ws.write_string(r, 3, _name_cell(ln.name, helper_of), st.name)
+            kind = "link" if _is_link(ln, lay, s) else "calc"
             fmt = st.cell(ln.unit, kind)
-            row_vals = values[ln.name][min(scenario, values[ln.name].shape[0] - 1)]
+            src = helper_values if ln.name in helper_of else values
+            row_vals = src[ln.name][min(scenario, src[ln.name].shape[0] - 1)]
             for t, f in enumerate(fw.line_cells(ln)):
                 ws.write_formula(r, lay.col(t), f, fmt, float(row_vals[t]))
             if ln.agg == "sum":
                 ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
                                  st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
-        ws.set_column(0, 0, 40)
-        ws.set_column(1, 1, 11)
-        ws.set_column(2, 2, 15)
-        ws.set_column(3, 3, 28, None, {"hidden": False})
-        ws.set_column(FIRST_COL, FIRST_COL + n - 1, 12)
-        ws.freeze_panes(HEADER_ROWS, FIRST_COL)
-        _print_setup(ws)
+        _monthly_layout(ws, result, n, n_rows=next_row[s])
 
     if result.convertible is not None and "Financing" in sheets:
         _write_lattice(sheets["Financing"], st, result, next_row["Financing"] + 1)
@@ -281,7 +373,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     for k, y in enumerate(years):
         c = FIRST_COL + k
         f = "=YEAR(case_start_month)" if k == 0 else f"={xl_rowcol_to_cell(3, c - 1)}+1"
-        ws.write_formula(3, c, f, st.header, float(y))
+        ws.write_formula(3, c, f, st.header_year, float(y))
     annual = result.annual_frame(scenario)
     year_of = tl.rows["year"]
     spans = [(int(np.flatnonzero(year_of == y)[0]), int(np.flatnonzero(year_of == y)[-1]))
@@ -294,10 +386,11 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         if (ln.sheet, ln.section) != section:
             section = (ln.sheet, ln.section)
             row += 1
-            _section(ws, st, row, f"{ln.sheet}: {ln.section or ''}", len(years))
+            _section(ws, st, row, f"{section_label(ln.section, names)} ({ln.sheet} sheet)",
+                     len(years))
             row += 1
         ws.write_string(row, 0, ln.label, st.label)
-        ws.write_string(row, 1, ln.unit, st.unit)
+        ws.write_string(row, 1, shown_unit(ln.unit), st.unit)
         ws.write_string(row, 3, ln.name, st.name)
         fmt = st.cell(ln.unit)
         src, r = lay.line_rows[ln.name]
@@ -320,7 +413,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws.set_column(3, 3, 28)
     ws.set_column(FIRST_COL, FIRST_COL + len(years), 14)
     ws.freeze_panes(4, FIRST_COL)
-    _print_setup(ws)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 3),
+               repeat_cols=(0, FIRST_COL - 1))
 
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
@@ -328,10 +422,16 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     if "Comparison" in sheets:
         _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     if "Sensitivity" in sheets:
-        write_sensitivity(wb, sheets["Sensitivity"], st, analysis)
+        write_sensitivity(wb, sheets["Sensitivity"], st, analysis, result)
+        page_setup(sheets["Sensitivity"], result.assumptions.case.name)
     if "Monte Carlo" in sheets:
-        write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis)
-    sheets["Summary"].activate()
+        write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis, result)
+        page_setup(sheets["Monte Carlo"], result.assumptions.case.name)
+    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs)
+    page_setup(sheets["Dashboard"], result.assumptions.case.name, fit_height=True)
+    write_cover(wb, sheets["Cover"], st, result, order)
+    page_setup(sheets["Cover"], result.assumptions.case.name, fit_height=True)
+    sheets["Cover"].activate()
     try:
         wb.close()
     except Exception as exc:  # xlsxwriter raises several types for I/O problems
@@ -339,10 +439,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
 
 
 def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, wb) -> None:
-    from finmodel import __version__
-
     a = result.assumptions
-    src = getattr(a, "_source", None)
+    labels = strategy_labels(result)
     ws.write_string(0, 0, "Summary", st.title)
     ws.write_string(1, 0, a.case.name, st.subtitle)
     all_ok = bool(val("checks.all_ok") == 1)
@@ -352,11 +450,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     if a.analysis.scenarios:
         ws.write_string(8, 0, "Active scenario (picked on Inputs)", st.unit)
         ws.write_formula(8, 1, f"={SELECTED_NAME}", st.text, BASE_SCENARIO)
-    stamp = [
-        ("finmodel version", __version__),
-        ("Case file", src.name if src else "(built in Python)"),
-        ("Case file SHA-256", src.sha256 if src else "-"),
-        ("Run date", dt.date.today().isoformat()),
+    stamp = stamp_rows(result) + [
         ("Conventions", "USD nominal; money in +, out -; flows at month end, valued at "
                         "the start of the first month (Excel NPV); IRR annualised"),
     ]
@@ -366,7 +460,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.write_string(top, 0, "Metric", st.header_left)
     ws.write_string(top, 1, "Unit", st.header_left)
     for j, s in enumerate(strategies):
-        ws.write_string(top, 2 + j, s, st.header)
+        ws.write_string(top, 2 + j, labels[s], st.header)
     ws.write_string(top, 2 + len(strategies), "Defined names / notes", st.header_left)
     by_key = {(x.strategy, x.metric): x for x in result.model.metrics()}
     notes_col = 2 + len(strategies)
@@ -374,7 +468,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
         r = top + 1 + i
         any_x = next(x for x in result.model.metrics() if x.metric == key)
         ws.write_string(r, 0, any_x.label, st.label)
-        ws.write_string(r, 1, any_x.unit, st.unit)
+        ws.write_string(r, 1, shown_unit(any_x.unit), st.unit)
         names = []
         for s in strategies:
             x = by_key.get((s, key))
@@ -411,8 +505,7 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
     ws.set_column(1, 1, 14)
     ws.set_column(2, 1 + len(strategies), 18)
     ws.set_column(notes_col, notes_col, 40)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 1)
+    page_setup(ws, a.case.name)
 
 
 def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
@@ -451,6 +544,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     converting by start month (values), and the charts."""
     model, strategies = result.model, result.strategies
     others = [s for s in strategies if s != "mining"]
+    labels = strategy_labels(result)
     by_key = {(x.strategy, x.metric): x for x in model.metrics()}
     ws.write_string(0, 0, "Comparison: each strategy against keeping mining", st.title)
     ws.write_string(1, 0, result.assumptions.case.name, st.subtitle)
@@ -458,12 +552,12 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(3, 0, "Difference to mining", st.header_left)
     ws.write_string(3, 1, "Unit", st.header_left)
     for j, s in enumerate(others):
-        ws.write_string(3, 2 + j, f"{s} - mining", st.header)
+        ws.write_string(3, 2 + j, f"{labels[s]} vs mining", st.header_wrap)
     row = 4
     for key in (k for k in COMPARED if k in metric_keys):
         x = by_key[("mining", key)]
         ws.write_string(row, 0, x.label, st.label)
-        ws.write_string(row, 1, x.unit, st.unit)
+        ws.write_string(row, 1, shown_unit(x.unit), st.unit)
         for j, s in enumerate(others):
             mine, theirs = lay.scalar_cells[x.name], lay.scalar_cells[by_key[(s, key)].name]
             a = f"Summary!{xl_rowcol_to_cell(theirs[1], theirs[2], True, True)}"
@@ -483,14 +577,16 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.write_string(row, 0, "Conversion start", st.header_left)
     ws.write_string(row, 1, "", st.header_left)
     for j, s in enumerate(result.timing):
-        ws.write_string(row, 2 + 2 * j, f"{s}: NPV", st.header)
-        ws.write_string(row, 3 + 2 * j, f"{s}: vs mining", st.header)
+        ws.write_string(row, 2 + 2 * j, f"{labels[s]}: NPV (USD m)", st.header_wrap)
+        ws.write_string(row, 3 + 2 * j, f"{labels[s]}: vs mining (USD m)", st.header_wrap)
+    ws.set_row(row, 26)
+    ws.set_row(3, 26)
     first = row + 1
     tables = list(result.timing.values())
     if tables:
         for i, period in enumerate(tables[0].index):
             r = first + i
-            ws.write_number(r, 0, to_serial(period.start_time.date()), st.cell("date"))
+            ws.write_number(r, 0, to_serial(period.start_time.date()), st.cell("YYYY-MM"))
             for j, t in enumerate(tables):
                 ws.write_number(r, 2 + 2 * j, float(t["npv_usd"].iloc[i]), st.cell("USD"))
                 ws.write_number(r, 3 + 2 * j, float(t["npv_vs_mining_usd"].iloc[i]),
@@ -503,38 +599,51 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
     ws.set_column(1, 1, 12)
     ws.set_column(2, 2 + 2 * max(len(tables), len(others)), 18)
 
-    # Charts: cumulative cash by strategy over time, and NPV by strategy.
+    # Charts: cumulative cash by strategy over time; value of converting by start month.
     n = lay.n_periods
+    axis = {"name_font": {"size": 9, "bold": False}, "num_font": {"size": 8}}
+    grid = {"visible": True, "line": {"color": "#D9D9D9"}}
     line = wb.add_chart({"type": "line"})
     for s in strategies:
         sheet, r = lay.line_rows[f"{s}.cumulative_fcf_usd"]
         line.add_series({
-            "name": s,
+            "name": labels[s],
             "categories": [TIMELINE_SHEET, lay.time_rows["end"], FIRST_COL,
                            lay.time_rows["end"], FIRST_COL + n - 1],
             "values": [sheet, r, FIRST_COL, r, FIRST_COL + n - 1],
+            "line": {"width": 1.75},
         })
-    line.set_title({"name": "Cumulative free cash flow by strategy"})
-    line.set_x_axis({"date_axis": True, "num_format": "yyyy", "major_unit": 1,
-                     "major_unit_type": "years"})
-    line.set_y_axis({"num_format": "#,##0,,\"M\""})
-    line.set_size({"width": 760, "height": 340})
-    ws.insert_chart(3, 4 + 2 * max(len(tables), len(others)), line)
-    bar = wb.add_chart({"type": "column"})
-    npv = by_key[("mining", "npv_usd")]
-    _, r, _ = lay.scalar_cells[npv.name]
-    bar.add_series({"name": "NPV", "categories": ["Summary", 9, 2, 9, 1 + len(strategies)],
-                    "values": ["Summary", r, 2, r, 1 + len(strategies)],
-                    "data_labels": {"value": True, "num_format": "#,##0,,\"M\""}})
-    bar.set_title({"name": "NPV by strategy"})
-    bar.set_legend({"none": True})
-    bar.set_y_axis({"num_format": "#,##0,,\"M\""})
-    bar.set_size({"width": 760, "height": 300})
-    ws.insert_chart(22, 4 + 2 * max(len(tables), len(others)), bar)
+    line.set_title({"name": "Cumulative free cash flow by strategy (USD m)",
+                    "name_font": {"size": 10}})
+    line.set_x_axis({**axis, "name": "Month end", "date_axis": True, "num_format": "yyyy",
+                     "major_unit": 2, "major_unit_type": "years", "label_position": "low"})
+    line.set_y_axis({**axis, "name": "USD m", "num_format": "#,##0,,",
+                     "major_gridlines": grid})
+    line.set_legend({"position": "bottom"})
+    line.set_size({"width": 640, "height": 320})
+    chart_col = 4 + 2 * max(len(tables), len(others))
+    ws.insert_chart(3, chart_col, line)
+    if tables:
+        timing = wb.add_chart({"type": "line"})
+        last = first + len(tables[0]) - 1
+        for j, s in enumerate(result.timing):
+            timing.add_series({"name": labels.get(s, s),
+                               "categories": [ws.name, first, 0, last, 0],
+                               "values": [ws.name, first, 3 + 2 * j, last, 3 + 2 * j],
+                               "line": {"width": 1.75}})
+        timing.set_title({"name": "Value of converting by conversion start month: NPV above "
+                          "keeping mining (USD m)", "name_font": {"size": 10}})
+        timing.set_x_axis({**axis, "name": "Conversion start", "date_axis": True,
+                           "num_format": "mmm yy", "major_unit": 6,
+                           "major_unit_type": "months", "label_position": "low"})
+        timing.set_y_axis({**axis, "name": "USD m", "num_format": "#,##0,,",
+                           "major_gridlines": grid})
+        timing.set_legend({"position": "bottom"})
+        timing.set_size({"width": 640, "height": 300})
+        ws.insert_chart(21, chart_col, timing)
     if bridge_chart is not None:
-        ws.insert_chart(39, 4 + 2 * max(len(tables), len(others)), bridge_chart)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+        ws.insert_chart(39, chart_col, bridge_chart)
+    page_setup(ws, result.assumptions.case.name)
 
 
 def _write_bridge(wb, ws, st, result, lay, row: int, others, by_key) -> int:
@@ -656,8 +765,6 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
     ws.write_string(1, 0, result.assumptions.case.name + " | USD unless stated; money in +,"
                     " money out -", st.subtitle)
     _master_flag(ws, st, result, 2, 0)
-    if title == TIMELINE_SHEET:
-        return
     ws.write_string(3, 0, "Period ending", st.header_left)
     ws.write_string(4, 0, "Calendar year", st.header_left)
     for c in range(1, FIRST_COL):
@@ -671,7 +778,26 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
         ws.write_formula(3, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['end'], c)}-1",
                          st.cell("date", "header_date"), float(ends[t] - 1))
         ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
-                         st.header, float(years[t]))
+                         st.header_year, float(years[t]))
+
+
+#: Widths of the label columns (label, unit, total, model name) and of a month column.
+LABEL_WIDTHS = [30, 8, 9, 16]
+MONTH_WIDTH = 6
+
+
+def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
+                    n_rows: int = 0) -> None:
+    """Column widths, frozen panes and print setup of a sheet with one column a month."""
+    for c, w in enumerate(LABEL_WIDTHS):
+        ws.set_column(c, c, w)
+    ws.set_column(FIRST_COL, FIRST_COL + n - 1, month_width)
+    ws.set_default_row(12)
+    ws.set_row(0, 18)
+    ws.freeze_panes(HEADER_ROWS, FIRST_COL)
+    page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),
+               repeat_cols=(0, FIRST_COL - 1), fit_width=False)
+    year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n, n_rows)
 
 
 def _master_flag(ws, st, result, row: int, col: int) -> None:
@@ -713,24 +839,139 @@ def _fast_formulas(ws: Any) -> Any:
     return ws
 
 
-def _print_setup(ws) -> None:
-    """Landscape, labels and dates repeated on every printed page."""
-    ws.set_landscape()
-    ws.repeat_columns(0, FIRST_COL - 1)
-    ws.repeat_rows(3, 4)
-    ws.fit_to_pages(0, 1)
-
-
 def _section(ws, st, row: int, title: str, n: int) -> None:
     ws.write_string(row, 0, title, st.section)
     for c in range(1, FIRST_COL):
         ws.write_blank(row, c, None, st.section)
 
 
-def _is_link(ln: Line, lay: Layout) -> bool:
+def section_label(section: str | None, labels: dict[str, str]) -> str:
+    """A section title with its strategy's label: "hybrid: rent" -> "Hybrid: ...: rent"."""
+    owner, _, rest = (section or "").partition(": ")
+    return f"{labels[owner]}: {rest}" if rest and owner in labels else (section or "")
+
+
+def _place(lay, fw, calc_sheets, lines_on, scalars_on) -> tuple[dict, dict]:
+    """Rows of every link, value and line on the calculation sheets; returns the first
+    free row of each sheet and the link keys of each sheet."""
+    next_row: dict[str, int] = {}
+    link_keys: dict[str, list] = {}
+    for s in calc_sheets:
+        row = HEADER_ROWS
+        # Link rows: what this sheet's monthly formulas read from other sheets.
+        keys: dict = {}
+        for ln in lines_on[s]:
+            if not _is_link(ln, lay, s):
+                keys.update(dict.fromkeys(foreign_keys(fw, ln, s)))
+        link_keys[s] = list(keys)
+        if keys:
+            row += 1  # section header
+            for key in keys:
+                lay.links[(s, key)] = row
+                row += 1
+            row += 1
+        if scalars_on[s]:
+            row += 1  # section header "Values"
+            for x in scalars_on[s]:
+                lay.scalar_cells[x.name] = (s, row, 2)
+                row += 1
+            row += 1
+        section = None
+        for ln in lines_on[s]:
+            if ln.section != section:
+                section = ln.section
+                row += 1  # section header
+            lay.line_rows[ln.name] = (s, row)
+            row += 1
+        next_row[s] = row
+    return next_row, link_keys
+
+
+def _helper_values(result, fw, lines_on, scalars_on, helper_of) -> dict[str, np.ndarray]:
+    """The numpy values of the helper rows (parts of long formulas), for their cache."""
+    if not helper_of:
+        return {}
+    from finmodel.engine.evaluate import _Evaluator, _month_number
+    from finmodel.engine.expr import Func
+    from finmodel.inputs.load import numeric_inputs
+
+    model = result.model
+    scalars, paths = numeric_inputs(result.assumptions)
+    ev = _Evaluator(model, result.timeline, scalars, paths, {}, {})
+    for name, v in result.values.items():
+        ev.values[name] = v[:, None] if isinstance(model.nodes[name], Scalar) else v
+    out = {}
+    n = result.timeline.months
+    with np.errstate(all="ignore"):
+        for group in (scalars_on, lines_on):
+            for nodes in group.values():
+                for h in nodes:
+                    if h.name not in helper_of:
+                        continue
+                    e = fw.folded(h)
+                    if isinstance(e, Func) and e.name == "month_number":
+                        v = _month_number(ev.eval(e.args[0], None))
+                    else:
+                        v = ev.eval(e, None)
+                    if isinstance(h, Scalar):
+                        out[h.name] = np.broadcast_to(v, (v.shape[0], 1))[:, 0]
+                        ev.values[h.name] = v
+                    else:
+                        out[h.name] = np.broadcast_to(v, (v.shape[0], n))
+                        ev.values[h.name] = out[h.name]
+    return out
+
+
+def _name_cell(name: str, helper_of: dict[str, str]) -> str:
+    """Column D: the model name, or for a helper row the line it is part of."""
+    if name not in helper_of:
+        return name
+    return f"part of {helper_of[name]} ({name.rsplit('~', 1)[-1]})"
+
+
+def _is_link(ln: Line, lay: Layout, here: str) -> bool:
+    """A line that is another sheet's line and nothing else (a link row of the model)."""
     e = ln.expr
-    return isinstance(e, Ref) and isinstance(e.target, Line) and \
-        lay.line_rows[e.target.name][0] != lay.line_rows[ln.name][0]
+    return isinstance(e, Ref) and isinstance(e.target, Line) and e.target.sheet != here
+
+
+def _write_link_row(ws, st, lay, key, r, here, values, trows, scenario, names, model) -> None:
+    """A green row that only brings another sheet's line, timeline row or value here."""
+    kind, name = key
+    if kind == "time":
+        label, unit, sheet = TIME_LABELS[name], TIME_UNITS[name], TIMELINE_SHEET
+        src_row, cells = lay.time_rows[name], None
+    elif kind == "line":
+        node = model.nodes[name]
+        label, unit = node.label, node.unit
+        sheet, src_row = lay.line_rows[name]
+        cells = values[name][min(scenario, values[name].shape[0] - 1)]
+    else:
+        node = model.nodes[name]
+        label, unit = node.label, node.unit
+        sheet, src_row, col = lay.scalar_cells[name]
+    owner = name.split(".", 1)[0]
+    if owner in names:
+        label = f"{names[owner]}: {label}"
+    ws.write_string(r, 0, f"{label} (from {sheet})", st.label)
+    ws.write_string(r, 1, shown_unit(unit), st.unit)
+    ws.write_string(r, 3, f"link: {name}", st.name)
+    fmt = st.cell(unit, "link")
+    src = sheet_ref(sheet, here)
+    if kind == "scalar":
+        v = values[name][min(scenario, values[name].shape[0] - 1)]
+        ws.write_formula(r, 2, f"={src}{xl_rowcol_to_cell(src_row, col, True, True)}", fmt,
+                         _cached(float(v)))
+        return
+    n = lay.n_periods
+    for t in range(n):
+        c = lay.col(t)
+        if kind == "time":
+            v = float(t == 0) if name == "first" else float(trows[name][t])
+        else:
+            v = float(cells[t])
+        ws.write_formula(r, c, f"={src}{xl_rowcol_to_cell(src_row, c, True, False)}", fmt,
+                         _cached(v))
 
 
 def _cached(v: float) -> float | str:

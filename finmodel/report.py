@@ -1,0 +1,370 @@
+"""An investment-committee PDF of a case: the decision, the strategies side by side, the
+sensitivity and the Monte Carlo distribution (when the case asks for them), the key
+inputs and the reproducibility stamp; 3-6 pages of matplotlib (the ``plot`` extra)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from finmodel.errors import ExportError
+
+_PAGE = (11.0, 8.5)  # US Letter, landscape (inches)
+_BLUE, _RED, _GREEN, _GREY = "#1F3864", "#C0504D", "#00804A", "#595959"
+_COLOURS = [_BLUE, _RED, "#9BBB59", "#F79646", "#8064A2"]
+#: The decision's rows: metric key, label, how to show it.
+_DECISION = [("npv_usd", "NPV", "m"), ("npv_vs_mining_usd", "Value vs keeping mining", "m"),
+             ("project_irr", "Project IRR", "%"), ("mirr", "MIRR", "%"),
+             ("moic", "MOIC", "x"), ("payback_years", "Payback (years)", "y"),
+             ("peak_funding_usd", "Peak funding", "m")]
+
+
+def write_report(result, path: str | os.PathLike[str], analysis=None) -> Path:
+    """Write the PDF report of ``result`` (and of ``analysis``, if given) atomically."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_pdf import PdfPages
+    except ImportError:
+        raise ExportError("the report needs matplotlib: pip install 'finmodel[plot]'") from None
+    target = Path(path)
+    if target.suffix.lower() != ".pdf":
+        raise ExportError(f"{target}: the report's name must end in .pdf")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ExportError(f"{target}: the folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".pdf", dir=directory)
+    os.close(fd)
+    try:
+        with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 9,
+                                    "axes.titlesize": 11, "axes.titleweight": "bold",
+                                    "axes.spines.top": False, "axes.spines.right": False}):
+            with PdfPages(tmp, metadata={"Title": result.assumptions.case.name,
+                                         "Creator": "finmodel"}) as pdf:
+                pages = [_decision_page, _strategies_page]
+                if analysis is not None and (analysis.tornado is not None
+                                             or analysis.grid is not None):
+                    pages.append(_sensitivity_page)
+                if analysis is not None and analysis.monte_carlo is not None:
+                    pages.append(_monte_carlo_page)
+                pages.append(_inputs_page)
+                for k, page in enumerate(pages, start=1):
+                    fig = plt.figure(figsize=_PAGE)
+                    page(fig, result, analysis)
+                    _frame(fig, result, k, len(pages))
+                    pdf.savefig(fig)
+                    plt.close(fig)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# --- pieces ---------------------------------------------------------------------------
+
+def _labels(result) -> dict[str, str]:
+    from finmodel.excel.labels import strategy_labels
+
+    return strategy_labels(result)
+
+
+def _metric(result, strategy: str, key: str) -> float | None:
+    for m in result.model.metrics():
+        if m.strategy == strategy and m.metric == key:
+            return float(result.values[m.name][0])
+    return None
+
+
+def _fmt(v: float | None, how: str) -> str:
+    if v is None:
+        return ""
+    if not np.isfinite(v):
+        return "n/a"
+    return {"m": f"{v / 1e6:,.1f}", "%": f"{v:.1%}", "x": f"{v:.2f}x",
+            "y": f"{v:.1f}"}[how]
+
+
+def _num(v: float) -> str:
+    """A value for a label: 130,000 or 0.5 or 2.5e+06 never."""
+    v = float(v)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+
+def _frame(fig, result, page: int, pages: int) -> None:
+    from finmodel.excel.cover import stamp_rows
+
+    stamp = dict(stamp_rows(result))
+    fig.text(0.04, 0.965, result.assumptions.case.name, fontsize=8, color=_GREY)
+    fig.text(0.96, 0.965, f"Run {stamp['Run date']}", fontsize=8, color=_GREY, ha="right")
+    fig.text(0.04, 0.02, f"finmodel {stamp['finmodel version']} | {stamp['Case file']} "
+             f"sha256 {stamp['Case file SHA-256'][:16]}", fontsize=7, color=_GREY)
+    fig.text(0.96, 0.02, f"Page {page} of {pages}", fontsize=8, color=_GREY, ha="right")
+
+
+def _title(fig, text: str, sub: str = "") -> None:
+    fig.text(0.04, 0.92, text, fontsize=16, weight="bold", color=_BLUE)
+    if sub:
+        fig.text(0.04, 0.885, sub, fontsize=9, color=_GREY, style="italic")
+
+
+def _table(ax, rows: list[list[str]], col_labels: list[str], widths=None,
+           size: float = 9) -> None:
+    import textwrap
+
+    ax.axis("off")
+    heads = ["\n".join(textwrap.wrap(h, 16)) for h in col_labels]
+    t = ax.table(cellText=rows, colLabels=heads, loc="upper left", cellLoc="right",
+                 colLoc="center", colWidths=widths)
+    t.auto_set_font_size(False)
+    t.set_fontsize(size)
+    t.scale(1, 1.45)
+    for (r, c), cell in t.get_celld().items():
+        cell.set_edgecolor("#D9D9D9")
+        if r == 0:
+            cell.set_height(cell.get_height() * (1 + max(h.count("\n") for h in heads)))
+            cell.set_facecolor(_BLUE)
+            cell.get_text().set_color("white")
+            cell.get_text().set_weight("bold")
+        if c == 0:
+            cell.get_text().set_ha("left")
+
+
+def _decision_page(fig, result, analysis) -> None:
+    labels = _labels(result)
+    strategies = result.strategies
+    a = result.assumptions
+    best = max(strategies, key=lambda s: _metric(result, s, "npv_usd") or -np.inf)
+    _title(fig, "The decision", f"NPV at {a.case.discount_rate:.1%} over "
+           f"{a.case.horizon_years} years from {a.case.start_month}; USD millions unless "
+           "stated; money in +, out -")
+    lines = []
+    for s in strategies:
+        v = _metric(result, s, "npv_vs_mining_usd")
+        if v is not None and np.isfinite(v):
+            word = "adds" if v >= 0 else "loses"
+            lines.append(f"{labels[s]} {word} ${abs(v) / 1e6:,.1f}M against keeping mining.")
+    top = _metric(result, best, "npv_usd") / 1e6
+    lines.append(f"Highest NPV: {labels[best]} ({'-' if top < 0 else ''}${abs(top):,.1f}M).")
+    for i, text in enumerate(lines):
+        fig.text(0.04, 0.83 - 0.035 * i, text, fontsize=12 if i < len(lines) - 1 else 11,
+                 weight="bold" if i == len(lines) - 1 else "normal", color=_BLUE)
+    rows = []
+    for key, label, how in _DECISION:
+        vals = [_metric(result, s, key) for s in strategies]
+        if all(v is None for v in vals):
+            continue
+        rows.append([label + (" (USD m)" if how == "m" else "")] +
+                    [_fmt(v, how) for v in vals])
+    ax = fig.add_axes([0.04, 0.08, 0.54, 0.6])
+    _table(ax, rows, ["Metric"] + [labels[s] for s in strategies],
+           [0.43] + [0.57 / len(strategies)] * len(strategies))
+    ax = fig.add_axes([0.68, 0.14, 0.28, 0.52])
+    npv = [(_metric(result, s, "npv_usd") or 0.0) / 1e6 for s in strategies]
+    bars = ax.bar([labels[s] for s in strategies], npv,
+                  color=[_GREEN if v >= 0 else _BLUE for v in npv])
+    ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("NPV (USD m)")
+    ax.set_title("NPV by strategy")
+    ax.tick_params(axis="x", labelsize=8, rotation=12)
+    # Hook: the NPV bridge from mining (issue 8) joins this page once the model has it.
+
+
+def _strategies_page(fig, result, analysis) -> None:
+    labels = _labels(result)
+    _title(fig, "The strategies side by side",
+           "Cumulative free cash flow by month; value of converting by the month it starts")
+    dates = result.timeline.periods.to_timestamp(how="end")
+    ax = fig.add_axes([0.07, 0.13, 0.5, 0.7])
+    for i, s in enumerate(result.strategies):
+        v = result.values[f"{s}.cumulative_fcf_usd"][0] / 1e6
+        ax.plot(dates, v, color=_COLOURS[i % 5], lw=1.8, label=labels[s])
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("Cumulative free cash flow (USD m)")
+    ax.set_xlabel("Month end")
+    ax.set_title("Cumulative cash by strategy")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.grid(axis="y", color="#E5E5E5")
+    ax = fig.add_axes([0.65, 0.13, 0.31, 0.7])
+    for i, (s, t) in enumerate(result.timing.items()):
+        starts = t.index.to_timestamp()
+        ax.plot(starts, t["npv_vs_mining_usd"] / 1e6, color=_COLOURS[(i + 1) % 5], lw=1.8,
+                label=labels.get(s, s))
+        best = t["npv_vs_mining_usd"].idxmax()
+        ax.annotate(f"best {best}", (best.to_timestamp(),
+                                     t.loc[best, "npv_vs_mining_usd"] / 1e6),
+                    fontsize=7, xytext=(0, 6), textcoords="offset points", ha="center")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("NPV above keeping mining (USD m)")
+    ax.set_xlabel("Conversion start month")
+    ax.set_title("When to convert")
+    if result.timing:
+        ax.legend(fontsize=8, frameon=False)
+    ax.grid(axis="y", color="#E5E5E5")
+
+
+def _sensitivity_page(fig, result, an) -> None:
+    from finmodel.excel.analysis_sheets import metric_label
+    from finmodel.excel.labels import humanise
+
+    labels = _labels(result)
+    what = f"{metric_label(an.metric)} of {labels.get(an.strategy, an.strategy)}"
+    _title(fig, f"Sensitivity: {what}", "Each input at its low and high value, the others "
+           "at base (one vectorised evaluation of the whole model)")
+    if an.tornado is not None:
+        t = an.tornado.sort_values("swing", ascending=True)
+        base = float(t.attrs["base"]) / 1e6
+        ax = fig.add_axes([0.24, 0.12, 0.34, 0.72])
+        names = [f"{humanise(p)}\n({_num(lo)} | {_num(hi)})" for p, lo, hi in
+                 zip(t["input"], t["low_value"], t["high_value"])]
+        lo = t["metric_low"].to_numpy() / 1e6 - base
+        hi = t["metric_high"].to_numpy() / 1e6 - base
+        y = np.arange(len(t))
+        ax.barh(y, lo, color=_RED, label="input at low value")
+        ax.barh(y, hi, color=_BLUE, label="input at high value")
+        for yi, a, b in zip(y, lo, hi):
+            for v in (a, b):
+                ax.text(v, yi, f" {v:+,.0f} ", va="center", fontsize=7,
+                        ha="left" if v >= 0 else "right")
+        ax.set_yticks(y, names, fontsize=7)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel(f"Change from the base {base:,.0f} (USD m)")
+        ax.set_title("Tornado")
+        ax.legend(loc="lower right", fontsize=7, frameon=False)
+        ax.margins(x=0.25)
+    if an.grid is not None:
+        g = an.grid
+        ax = fig.add_axes([0.66, 0.17, 0.3, 0.6])
+        z = g.to_numpy() / 1e6
+        im = ax.imshow(z, cmap="RdYlGn", aspect="auto", origin="lower")
+        ax.set_xticks(range(len(g.columns)), [_num(x) for x in g.columns], fontsize=7)
+        ax.set_yticks(range(len(g.index)), [_num(y) for y in g.index], fontsize=7)
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                ax.text(j, i, f"{z[i, j]:,.0f}", ha="center", va="center", fontsize=7)
+        ax.set_xlabel(humanise(g.columns.name))
+        ax.set_ylabel(humanise(g.index.name))
+        ax.set_title(f"Grid: {metric_label(an.metric)} (USD m)")
+        fig.colorbar(im, ax=ax, label="USD m", shrink=0.8)
+
+
+def _monte_carlo_page(fig, result, an) -> None:
+    from finmodel.excel.analysis_sheets import histogram, metric_label
+
+    mc = an.monte_carlo
+    labels = _labels(result)
+    mname = metric_label(an.metric)
+    _title(fig, f"Monte Carlo: {mname} by strategy",
+           f"{len(mc.samples):,} scenarios, seed {mc.seed}; bins over the 1st-99th "
+           "percentile, the tails counted in the edge bins")
+    values = mc.samples.xs(an.metric, axis=1, level="metric")
+    allv = values.to_numpy().ravel()
+    ax = fig.add_axes([0.07, 0.13, 0.52, 0.7])
+    for i, s in enumerate(values.columns):
+        edges, counts = histogram(values[s].to_numpy(), allv)
+        centres = (edges[:-1] + edges[1:]) / 2 / 1e6
+        ax.step(centres, counts, where="mid", color=_COLOURS[i % 5], lw=1.6,
+                label=labels.get(s, s))
+        ax.fill_between(centres, counts, step="mid", color=_COLOURS[i % 5], alpha=0.15)
+    ax.set_xlabel(f"{mname} (USD m)")
+    ax.set_ylabel("Scenarios per bin")
+    ax.set_title("Distribution")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(axis="y", color="#E5E5E5")
+    summary = mc.summary(an.metric)
+    rows = []
+    for key, label, how in (("mean", "Mean (USD m)", "m"), ("p5", "5th percentile", "m"),
+                            ("p50", "Median", "m"), ("p95", "95th percentile", "m"),
+                            ("prob_positive", "P(above zero)", "%"),
+                            ("prob_beats_mining", "P(beats mining)", "%")):
+        if key in summary.index:
+            rows.append([label] + [_fmt(float(v), how) if np.isfinite(v) else ""
+                                   for v in summary.loc[key]])
+    ax = fig.add_axes([0.63, 0.5, 0.35, 0.33])
+    _table(ax, rows, [""] + [labels.get(s, s) for s in summary.columns],
+           [0.31] + [0.69 / len(summary.columns)] * len(summary.columns), size=8)
+    spec = result.assumptions.analysis.monte_carlo
+    paths = mc.extra.get("paths")
+    text = [f"Scenarios {len(mc.samples):,}, seed {mc.seed}"]
+    if paths is not None:
+        text.append(f"BTC price volatility {paths.btc_price_volatility:.0%}, hashrate "
+                    f"{paths.hashrate_volatility:.0%}, correlation {paths.correlation:.2f}")
+    from finmodel.excel.labels import humanise
+
+    for p, d in spec.distributions.items():
+        params = ", ".join(f"{k} {_num(v)}" for k, v in d.items() if k != "dist")
+        text.append(f"{humanise(p)}: {d.get('dist')} ({params})")
+    for c in spec.correlations:
+        text.append(f"Correlation {humanise(c.a)} / {humanise(c.b)}: {c.rho:.2f}")
+    fig.text(0.63, 0.44, "Settings", fontsize=10, weight="bold", color=_BLUE)
+    import textwrap
+
+    y = 0.44
+    for line in text:
+        for k, part in enumerate(textwrap.wrap(line, 62)):
+            y -= 0.026
+            fig.text(0.63 + (0.01 if k else 0), y, part, fontsize=7.5)
+
+
+KEY_INPUTS = ("network.btc_price_usd", "network.hashrate_eh_s", "network.hashrate_growth_rate",
+              "power.ppa_price_usd_per_mwh", "site.interconnect_mw",
+              "hosting.lease_rate_usd_per_kw_month", "hosting.term_years",
+              "conversion.electrical_usd_per_mw", "conversion.cooling_usd_per_mw",
+              "conversion.building_usd_per_mw", "conversion.fit_out_usd_per_mw",
+              "case.discount_rate", "case.horizon_years")
+
+
+def _inputs_page(fig, result, analysis) -> None:
+    from finmodel.excel.cover import CONVENTIONS, DISCLAIMER, stamp_rows
+    from finmodel.excel.labels import input_label
+    from finmodel.inputs.load import input_fields
+
+    _title(fig, "Key inputs and reproducibility", "Change them in the case file and re-run; "
+           "every input is on the workbook's Inputs sheet with its defined name")
+    fields = {f.path: f for f in input_fields(result.assumptions)}
+    rows = []
+    for p in KEY_INPUTS:
+        f = fields.get(p)
+        if f is None or isinstance(f.value, (list, str)):
+            continue
+        v = float(f.value)
+        shown = f"{v:.1%}" if f.unit in ("rate", "share") else _num(v)
+        source = getattr(f, "source", None) or ""
+        rows.append([input_label(p, f.unit), shown, source[:40]])
+    ax = fig.add_axes([0.04, 0.3, 0.55, 0.55])
+    _table(ax, rows, ["Input", "Value", "Source"], [0.6, 0.18, 0.22])
+    y = 0.84
+    fig.text(0.63, y, "Reproducibility stamp", fontsize=10, weight="bold", color=_BLUE)
+    for k, v in stamp_rows(result):
+        y -= 0.03
+        fig.text(0.63, y, f"{k}: {v}", fontsize=6.5 if len(v) > 40 else 7.5)
+    y -= 0.05
+    fig.text(0.63, y, "Conventions", fontsize=10, weight="bold", color=_BLUE)
+    import textwrap
+
+    for c in CONVENTIONS:
+        for part in textwrap.wrap(c, 70):
+            y -= 0.025
+            fig.text(0.63, y, part, fontsize=7.5)
+    fig.text(0.04, 0.2, "Disclaimer", fontsize=10, weight="bold", color=_BLUE)
+    for i, part in enumerate(textwrap.wrap(DISCLAIMER, 150)):
+        fig.text(0.04, 0.17 - 0.025 * i, part, fontsize=8)
+
+
+def analysis_for_report(a):
+    """The analyses a case's ``[analysis]`` section asks for (None when it has none)."""
+    from finmodel.analysis.run import run_analysis
+
+    if "analysis" not in a.model_fields_set:
+        return None
+    spec = a.analysis
+    grid = list(spec.grid) if len(spec.grid) == 2 else None
+    n = spec.monte_carlo.scenarios if "monte_carlo" in spec.model_fields_set else None
+    return run_analysis(a, tornado_inputs=True, grid_inputs=grid, monte_carlo_n=n)

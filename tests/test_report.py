@@ -1,0 +1,69 @@
+"""`finmodel report`: a 3-6 page PDF for an investment committee, read back with pypdf."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pypdf
+import pytest
+
+import finmodel
+from tests.conftest import ROOT
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "finmodel.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _text(pdf: pypdf.PdfReader) -> list[str]:
+    return [" ".join((p.extract_text() or "").split()) for p in pdf.pages]
+
+
+def test_report_of_the_base_case_has_the_decision_sensitivity_and_monte_carlo(tmp_path):
+    out = tmp_path / "report.pdf"
+    p = _cli("report", "assumptions/base.toml", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    pages = _text(pypdf.PdfReader(out))
+    assert 3 <= len(pages) <= 6
+    assert len(pages) == 5  # decision, strategies, sensitivity, Monte Carlo, inputs
+    result = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"))
+    hybrid = float(result.values["hybrid.npv_vs_mining"][0]) / 1e6
+    assert "The decision" in pages[0]
+    assert f"adds ${hybrid:,.1f}M against keeping mining" in pages[0]  # 118.9, by hand
+    assert "The strategies side by side" in pages[1] and "When to convert" in pages[1]
+    assert "Tornado" in pages[2] and "Grid" in pages[2]
+    assert "Monte Carlo" in pages[3] and "seed 2026" in pages[3]
+    assert "Key inputs" in pages[4] and "Case file SHA-256" in pages[4]
+    assert result.assumptions._source.sha256 in pages[4]
+    for k, text in enumerate(pages, start=1):
+        assert f"Page {k} of {len(pages)}" in text
+
+
+def test_report_of_the_bitdeer_convertible_case(tmp_path):
+    out = tmp_path / "bitdeer.pdf"
+    p = _cli("report", "assumptions/bitdeer_convertible_hybrid.toml", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    pages = _text(pypdf.PdfReader(out))
+    assert 3 <= len(pages) <= 6
+    assert "Hybrid: 100 MW IT to AI" in pages[0] and "The decision" in pages[0]
+    assert "Key inputs" in pages[-1]
+
+
+def test_report_of_a_case_without_analysis_is_three_pages(tmp_path):
+    out = tmp_path / "riot.pdf"
+    p = _cli("report", "assumptions/riot_style_fixed_block.toml", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    pages = _text(pypdf.PdfReader(out))
+    assert len(pages) == 3  # decision, strategies, key inputs
+    assert "Tornado" not in " ".join(pages)
+
+
+@pytest.mark.parametrize("name", ["report.txt", "missing/report.pdf"])
+def test_report_to_a_bad_path_exits_2_and_writes_nothing(tmp_path, name):
+    out = tmp_path / name
+    p = _cli("report", "assumptions/base.toml", "-o", str(out))
+    assert p.returncode == 2
+    assert p.stderr.startswith("finmodel: error:") and "Traceback" not in p.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []

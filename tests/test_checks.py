@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import openpyxl
 import pytest
 
@@ -75,6 +76,26 @@ def test_dscr_below_the_covenant():
     assert r.checks.loc["ai_hosting.dscr_covenant", "value"] == pytest.approx(1.35 - dscr)
 
 
+def test_cash_below_the_minimum_when_the_equity_commitment_caps_the_funding():
+    a = finmodel.load_assumptions("assumptions/bitdeer_convertible_hybrid.toml")
+    r = finmodel.run(a, inputs={"financing.minimum_cash_usd": [5e7]}, breakevens=False)
+    assert r.checks.loc["hybrid.minimum_cash", "ok"]  # every deficit funded: at the floor
+    assert r.values["hybrid.cash.balance_usd"].min() == pytest.approx(5e7, abs=0.01)
+    # With a zero floor, uncapped funding is the deepest the equity flow's running sum
+    # goes below zero; a commitment C leaves that less C uncovered.
+    equity = r.values["hybrid.equity_cf_usd"][0]
+    deepest = -min(np.cumsum(equity).min(), 0.0)
+    assert deepest > 1e8
+    base = finmodel.run(a, breakevens=False)
+    assert base.values["hybrid.cash.equity_funding_usd"].sum() == pytest.approx(deepest)
+    capped = finmodel.with_values(a, {"financing.equity_commitment_usd": 1e8})
+    got = _failed(capped)
+    assert "hybrid.minimum_cash" in got
+    r = finmodel.run(capped, breakevens=False)
+    assert r.checks.loc["hybrid.minimum_cash", "value"] == pytest.approx(deepest - 1e8)
+    assert r.values["hybrid.cash.equity_funding_usd"].sum() == pytest.approx(1e8)
+
+
 def test_json_and_cli_report_a_failed_check(tmp_path, capsys, monkeypatch):
     a = finmodel.load_assumptions("assumptions/bitdeer_convertible_hybrid.toml")
     big = finmodel.with_values(a, {"financing.debt.sizing": "amount",
@@ -116,6 +137,11 @@ def edited(tmp_path_factory, libreoffice):
                  and c > 40)
     principal = fin.cell(r, month).coordinate
     equity = fin.cell(_row_of(fin, "hybrid.sources_uses.equity_usd"), 3).coordinate
+    # The first month the shareholders fund: without it the cash ends below the minimum.
+    funding = _row_of(fin, "hybrid.cash.equity_funding_usd")
+    first = 5 + int(np.argmax(finmodel.run(a, breakevens=False)
+                              .values["hybrid.cash.equity_funding_usd"][0] > 0))
+    funded = fin.cell(funding, first).coordinate
     inputs = {n: defined_cell(src, n) for n in (
         "site_mining_it_mw", "hosting_phase_it_shares", "power_pue",
         "financing_debt_target_dscr", "network_btc_price_usd")}
@@ -126,6 +152,7 @@ def edited(tmp_path_factory, libreoffice):
         "bounds": {inputs["power_pue"]: 5.0},
         "debt": {("Financing", principal): 0.0},
         "sources": {("Financing", equity): 1.0},
+        "cash": {("Financing", funded): 0.0},
         "stale": {inputs["network_btc_price_usd"]: 120_000.0},
         # A pasted typo gets past the list validation; the bounds check catches it.
         "typo": {defined_cell(src, "power_pricing"): "indexd"},
@@ -155,6 +182,7 @@ def _flags(path) -> dict[str, float]:
     ("bounds", {"bounds.power", "mining.interconnect"}),
     ("debt", {"hybrid.debt_repaid"}),
     ("sources", {"hybrid.sources_uses"}),
+    ("cash", {"hybrid.minimum_cash"}),
     ("stale", {"solved_current"}),
     ("typo", {"bounds.power"}),
 ])

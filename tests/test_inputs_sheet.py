@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -13,6 +14,7 @@ import finmodel
 from finmodel.cli import main
 from finmodel.errors import InputError
 from finmodel.excel.inputs_sheet import STRUCTURAL_TITLE
+from tests.conftest import CASES
 from tests.xlsx_edit import sheet_parts
 
 
@@ -37,6 +39,36 @@ def test_sources_stand_beside_their_inputs(book):
     shown = {n: ws.cell(r, 4).value for n, r in rows.items() if isinstance(n, str)}
     assert sum(1 for p in a.input_sources if shown.get(p.replace(".", "_"))) == \
         len(a.input_sources)
+
+
+# Where the case files' comments point ("Sources: ../shared/reference/..."); outside the
+# repository, so a checkout without it checks the sources' form only.
+FACTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "industry_facts.md"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_every_shipped_case_gives_sources_that_exist(case):
+    # Each source is EST, fact IDs of the shared reference (ranges such as [L3]-[L17]) or
+    # a lettered section of its suggested defaults ("[facts C]": "### C. AI/HPC ...").
+    a = finmodel.load_assumptions(case)
+    assert len(a.input_sources) >= 20
+    text = FACTS.read_text() if FACTS.exists() else None
+    known = text and set(re.findall(r"\[([A-Z]\d+)\]", text)) | {
+        f"facts {x}" for x in re.findall(r"^### ([A-Z])\. ", text, re.M)}
+    for path, src in a.input_sources.items():
+        ids = re.findall(r"\[([^\]]+)\]", src)
+        assert ids or src == "EST", (path, src)
+        assert all(re.fullmatch(r"[A-Z]\d+|facts [A-Z]", i) for i in ids), (path, src)
+        assert known is None or set(ids) <= known, (path, src)
+        assert re.sub(r"\[[^\]]+\]|EST|[-,; ]", "", src) == "", (path, src)
+
+
+def test_an_input_taken_out_takes_its_source_with_it():
+    a = finmodel.load_assumptions("assumptions/base.toml")
+    assert "mining.standby_opex_usd_per_mw_month" in a.input_sources
+    b = finmodel.with_values(a, {"mining.standby_opex_usd_per_mw_month": None})
+    assert "mining.standby_opex_usd_per_mw_month" not in b.input_sources
+    assert len(b.input_sources) == len(a.input_sources) - 1
 
 
 def test_the_json_schema_documents_input_sources(capsys):

@@ -237,3 +237,17 @@ def test_irr_matches_pyxirr_and_is_the_same_in_any_chunk():
     pieces = np.concatenate([irr_periodic(c[i:i + k]) for i, k in
                              ((0, 1), (1, 7), (8, 100), (108, 292))])
     assert np.array_equal(pieces, rates)
+
+
+def test_mirr_is_excels_mirr_as_numpy_financial_computes_it(profitable):
+    # numpy_financial.mirr follows Excel's MIRR (finance and reinvestment rate both the
+    # monthly discount rate here); the model annualises the monthly MIRR. The
+    # profitability index is PV of the inflows over PV of the outflows, by hand.
+    r_m = 1.10 ** (1 / 12) - 1
+    for s in ("mining", "ai_hosting", "hybrid"):
+        cf = profitable.values[f"{s}.unlevered_fcf_usd"][0]
+        expected = (1 + npf.mirr(cf, r_m, r_m)) ** 12 - 1
+        assert profitable.summary.loc["mirr", s] == pytest.approx(expected, rel=1e-12)
+        disc = (1 + r_m) ** -np.arange(1, len(cf) + 1)
+        pi = (np.maximum(cf, 0) @ disc) / -(np.minimum(cf, 0) @ disc)
+        assert profitable.summary.loc["profitability_index", s] == pytest.approx(pi, rel=1e-12)

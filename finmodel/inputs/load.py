@@ -177,6 +177,10 @@ def with_values(assumptions: Assumptions, changes: dict[str, Any]) -> Assumption
         if leaf not in node:
             raise InputError(f"{shown_name(path)}: no such input")
         node[leaf] = value
+        if value is None:  # an input taken out takes its source with it
+            sources = data.get("input_sources") or {}
+            for key in [k for k in sources if k == path or k.startswith(path + ".")]:
+                del sources[key]
     out = parse_assumptions(data, source="<changed case>")
     out._source = getattr(assumptions, "_source", None)
     return out

@@ -555,6 +555,12 @@ class FinancingSection(_Section):
     share_price_drift_rate: float = _f(0.0, unit="rate", description="Annual drift of the "
                                        "share price path used to decide conversion",
                                        gt=-1.0, le=5.0)
+    minimum_cash_usd: float = _f(0.0, unit="USD", description="Least cash the company holds "
+                                 "at every month end; equity funds any month that would "
+                                 "end below it", ge=0.0, le=1e12)
+    equity_commitment_usd: float | None = _f(None, unit="USD", description="Most equity the"
+                                             " shareholders put in over the horizon (omit: "
+                                             "no limit)", ge=0.0, le=1e13)
     debt: DebtSection | None = None
     convertible: ConvertibleSection | None = None
 

@@ -26,6 +26,7 @@ from finmodel.engine.expr import (
     maximum,
     ne,
     row_max,
+    row_min,
     sum_of,
     where,
     wrap,
@@ -39,6 +40,7 @@ SHEET = "Checks"
 #: The check whose value the workbook computes from its hidden snapshot of the inputs.
 SOLVED_CURRENT = "solved_current"
 EXACT = 1e-9  # what must hold up to rounding (shares, MW, money relative to its size)
+CENT = 0.01  # money in USD: a balance topped up to the minimum is exact to rounding
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,13 @@ def add_checks(m: Model, a: Assumptions) -> list[Check]:
     strategies = [s for s, spec in a.strategies.items() if spec.kind != "mining"]
     for s in a.strategies:
         _interconnect(m, a, s, check)
+        balance = m.nodes.get(f"{s}.cash.balance_usd")
+        if balance is not None:
+            check(f"{s}.minimum_cash", f"{s}: cash never below the minimum "
+                  "(financing.minimum_cash_usd; worst shortfall). Equity funds every "
+                  "deficit, so this goes red only when financing.equity_commitment_usd "
+                  "caps the funding", maximum(inp("financing.minimum_cash_usd")
+                                              - row_min(balance), 0), "USD", CENT)
     if a.hosting is not None:
         shares = sum_of([PathInput("hosting_phase_it_shares", wrap(k))
                          for k in range(1, len(a.hosting.phase_it_shares) + 1)])

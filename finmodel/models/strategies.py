@@ -27,6 +27,7 @@ from finmodel.conventions import MONTHS_PER_YEAR
 from finmodel.engine.graph import Line
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions, StrategySpec
+from finmodel.financing.cash import build_cash_account
 from finmodel.financing.debt import build_debt
 from finmodel.financing.notes import Note, build_note
 from finmodel.models.capex import CATEGORIES, build_conversion
@@ -261,6 +262,8 @@ def _add_equity(m: Model, a: Assumptions, s: str, spec: StrategySpec, cf, mining
         levered.append(tax.tax)
     equity = m.line(f"{s}.equity_cf_usd", sum_of(levered), "Cash flow to equity (after tax)",
                     "USD", "Cash Flow", section=f"{s}: equity")
+    if a.financing is not None:
+        build_cash_account(m, a, s, equity)
     if a.financing is not None:
         coe = m.nodes.get("financing.monthly_cost_of_equity") or m.scalar(
             "financing.monthly_cost_of_equity",

@@ -41,7 +41,7 @@ from finmodel.engine.expr import (
 )
 from finmodel.engine.graph import Line, Model, Scalar
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import inp
+from finmodel.models.common import chosen, inp
 
 SHEET = "Cash Flow"
 #: Monthly IRR starting guess; 10 %/month (Excel's default) fails on long monthly series.
@@ -108,30 +108,29 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
                              "Other cash (prepayments, deposits, asset sales)", "USD", SHEET,
                              section=sec)
         flows = flows + other_total
-    method = a.valuation.terminal_method
-    if method == "none":
-        fcf = m.line(f"{s}.unlevered_fcf_usd", flows, "Unlevered free cash flow (pre-tax)",
-                     "USD", SHEET, section=sec)
-        return CashFlow(rev_total, ebitda, capex_total, fcf)
+    # The method is a live choice: every case carries both twelve-month bases, and the
+    # workbook's IF on valuation_terminal_method picks the value (none: no terminal value).
     operating = m.line(f"{s}.operating_fcf_usd", flows,
                        "Free cash flow before terminal value", "USD", SHEET, section=sec)
-    base = ebitda if method == "exit_multiple" else operating
-    cum = m.line(f"{s}.cumulative_{'ebitda' if base is ebitda else 'operating_fcf'}_usd",
-                 cumulative(base), "Cumulative, for the last twelve months", "USD", SHEET,
-                 agg="none", section=sec)
-    ltm = m.line(f"{s}.ltm_{'ebitda' if base is ebitda else 'operating_fcf'}_usd",
-                 cum - lag(cum, MONTHS_PER_YEAR, 0), "Last twelve months", "USD", SHEET,
-                 agg="none", section=sec)
-    if method == "exit_multiple":
-        value: Expr = inp("valuation.exit_multiple") * ltm
-    else:
-        g = inp("valuation.terminal_growth_rate")
-        value = ltm * (1 + g) / (inp("case.discount_rate") - g)
+    ltm = {}
+    for key, base in (("ebitda", ebitda), ("operating_fcf", operating)):
+        cum = m.line(f"{s}.cumulative_{key}_usd", cumulative(base),
+                     "Cumulative, for the last twelve months", "USD", SHEET, agg="none",
+                     section=sec)
+        ltm[key] = m.line(f"{s}.ltm_{key}_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
+                          "Last twelve months", "USD", SHEET, agg="none", section=sec)
+    g = inp("valuation.terminal_growth_rate")
+    value: Expr = where(chosen("valuation.terminal_method", "exit_multiple"),
+                        inp("valuation.exit_multiple") * ltm["ebitda"],
+                        ltm["operating_fcf"] * (1 + g) / (inp("case.discount_rate") - g))
     last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
     # The site is worth at least its salvage value: no multiple of a loss below it.
     floor_value = inp("valuation.salvage_usd_per_mw") * inp("site.interconnect_mw")
-    tv = m.line(f"{s}.terminal_value_usd", where(last, maximum(value, floor_value), 0),
-                "Terminal value (at least the salvage value)", "USD", SHEET, section=sec)
+    tv = m.line(f"{s}.terminal_value_usd",
+                where(chosen("valuation.terminal_method", "none"), 0,
+                      where(last, maximum(value, floor_value), 0)),
+                "Terminal value (at least the salvage value; none: 0)", "USD", SHEET,
+                section=sec)
     fcf = m.line(f"{s}.unlevered_fcf_usd", operating + tv,
                  "Unlevered free cash flow (pre-tax)", "USD", SHEET, section=sec)
     return CashFlow(rev_total, ebitda, capex_total, fcf)

@@ -1,8 +1,8 @@
 """Every input cell of the workbook is live or visibly structural.
 
-Each input cell (each element of a yearly path too) is changed within its bounds in
-LibreOffice, the workbook recalculated, and the whole Summary compared with Python's run
-of the changed case; an input that is not live must sit in the greyed, locked block of
+Each input cell (each element of a yearly path too; each other word of a choice) is
+changed within its bounds in LibreOffice, the workbook recalculated, and the whole Summary
+compared with Python's run of the changed case; an input that is not live must sit in the greyed, locked block of
 structural inputs. One LibreOffice session per case; one recalculation per change.
 """
 
@@ -140,9 +140,13 @@ def test_every_input_is_live_or_structural(case, tmp_path, libreoffice, capsys):
         # The cell an analyst edits: the base column when a scenario changes the input.
         col = headers["base"] if f.path in {p for s in a.analysis.scenarios.values()
                                             for p in s} else VALUE_COL + 1
-        groups = ([(f"{f.path}[{k}]", element_candidates(f, k))
-                   for k in range(cells_of_input)] if isinstance(f.value, list)
-                  else [(f.path, candidates(f))])
+        if isinstance(f.value, list):
+            groups = [(f"{f.path}[{k}]", element_candidates(f, k))
+                      for k in range(cells_of_input)]
+        elif f.choices is not None:  # every other word of a live choice, one at a time
+            groups = [(f"{f.path}={c[f.path]}", [(c, o)]) for c, o in candidates(f)]
+        else:
+            groups = [(f.path, candidates(f))]
         for label, options in groups:
             tried += 1
             assert not ws.cell(r, col).protection.locked, label
@@ -178,6 +182,11 @@ def test_every_input_is_live_or_structural(case, tmp_path, libreoffice, capsys):
     assert not wrong, "\n".join(wrong)
     assert not refused
     assert live + structural == tried
+    # The terminal method is live: each other method was switched in the workbook.
+    method = a.valuation.terminal_method
+    assert {label for label, _, _ in plan} >= {
+        f"valuation.terminal_method={m}" for m in ("none", "exit_multiple",
+                                                    "perpetuity_growth") if m != method}
 
 
 #: Scenario sets for the Bitdeer case, which ships none.

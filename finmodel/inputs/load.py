@@ -209,7 +209,8 @@ class InputField:
 
 #: Choice inputs the model's formulas switch on live (IF on the word).
 LIVE_CHOICES = frozenset({"power.pricing", "conversion.draw_curve",
-                          "financing.convertible.settlement", "financing.debt.amortisation"})
+                          "financing.convertible.settlement", "financing.debt.amortisation",
+                          "valuation.terminal_method"})
 #: Inputs that shape the workbook itself, with why: the workbook shows them greyed and
 #: locked; change them in the case file and re-run finmodel.
 STRUCTURAL = {

@@ -16,7 +16,7 @@ from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
 from finmodel.engine.expr import Expr, PathInput, eq, floor, minimum, time, where, wrap
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions
-from finmodel.models.common import escalated, inp
+from finmodel.models.common import chosen, escalated, inp
 from finmodel.models.hosting import Hosting, build_hall, phase
 
 SHEET = "Cloud"
@@ -58,9 +58,10 @@ def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
                              * hall.in_service_mw, "cloud.opex_escalator_rate"),
                   "Cloud operating cost", "USD", SHEET, section=sec)
     other = []
-    if a.cloud.gpu_residual_shares is not None and a.valuation.terminal_method == "none":
+    if a.cloud.gpu_residual_shares is not None:
         # At the horizon the GPUs in service are sold at their residual share of cost, by
-        # age; with a terminal value the business (GPUs included) is valued instead.
+        # age; with a terminal value (live choice) the business, GPUs included, is valued
+        # instead.
         n_years = len(a.cloud.gpu_residual_shares)
         last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
         value: Expr = wrap(0.0)
@@ -73,7 +74,9 @@ def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
                     ** ((time("index") - age) / MONTHS_PER_YEAR))
             value = value + where(since_ready >= 0,
                                   cost * PathInput("cloud_gpu_residual_shares", year), 0)
-        other.append(m.line(f"{p}.gpu_residual_usd", where(last, value, 0),
+        other.append(m.line(f"{p}.gpu_residual_usd",
+                            where(chosen("valuation.terminal_method", "none"),
+                                  where(last, value, 0), 0),
                             "GPUs sold at their residual value at the horizon", "USD", SHEET,
                             section=sec))
     return Hosting(hall, revenue, opex, [capex], other)

@@ -635,3 +635,32 @@ def test_plan_cut_short_by_the_time_limit_gets_the_money_every_month_needs(four)
     assert fixed.gap == pytest.approx((bound - full.objective_usd) / abs(full.objective_usd))
     with pytest.raises(SolverError, match="no plan keeping the cash floor within 1 s"):
         opt._repaired(p, cut, 1.0, max_funding=0.0)
+
+
+def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_path):
+    """A plan cut short by the time limit is stated as such, with its proven gap, in the
+    Portfolio sheet, the printed summary and the JSON; a proven plan says "proven
+    optimal"."""
+    import dataclasses
+
+    import openpyxl
+
+    from finmodel.excel.portfolio_sheets import export_plan
+    from finmodel.portfolio.report import format_plan
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert plan.solution.optimal and "; proven optimal" in format_plan(plan)
+    export_plan(plan, tmp_path / "proven.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "proven.xlsx")["Portfolio"]
+    assert ws["B7"].value.startswith("scipy.optimize.milp (HiGHS), proven optimal;")
+    plan.solution = dataclasses.replace(plan.solution, optimal=False, mip_gap=0.000123)
+    assert "proven within 0.012% of the optimum" in format_plan(plan)
+    assert plan.to_json()["optimal"] is False and plan.to_json()["mip_gap"] == 0.000123
+    export_plan(plan, tmp_path / "cut.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "cut.xlsx")["Portfolio"]
+    assert "NOT proven optimal" in ws["B7"].value
+    assert "proven within 0.012% of the optimum" in ws["B7"].value
+    with pytest.raises(Exception, match="expected a file name ending in .xlsx"):
+        export_plan(plan, tmp_path / "plan.xls")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "proven.xlsx"]

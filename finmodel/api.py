@@ -332,10 +332,12 @@ def check_lines(a: Assumptions, model: Model, tl: Timeline, lines: Mapping[str, 
 
 
 #: Where each break-even's root is looked for, as multiples of its first upper bracket (the
-#: case's own value): 0, eight steps up to 1, then doubling up to 2^30. All of them are
-#: evaluated at once (one vectorised evaluation), and the root refined in the first
-#: interval where the target changes sign.
-GRID = np.concatenate([[0.0], np.arange(1, 9) / 8.0, 2.0 ** np.arange(1, 31)])
+#: case's own value): 0, quarter steps up to 1, 2 and 4 for every break-even and scenario in
+#: one vectorised evaluation; then, only where the target has not changed sign, doubling on
+#: up to 2^30 (the widening of a plain bracket search, done at once). The root is refined in
+#: the first interval where the target changes sign.
+GRID = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0])
+FAR = 2.0 ** np.arange(3, 31)
 #: Rows x lines one evaluation may hold (x months x 8 bytes: about 150 MB at 15 years).
 ROW_BUDGET = 100_000
 
@@ -438,24 +440,42 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
         targets.append(_breakeven(node.name, kind, f"{strategy}.npv", "mining.npv", scalars))
     if not targets:
         return
-    k, g = len(targets), len(GRID)
-    # rows (target, grid point, scenario), target-major so a chunk touches few strategies
-    tgt = np.repeat(np.arange(k), g * n)
-    scen = np.tile(np.arange(n), k * g)
+    k = len(targets)
     his = np.array([t.hi for t in targets])
-    x = (his[:, None, None] * GRID[None, :, None] * np.ones((1, 1, n))).ravel()
-    f = sv.gaps(targets, tgt, scen, x).reshape(k, g, n)
-    xs = x.reshape(k, g, n)
-    f0 = f[:, :1, :]
-    crossed = (np.sign(f) != np.sign(f0)) | ~np.isfinite(f)
-    crossed[:, 0, :] = False
-    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), 0)  # (k, n); 0: none
-    pick = lambda arr, at: np.take_along_axis(arr, at[:, None, :], axis=1)[:, 0, :]  # noqa: E731
-    lo_i = np.maximum(first - 1, 0)
-    a, b = pick(xs, lo_i).ravel(), pick(xs, first).ravel()
-    fa, fb = pick(f, lo_i).ravel(), pick(f, first).ravel()
+    # One row per (break-even, scenario), break-even-major so a chunk touches few strategies.
     tgt1, scen1 = np.repeat(np.arange(k), n), np.tile(np.arange(n), k)
-    none = (first == 0).ravel() & (f0[:, 0, :] != 0).ravel()
+    npv_zero = np.array([t.kind == BREAKEVEN_BTC_PRICE for t in targets])[tgt1]
+
+    def scan(rows, mults):
+        """The gap of pairs ``rows`` at ``mults`` times the first bracket: (x, f)."""
+        m = len(mults)
+        x = np.repeat(his[tgt1[rows]], m) * np.tile(mults, len(rows))
+        f = sv.gaps(targets, np.repeat(tgt1[rows], m), np.repeat(scen1[rows], m), x)
+        return x.reshape(-1, m), f.reshape(-1, m)
+
+    def first_change(x, f, f0, x_prev, f_prev):
+        """Whether each row changes sign from ``f0`` along its points, and the bracket
+        (a, b, f(a), f(b)) of the first change (after ``x_prev``, ``f_prev``)."""
+        change = (np.sign(f) != np.sign(f0)[:, None]) | ~np.isfinite(f)
+        at = change.argmax(axis=1)
+        rows = np.arange(len(at))
+        a = np.where(at > 0, x[rows, np.maximum(at - 1, 0)], x_prev)
+        fa = np.where(at > 0, f[rows, np.maximum(at - 1, 0)], f_prev)
+        return change.any(axis=1), a, x[rows, at], fa, f[rows, at]
+
+    everyone = np.arange(k * n)
+    x1, f1 = scan(everyone, GRID)
+    f0 = f1[:, 0]
+    found, a, b, fa, fb = first_change(x1[:, 1:], f1[:, 1:], f0, x1[:, 0], f0)
+    # A strategy whose NPV is not negative at a zero BTC price has no break-even BTC price
+    # whatever the search finds (the reason says so): those rows are not searched on.
+    skip = npv_zero & (f0 >= 0)
+    far = everyone[~found & ~skip & (f0 != 0)]
+    if far.size:
+        x2, f2 = scan(far, FAR)
+        found2, a2, b2, fa2, fb2 = first_change(x2, f2, f0[far], x1[far, -1], f1[far, -1])
+        found[far], a[far], b[far], fa[far], fb[far] = found2, a2, b2, fa2, fb2
+    none = (~found & (f0 != 0)) | skip
     memo = {"x": None, "f": None}
 
     def gap(xv):  # rows whose trial value has not moved (solved ones) are not re-evaluated
@@ -473,11 +493,12 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
                                fa=np.where(none, 1.0, fa), fb=np.where(none, 1.0, fb))
     why = np.where(none, NOT_CROSSED, why).reshape(k, n)
     root = root.reshape(k, n)
+    f0 = f0.reshape(k, n)
     start_price = sv.price[:, 0]
     for i, t in enumerate(targets):
         w = why[i]
         if t.kind == BREAKEVEN_BTC_PRICE:
-            w = np.where(f0[i, 0] >= 0, "NPV is not negative even at a zero BTC price", w)
+            w = np.where(f0[i] >= 0, "NPV is not negative even at a zero BTC price", w)
         w = np.where(w == NOT_CROSSED, NO_ROOT.get(t.kind, NOT_CROSSED), w)
         if t.price:
             value = root[i] * start_price

@@ -102,6 +102,13 @@ class _Evaluator:
         self.s = sizes.pop() if sizes else 1
         self.values: dict[str, np.ndarray] = {}
         self._cum: dict[str, np.ndarray] = {}
+        # While one line is evaluated: its sub-expressions that occur more than once
+        # (``_shared``) and their values (``_memo``), so each is computed once.
+        self._memo: dict[int, np.ndarray] | None = None
+        self._shared: frozenset[int] = frozenset()
+        # Inside the branch of an IF whose condition is one value per scenario: the
+        # scenarios that take the branch (an IRR is solved for those only).
+        self._rows: np.ndarray | None = None
 
     def run(self, groups: list[list[Node]]) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -121,7 +128,7 @@ class _Evaluator:
             if node.solved or node.expr is None:
                 v = self.solved.get(node.name, np.full((1, 1), np.nan))
             else:
-                v = self.eval(node.expr, None)
+                v = self._eval_line(node.expr)
                 if v.shape[1] != 1:
                     raise ModelError(f"scalar {node.name!r} depends on a per-period value")
             self.values[node.name] = np.asarray(v, dtype=float)
@@ -129,7 +136,7 @@ class _Evaluator:
         if node.name in self.overrides:
             v = self.overrides[node.name]
         else:
-            v = self.eval(node.expr, None)
+            v = self._eval_line(node.expr)
         if v.shape[1] != self.n or v.dtype != float:
             v = np.array(np.broadcast_to(v, (v.shape[0], self.n)), dtype=float)
         # Lines are never written after evaluation, so a line that is another line (a Ref)
@@ -224,6 +231,20 @@ class _Evaluator:
 
     # --- expressions -------------------------------------------------------------------
 
+    def _eval_line(self, e: Expr) -> np.ndarray:
+        """Value of a line's (or scalar's) whole expression for all periods, each
+        sub-expression that occurs more than once in it computed once (lines written out
+        like a spreadsheet's repeat one term in several IF branches: the ASIC sale price
+        ladder repeats ``efficiency / (1 - improvement)^(month / 12)`` ten times)."""
+        shared = _shared_subtrees(e)
+        if not shared:
+            return self._eval(e, None)[0]
+        self._memo, self._shared = {}, shared
+        try:
+            return self._eval(e, None)[0]
+        finally:
+            self._memo, self._shared = None, frozenset()
+
     def eval(self, e: Expr, t: int | None) -> np.ndarray:
         """Value of ``e`` for all periods (t is None) or for period t only (a column)."""
         return self._eval(e, t)[0]
@@ -232,7 +253,16 @@ class _Evaluator:
         """``(value, fresh)``: ``fresh`` when the array was made for this expression alone,
         so an operation on it may write its result into it instead of a new array.
         Comparisons give booleans (IF takes them as they are); arithmetic on one makes a
-        float, and a line is always stored as floats."""
+        float, and a line is always stored as floats. A shared sub-expression's value is
+        remembered for the rest of the line and never fresh (it is read again)."""
+        if self._memo is not None and id(e) in self._shared:
+            v = self._memo.get(id(e))
+            if v is None:
+                v = self._memo[id(e)] = self._compute(e, t)[0]
+            return v, False
+        return self._compute(e, t)
+
+    def _compute(self, e: Expr, t: int | None) -> tuple[np.ndarray, bool]:
         if isinstance(e, BinOp):
             (a, fa), (b, fb) = self._eval(e.a, t), self._eval(e.b, t)
             ufunc = _BINARY.get(e.op)
@@ -250,8 +280,13 @@ class _Evaluator:
             (a, fa), (b, fb) = (self._eval(x, t) for x in e.args)
             return _apply(np.minimum if e.name == "min" else np.maximum, a, fa, b, fb), True
         if isinstance(e, Func) and e.name == "if":
-            c, a, b = (self.eval(x, t) for x in e.args)
-            return np.where(c if c.dtype == bool else c != 0, a, b), True
+            c = self.eval(e.args[0], t)
+            c = c if c.dtype == bool else c != 0
+            if c.shape[1] == 1 and t is None and _solves_irr(e):
+                a, b = self._branch(e.args[1], c[:, 0]), self._branch(e.args[2], ~c[:, 0])
+            else:
+                a, b = self.eval(e.args[1], t), self.eval(e.args[2], t)
+            return np.where(c, a, b), True
         return self._plain(e, t), False
 
     def _plain(self, e: Expr, t: int | None) -> np.ndarray:
@@ -307,6 +342,20 @@ class _Evaluator:
         if isinstance(e, DateConst):
             return np.array([[to_serial(e.date)]])
         raise ModelError(f"cannot evaluate expression node {type(e).__name__}")
+
+    def _branch(self, e: Expr, rows: np.ndarray) -> np.ndarray:
+        """Value of an IF branch taken by ``rows`` (one flag per scenario, or one for all):
+        an IRR inside it is solved for those scenarios only, NaN for the others, whose
+        values the IF discards. (The solver gives each series the same root whatever
+        other series it is solved with, so the kept values are the same bits.)"""
+        outer = self._rows
+        if outer is not None and outer.shape == rows.shape:
+            rows = rows & outer
+        self._rows = rows
+        try:
+            return self.eval(e, None)
+        finally:
+            self._rows = outer
 
     def _value(self, node: Node) -> np.ndarray:
         try:
@@ -373,9 +422,63 @@ class _Evaluator:
             periods = np.arange(1, self.n + 1)[None, :]
             return (arr / (1.0 + rate) ** periods).sum(axis=1, keepdims=True)
         if e.kind == "irr":
-            guess = self.eval(e.arg, None)
-            return irr_periodic(arr, guess=float(guess.ravel()[0]))[:, None]
+            guess = float(self.eval(e.arg, None).ravel()[0])
+            rows = self._rows
+            if rows is None or rows.all() or (rows.shape[0] != arr.shape[0] and
+                                               rows.shape[0] != 1):
+                return irr_periodic(arr, guess=guess)[:, None]
+            out = np.full((max(arr.shape[0], rows.shape[0]), 1), np.nan)
+            if rows.shape[0] == 1:  # one flag for every scenario, and it is False
+                return out
+            if rows.any():
+                out[rows, 0] = irr_periodic(arr[rows], guess=guess)
+            return out
         raise ModelError(f"unknown reduction {e.kind!r}")
+
+
+#: Per expression (by id, with the expression kept so the id cannot be reused): the ids
+#: of its compound sub-expressions that occur more than once in it.
+_SHARED: dict[int, tuple[Expr, frozenset[int]]] = {}
+#: Per IF expression: whether one of its branches solves an IRR.
+_IRR_IN: dict[int, tuple[Expr, bool]] = {}
+
+
+def _shared_subtrees(e: Expr) -> frozenset[int]:
+    hit = _SHARED.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, (BinOp, Func, Compare, Neg)):
+            continue
+        if id(x) in seen:
+            shared.add(id(x))  # its children are counted once: their values come with it
+            continue
+        seen.add(id(x))
+        stack.extend(children(x))
+    if len(_SHARED) > 100_000:  # models come and go (solvers, tests): keep it bounded
+        _SHARED.clear()
+    out = frozenset(shared)
+    _SHARED[id(e)] = (e, out)
+    return out
+
+
+def _solves_irr(e: Func) -> bool:
+    hit = _IRR_IN.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    stack, found = list(e.args[1:]), False
+    while stack and not found:
+        x = stack.pop()
+        found = isinstance(x, Reduce) and x.kind == "irr"
+        stack.extend(children(x))
+    if len(_IRR_IN) > 100_000:
+        _IRR_IN.clear()
+    _IRR_IN[id(e)] = (e, found)
+    return found
 
 
 class _Done(Expr):

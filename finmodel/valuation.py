@@ -12,7 +12,9 @@ negative;
 
 Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
 twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
-``FCF_ltm x (1 + g) / (r - g)``, never below the salvage value of the site
+``FCF_ltm x (1 + g) / (r - g)``, or (``lease_renewal``) that perpetuity with the AI hall
+re-let (rent reset, re-letting capex every renewal; :func:`add_cash_flow`), never below
+the salvage value of the site
 (``salvage_usd_per_mw`` x interconnect MW), added to the last month's flow.
 """
 
@@ -88,9 +90,23 @@ class CashFlow:
 
 
 def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
-                  costs: list[Line], capex: list[Line], other: list[Line]) -> CashFlow:
+                  costs: list[Line], capex: list[Line], other: list[Line],
+                  rent: Line | None = None, ai_mw: Expr | None = None) -> CashFlow:
     """Revenue, EBITDA, capex, other cash and free cash flow of a strategy from its signed
-    lines, with the terminal value the case asks for."""
+    lines, with the terminal value the case asks for.
+
+    ``rent`` (a lease's rent) and ``ai_mw`` (the AI hall's critical IT) enter the
+    ``lease_renewal`` terminal value: the growing perpetuity of the last twelve months'
+    free cash flow ``N``, with the rent in it reset to ``release_rent_share`` of the last
+    twelve months' rent ``R``, less the re-letting capex ``C = release_capex_usd_per_mw x
+    ai_mw`` spent at the horizon and every ``T = release_term_years`` after it, growing
+    with the rent:
+
+        TV = (N + (share - 1) R) (1 + g) / (r - g) - C / (1 - ((1 + g) / (1 + r)) ** T)
+
+    (r the annual discount rate, g the terminal growth rate). Without a hall (mining) it
+    is the growing perpetuity itself.
+    """
     s, sec = strategy, f"{strategy}: cash flow"
 
     def link(lines: list[Line]) -> list[Line]:
@@ -120,10 +136,25 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
                      section=sec)
         ltm[key] = m.line(f"{s}.ltm_{key}_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
                           "Last twelve months", "USD", SHEET, agg="none", section=sec)
-    g = inp("valuation.terminal_growth_rate")
+    g, r = inp("valuation.terminal_growth_rate"), inp("case.discount_rate")
+    perpetuity: Expr = ltm["operating_fcf"] * (1 + g) / (r - g)
+    renewal: Expr = perpetuity
+    if rent is not None:
+        cum = m.line(f"{s}.cumulative_rent_usd", cumulative(rent),
+                     "Cumulative rent, for the last twelve months", "USD", SHEET, agg="none",
+                     section=sec)
+        ltm_rent = m.line(f"{s}.ltm_rent_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
+                          "Last twelve months' rent", "USD", SHEET, agg="none", section=sec)
+        renewal = renewal + (inp("valuation.release_rent_share") - 1) * ltm_rent \
+            * (1 + g) / (r - g)
+    if ai_mw is not None:
+        # Each re-letting's capex, growing like the rent, every T years from the horizon.
+        cycle = ((1 + g) / (1 + r)) ** inp("valuation.release_term_years")
+        renewal = renewal - inp("valuation.release_capex_usd_per_mw") * ai_mw / (1 - cycle)
     value: Expr = where(chosen("valuation.terminal_method", "exit_multiple"),
                         inp("valuation.exit_multiple") * ltm["ebitda"],
-                        ltm["operating_fcf"] * (1 + g) / (inp("case.discount_rate") - g))
+                        where(chosen("valuation.terminal_method", "lease_renewal"), renewal,
+                              perpetuity))
     last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
     # The site is worth at least its salvage value: no multiple of a loss below it.
     floor_value = inp("valuation.salvage_usd_per_mw") * inp("site.interconnect_mw")

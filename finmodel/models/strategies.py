@@ -205,7 +205,10 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
                    "conversion_capex": [conv.capex, *host.capex],
                    "tenant_financing": [x for x in host.other_cash if x not in residual],
                    "terminal_value": residual}
-    cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
+    lease = host is not None and spec.product == "lease"
+    cf = add_cash_flow(m, a, s, revenue, costs, capex, other,
+                       rent=host.revenue if lease else None,
+                       ai_mw=host.ai_mw if host is not None else None)
     tv = m.nodes.get(f"{s}.terminal_value_usd")
     if tv is not None:
         groups.setdefault("terminal_value", []).append(tv)

@@ -20,7 +20,7 @@ from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
-from finmodel.valuation import IRR_CHECK_REASONS, metric_rank
+from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
 
 PRICE_LINE = "network.btc_price_usd"
@@ -122,9 +122,10 @@ class Result:
         strategies = {k: strategies[k] for k in self.strategies}
         notes = {k: str(v[min(scenario, v.size - 1)]) for k, v in self.reasons.items()
                  if v[min(scenario, v.size - 1)]}
-        # Every IRR carries its note: why it is not available (null when it is shown).
+        # Every IRR and payback carries its note: why it is not available (null when it is
+        # shown).
         for s, metrics in strategies.items():
-            for _, key, _ in IRR_SERIES:
+            for key in [k for _, k, _ in IRR_SERIES] + ["payback_years"]:
                 if key in metrics:
                     metrics[f"{key}_note"] = notes.get(f"{s}.{key}")
         src = getattr(self.assumptions, "_source", None)
@@ -281,6 +282,11 @@ def run(
             checked = np.array([IRR_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
             reasons[f"{strategy}.{key}"] = np.where(code > 0, checked,
                                                     np.where(np.isnan(irr), why, ""))
+    for strategy in dict.fromkeys(x.strategy for x in model.metrics()):
+        if f"{strategy}.payback_check" in values:
+            code = np.broadcast_to(values[f"{strategy}.payback_check"], (n,))
+            reasons[f"{strategy}.payback_years"] = np.array(
+                [PAYBACK_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
     timing: dict[str, pd.DataFrame] = {}
     if breakevens:
         _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n)

@@ -23,6 +23,12 @@ from tests.conftest import CASES, PARITY
 VARIANTS = {
     # The base case at a BTC price where mining pays: IRR and payback are numbers.
     "base_profitable": ("base", {"network.btc_price_usd": 250_000.0}),
+    # The AI hall re-let at the horizon (terminal value net of re-letting capex).
+    "base_lease_renewal": ("base", {"valuation.terminal_method": "lease_renewal",
+                                    "valuation.terminal_growth_rate": 0.02,
+                                    "valuation.release_rent_share": 0.9,
+                                    "valuation.release_capex_usd_per_mw": 1.5e6,
+                                    "valuation.release_term_years": 8.0}),
 }
 
 
@@ -129,6 +135,18 @@ def test_libreoffice_recalculation_reproduces_every_line_and_metric(exported):
     # Each formula recalculated by LibreOffice from the Inputs sheet, against numpy.
     # IRR: LibreOffice's iteration stops at its own tolerance, looser than ours.
     assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)
+
+
+def test_live_payback_notes_say_what_python_says(exported):
+    # The "Why payback is n/a" row is a formula of the payback check cell: recalculated by
+    # LibreOffice it must read Python's reason, "" where payback is shown.
+    result, _, recalculated = exported
+    wb = openpyxl.load_workbook(recalculated, data_only=True)
+    for s in result.strategies:
+        sheet, cell = next(iter(wb.defined_names[f"{s}_payback_years_note"].destinations))
+        got = wb[sheet][cell.replace("$", "")].value or ""
+        assert got == result.reasons[f"{s}.payback_years"][0], s
+        assert (got == "") == np.isfinite(result.summary.loc["payback_years", s]), s
 
 
 def test_cached_values_match_without_recalculation(exported):

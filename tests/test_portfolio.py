@@ -107,6 +107,41 @@ def test_options_are_the_single_site_model(four):
     assert len(options) == 12
 
 
+def test_sites_batched_in_one_run_equal_one_run_per_site():
+    """Sites that differ only in numeric inputs share one vectorised run (each site x start
+    month a scenario); the options are the same numbers, to the bit, as one run per site.
+    A site that differs in a flag, or has other start months, runs apart."""
+    from finmodel.portfolio.options import site_groups
+
+    data = small()
+    data["sites"]["e"] = _site(80.0, 41.0, 35.0)
+    data["sites"]["e"]["mining"]["economic_curtailment"] = False  # a flag: structure
+    data["sites"]["f"] = _site(150.0, 33.0, 70.0)
+    data["sites"]["f"]["hosting"] = {"lease_rate_usd_per_kw_month": 120.0}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    groups = {tuple(names): inputs for _, names, inputs in site_groups(lp)}
+    assert sorted(groups) == [("a", "c", "d", "f"), ("b",), ("e",)]
+    inputs = groups["a", "c", "d", "f"]
+    # each site's own power price, repeated over its one start month
+    assert inputs["power.ppa_price_usd_per_mwh"].tolist() == [38.0, 45.0, 50.0, 33.0]
+    assert inputs["hosting.lease_rate_usd_per_kw_month"].tolist() == [150.0, 150.0, 150.0,
+                                                                      120.0]
+    batched = evaluate_options(lp)
+    alone = evaluate_options(lp, max_scenarios=1)
+    assert batched.site.tolist() == alone.site.tolist() == \
+        [s for s in "abcdef" for _ in range(3)]
+    for field in ("npv_usd", "value_of_converting_usd", "cash_usd", "capex_usd"):
+        assert np.array_equal(getattr(batched, field), getattr(alone, field)), field
+    # and against the single-site model by hand: site f's hybrid from 2026-06
+    import finmodel
+
+    case = finmodel.with_values(lp.cases["f"], {
+        "strategies.hybrid.conversion_start_month": "2026-06"})
+    npv = finmodel.run(case, breakevens=False).summary.loc["npv_usd", "hybrid"]
+    row = np.flatnonzero((batched.site == "f") & (batched.strategy == "hybrid"))[0]
+    assert batched.npv_usd[row] == pytest.approx(npv, rel=1e-12)
+
+
 def test_milp_equals_brute_force_over_all_81_plans(four):
     lp, options = four
     (value, idx, raised), feasible = _brute_force(lp, options)
@@ -600,3 +635,32 @@ def test_plan_cut_short_by_the_time_limit_gets_the_money_every_month_needs(four)
     assert fixed.gap == pytest.approx((bound - full.objective_usd) / abs(full.objective_usd))
     with pytest.raises(SolverError, match="no plan keeping the cash floor within 1 s"):
         opt._repaired(p, cut, 1.0, max_funding=0.0)
+
+
+def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_path):
+    """A plan cut short by the time limit is stated as such, with its proven gap, in the
+    Portfolio sheet, the printed summary and the JSON; a proven plan says "proven
+    optimal"."""
+    import dataclasses
+
+    import openpyxl
+
+    from finmodel.excel.portfolio_sheets import export_plan
+    from finmodel.portfolio.report import format_plan
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert plan.solution.optimal and "; proven optimal" in format_plan(plan)
+    export_plan(plan, tmp_path / "proven.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "proven.xlsx")["Portfolio"]
+    assert ws["B7"].value.startswith("scipy.optimize.milp (HiGHS), proven optimal;")
+    plan.solution = dataclasses.replace(plan.solution, optimal=False, mip_gap=0.000123)
+    assert "proven within 0.012% of the optimum" in format_plan(plan)
+    assert plan.to_json()["optimal"] is False and plan.to_json()["mip_gap"] == 0.000123
+    export_plan(plan, tmp_path / "cut.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "cut.xlsx")["Portfolio"]
+    assert "NOT proven optimal" in ws["B7"].value
+    assert "proven within 0.012% of the optimum" in ws["B7"].value
+    with pytest.raises(Exception, match="expected a file name ending in .xlsx"):
+        export_plan(plan, tmp_path / "plan.xls")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "proven.xlsx"]

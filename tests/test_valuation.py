@@ -178,6 +178,24 @@ def test_bracketed_root_matches_brentq_and_reports_no_bracket():
     assert np.isnan(roots[3]) and "not crossed" in why[3]
 
 
+def test_payback_with_nothing_invested_is_missing_with_the_reason(base):
+    # The base site's owned fleet kept mining: cumulative cash is never negative, so there
+    # is no investment to pay back — not a payback of 0.00 years.
+    assert base.values["mining.cumulative_fcf_usd"][0].min() >= 0
+    assert np.isnan(base.summary.loc["payback_years", "mining"])
+    assert "no investment to pay back" in base.reasons["mining.payback_years"][0]
+    js = base.summary_json()["strategies"]
+    assert js["mining"]["payback_years"] is None
+    assert "no investment to pay back" in js["mining"]["payback_years_note"]
+    # Converting invests: shown, no note.
+    assert base.summary.loc["payback_years", "ai_hosting"] > 0
+    assert js["ai_hosting"]["payback_years_note"] is None
+    # Never paid back: the other reason.
+    g = finmodel.run(finmodel.with_values(base.assumptions, {"mining.fleet_owned": False}),
+                     breakevens=False)
+    assert "not paid back" in g.reasons["mining.payback_years"][0]
+
+
 def test_payback_ignores_a_prepayment_received_before_the_capex():
     # IREN-style: 20 % of the contract is prepaid at signing, before the GPUs are bought,
     # so cumulative cash is positive, then deeply negative, then recovers. Payback is the
@@ -251,3 +269,46 @@ def test_mirr_is_excels_mirr_as_numpy_financial_computes_it(profitable):
         disc = (1 + r_m) ** -np.arange(1, len(cf) + 1)
         pi = (np.maximum(cf, 0) @ disc) / -(np.minimum(cf, 0) @ disc)
         assert profitable.summary.loc["profitability_index", s] == pytest.approx(pi, rel=1e-12)
+
+
+def test_incremental_return_is_mirr_when_the_deposit_comes_first(base):
+    # Base: the tenant's security deposit arrives at signing, before the conversion capex,
+    # so converting's flows less mining's open with an inflow: no IRR means a return
+    # there. Their MIRR (finance and reinvestment at the discount rate) is numpy-financial's
+    # MIRR on the same monthly flows, annualised; the PI is PV in / -PV out by hand.
+    v = base.values
+    rm = v["valuation.monthly_discount_rate"][0]
+    inc = v["ai_hosting.incremental_fcf_usd"][0]
+    assert inc[np.flatnonzero(inc)[0]] > 0
+    assert np.isnan(base.summary.loc["incremental_irr", "ai_hosting"])
+    assert "inflow" in base.reasons["ai_hosting.incremental_irr"][0]
+    assert base.summary.loc["incremental_mirr", "ai_hosting"] == pytest.approx(
+        (1 + npf.mirr(inc, rm, rm)) ** 12 - 1, rel=1e-12)
+    disc = (1 + rm) ** -np.arange(1, inc.size + 1)
+    pv_in, pv_out = (np.maximum(inc, 0) * disc).sum(), (np.minimum(inc, 0) * disc).sum()
+    assert base.summary.loc["incremental_profitability_index", "ai_hosting"] == pytest.approx(
+        pv_in / -pv_out, rel=1e-12)
+    # MIRR at the discount rate is above it exactly when converting beats mining.
+    assert (base.summary.loc["incremental_mirr", "ai_hosting"] > 0.10) == (
+        base.summary.loc["npv_vs_mining_usd", "ai_hosting"] > 0)
+
+
+def test_a_restricted_deposit_is_not_free_cash_flow(base):
+    # The contract holds the deposit in escrow: neither its receipt nor its return is the
+    # project's cash. The NPV falls by exactly the deposit's own NPV (received at signing,
+    # returned at the end of the term), and the incremental flows become investment-shaped:
+    # their IRR is numpy-financial's, annualised.
+    a = finmodel.with_values(base.assumptions, {"hosting.security_deposit_restricted": True})
+    r = finmodel.run(a, breakevens=False)
+    rm = base.values["valuation.monthly_discount_rate"][0]
+    dep = base.values["ai_hosting.hosting.deposit_usd"][0]
+    assert dep.max() > 0 and dep.min() < 0  # received, then returned
+    assert not r.values["ai_hosting.hosting.deposit_usd"].any()
+    dep_npv = (dep * (1 + rm) ** -np.arange(1, dep.size + 1)).sum()
+    assert base.summary.loc["npv_usd", "ai_hosting"] - r.summary.loc["npv_usd", "ai_hosting"] \
+        == pytest.approx(dep_npv, rel=1e-9)
+    inc = r.values["ai_hosting.incremental_fcf_usd"][0]
+    assert inc[np.flatnonzero(inc)[0]] < 0
+    assert r.summary.loc["incremental_irr", "ai_hosting"] == pytest.approx(
+        (1 + npf.irr(inc)) ** 12 - 1, rel=1e-9)
+    assert r.reasons["ai_hosting.incremental_irr"][0] == ""

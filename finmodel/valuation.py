@@ -52,8 +52,9 @@ IRR_GUESS_MONTHLY = 0.01
 
 #: The order headline metrics are shown in.
 METRIC_ORDER = (
-    "npv_usd", "npv_vs_mining_usd", "project_irr", "incremental_irr", "mirr",
-    "profitability_index", "moic", "payback_years",
+    "npv_usd", "npv_vs_mining_usd", "project_irr", "incremental_irr", "incremental_mirr",
+    "mirr", "profitability_index", "incremental_profitability_index", "moic",
+    "payback_years",
     "equity_npv_usd", "equity_irr", "equity_mirr", "equity_profitability_index",
     "value_per_share_usd", "value_per_share_diluted_usd",
     "debt_usd", "min_dscr",
@@ -232,7 +233,10 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
 
     ``kind`` names the metrics: ``project`` gives ``project_irr``, ``mirr``,
     ``profitability_index``; ``equity`` gives ``equity_irr``, ``equity_mirr``,
-    ``equity_profitability_index``; ``incremental`` gives ``incremental_irr``.
+    ``equity_profitability_index``; ``incremental`` gives ``incremental_irr``,
+    ``incremental_mirr``, ``incremental_profitability_index`` (the flows of converting less
+    mining's: a deposit or prepayment received before the conversion capex makes them not
+    investment-shaped, and MIRR is the return that is still defined and unique).
 
     MIRR is Excel's ``MIRR(flows, r, r)`` on the monthly flows, finance and reinvestment
     rate both the discount rate ``r``, annualised: with ``n`` months,
@@ -250,8 +254,6 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
                    or_not_available((1 + irr(flows, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR
                                     - 1), not_available()),
              label, "rate", metric=key, **kw)
-    if kind == "incremental":
-        return
     prefix = "" if kind == "project" else f"{kind}_"
     n = inp("case.horizon_years") * MONTHS_PER_YEAR
     # Named parts on the cash-flow sheet, so each Summary formula stays short.

@@ -341,6 +341,11 @@ class HostingSection(_Section):
     security_deposit_months: float = _f(0.0, unit="months", description="Security deposit in"
                                         " months of full-ramp rent, paid at signing and "
                                         "returned at the end of the term", ge=0.0, le=60.0)
+    security_deposit_restricted: bool = _f(False, unit="flag", description="The contract "
+                                           "has the deposit held in a segregated (escrow) "
+                                           "account: restricted cash, a liability matched by"
+                                           " an asset, so neither its receipt nor its return "
+                                           "is the project's free cash flow")
     tenant_default_probability_rate: float = _f(0.0, unit="rate", description="Annual "
                                                 "probability of tenant default", ge=0.0,
                                                 lt=1.0)

@@ -115,7 +115,12 @@ def build_model(a: Assumptions) -> Model:
                          - m.nodes["mining.unlevered_fcf_usd"],
                          "Free cash flow less mining's (the conversion's own flows)", "USD",
                          "Cash Flow", section=f"{name}: return of converting")
-            add_return_metrics(m, name, "incremental", inc, rate, inc, inc,
+            sec = f"{name}: return of converting"
+            inc_in = m.line(f"{name}.incremental_cash_in_usd", maximum(inc, 0),
+                            "Incremental cash in", "USD", "Cash Flow", section=sec)
+            inc_out = m.line(f"{name}.incremental_cash_out_usd", minimum(inc, 0),
+                             "Incremental cash out", "USD", "Cash Flow", section=sec)
+            add_return_metrics(m, name, "incremental", inc, rate, inc_in, inc_out,
                                "Incremental IRR vs mining (the return of converting)")
             for key, label in BRIDGE.items():
                 m.scalar(f"{name}.bridge_{key}",

@@ -312,3 +312,23 @@ def test_a_restricted_deposit_is_not_free_cash_flow(base):
     assert r.summary.loc["incremental_irr", "ai_hosting"] == pytest.approx(
         (1 + npf.irr(inc)) ** 12 - 1, rel=1e-9)
     assert r.reasons["ai_hosting.incremental_irr"][0] == ""
+
+
+def test_no_break_even_btc_price_on_an_owned_endogenous_site_and_why(base):
+    # Base: an owned fleet (no capex) sold at its ASIC-curve value when it stops, and an
+    # endogenous network hashrate. At a BTC price path scaled to a millionth, the network
+    # hashrate falls until hashprice is back near the reference cash cost, so mining's NPV
+    # is still positive: no BTC price level makes it zero, and the reason says both.
+    why = base.reasons["mining.breakeven_btc_price"][0]
+    assert "zero BTC price" in why and "ASIC-curve value" in why and "endogenous" in why
+    price = base.values["network.btc_price_usd"]
+    r = finmodel.run(base.assumptions, lines={"network.btc_price_usd": price * 1e-6},
+                     breakevens=False)
+    assert r.summary.loc["npv_usd", "mining"] > 0
+    h = r.values["network.hashrate_eh_s"][0]
+    assert h[-1] < 1e-3 * base.values["network.hashrate_eh_s"][0][-1]
+    # A site on the growth hashrate model (Riot style) has no such rescue: its reason is
+    # the zero-price one alone (power sold back covers the costs there).
+    riot = finmodel.run(finmodel.load_assumptions("assumptions/riot_style_fixed_block.toml"))
+    why = riot.reasons["mining.breakeven_btc_price"][0]
+    assert "zero BTC price" in why and "endogenous" not in why

@@ -30,7 +30,8 @@ MINING = "mining"
 #: Most scenarios (sites x start months) in one evaluation: each line of the model is a
 #: (scenarios, months) array, so this bounds the memory of one run (0.36 GB more at 600
 #: scenarios and 180 months, measured) while sharing the per-evaluation cost among many
-#: sites (50 sites x 12 months: 3.6 s in one run, 5.1 s in runs of 240, 17 s of 60).
+#: sites (50 sites x 12 months: 0.44 s in one run, 7.4 s in one run a site; see
+#: benchmarks/README.md).
 MAX_SCENARIOS = 600
 
 

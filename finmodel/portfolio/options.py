@@ -121,26 +121,27 @@ def _numeric_diff(a: Assumptions, fields_a: dict, b: Assumptions) -> dict[str, o
     fields_b = {f.path: f for f in input_fields(b)}
     if fields_b.keys() != fields_a.keys():
         return None
+    da, db = a.model_dump(), b.model_dump()
     diff = {}
     for path, fb in fields_b.items():
         fa = fields_a[path]
         if fa.value == fb.value:
             continue
-        numeric = fb.choices is None and isinstance(fb.value, (int, float, list)) \
+        numeric = (fb.choices is None and isinstance(fb.value, (int, float, list))) \
             or isinstance(fb.value, dt.date)
-        # a bool reaches input_fields as 0.0/1.0: its own field's value tells it apart
-        if not numeric or isinstance(_dumped(a.model_dump(), path), bool):
+        # a flag reaches input_fields as 0.0/1.0: its own field's value tells it apart
+        if not numeric or isinstance(_dumped(da, path), bool):
             return None
+        if isinstance(fb.value, list) and ("_path_" not in path
+                                           or len(fb.value) != len(fa.value)):
+            return None  # a list that is not a yearly path (or one of another length)
         try:
             resolve_input(a, path)  # refuses text, choices and what shapes the timeline
-            if isinstance(fb.value, list) and "_path_" not in path:
-                return None  # a list that is not a yearly path is structure
         except InputError:
             return None
         diff[path] = fb.value
     # What input_fields does not list (sections present or not, sources, analysis
     # settings) must match too, apart from notes on where values came from.
-    da, db = a.model_dump(), b.model_dump()
     for path in diff:
         *parents, leaf = path.split(".")
         node_a, node_b = da, db

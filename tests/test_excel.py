@@ -341,6 +341,56 @@ def test_formula_fast_path_writes_xlsxwriters_own_xml(tmp_path, options):
     assert b"_xlfn._xlws.FILTER(" in fast and b"_xlfn.XLOOKUP(" in fast
 
 
+# Rows written at once by fastxml.write_formula_row, against XlsxWriter's write_formula
+# cell by cell: escaping, a cell without a format, boolean, text, error and missing
+# values, a row with a dynamic-array function (handed back to XlsxWriter), a row past the
+# last column.
+SAMPLE_ROWS = [
+    (["=E5&\"<x>\"", "=IF(F5>0,F6,G7)", '=IF(A1="FILTER(",1,0)', "=-$E$3"],
+     "fmt", [1.5, -0.0, 1e300, 3.0]),
+    (["=1", "=2", "=3", "=4"], None, [1.0, 2.0, 3.0, 4.0]),
+    (["=A1>0", "=B1", "=C1", "=D1"], "fmt", [True, "#N/A", "text", float("nan")]),
+    (["=SUM(A1:A3)", "=SORT(A1:A3)", "=A1", "=_xlfn.SEC(1)"], "fmt", [1.0, 2.0, 3.0, 4.0]),
+    (["=XINGLE(A1)", "=A2", "=A3", "=A4"], "fmt", [0.0, 0.0, 0.0, 0.0]),
+    (["=1", "=2"], "fmt", [1.0, 2.0]),  # at the last columns
+]
+
+
+def _rows_xml(tmp_path: Path, name: str, fast: bool, options: dict) -> bytes:
+    from finmodel.excel.fastxml import fast_formulas, write_formula_row
+
+    path = tmp_path / f"{name}.xlsx"
+    wb = xlsxwriter.Workbook(str(path), options)
+    fmt = wb.add_format({"num_format": "0.00"})
+    ws = wb.add_worksheet()
+    if fast:
+        fast_formulas(ws)
+    for r, (formulas, f, values) in enumerate(SAMPLE_ROWS):
+        fm = fmt if f else None
+        last = r == len(SAMPLE_ROWS) - 1
+        cols = range(16383, 16385) if last else range(4, 4 + len(formulas))
+        if fast:
+            write_formula_row(ws, r, cols, formulas, fm, values)
+        else:
+            for c, formula, v in zip(cols, formulas, values):
+                ws.write_formula(r, c, formula, fm, v)
+    ws.write_number(10, 2, 7.0, fmt)
+    ws.write_string(10, 3, "a & b", fmt)
+    wb.close()
+    with zipfile.ZipFile(path) as z:
+        return z.read("xl/worksheets/sheet1.xml")
+
+
+@pytest.mark.parametrize("options", [{}, {"use_future_functions": True},
+                                     {"nan_inf_to_errors": True}])
+def test_formula_rows_write_xlsxwriters_own_xml(tmp_path, options):
+    fast = _rows_xml(tmp_path, "fast", True, options)
+    own = _rows_xml(tmp_path, "own", False, options)
+    assert fast == own
+    assert b'<f>E5&amp;"&lt;x&gt;"</f><v>1.5</v>' in fast
+    assert fast.count(b'<c r="XF') == 1  # the last column written, the one past refused
+
+
 def test_fast_path_knows_every_function_xlsxwriter_rewrites():
     import inspect
 

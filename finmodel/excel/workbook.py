@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,9 @@ from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.constants import constant_name
+from finmodel.excel.fastxml import DYNAMIC_FUNCTIONS  # noqa: F401  (tests read it here)
+from finmodel.excel.fastxml import fast_formulas as _fast_formulas
+from finmodel.excel.fastxml import write_formula_row
 from finmodel.excel.helpers import split_long
 from finmodel.excel.formulas import (
     TIMELINE_SHEET,
@@ -351,8 +353,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
             fmt = st.cell(ln.unit, kind)
             src = helper_values if ln.name in helper_of else values
             row_vals = src[ln.name][min(scenario, src[ln.name].shape[0] - 1)]
-            for t, f in enumerate(fw.line_cells(ln)):
-                ws.write_formula(r, lay.col(t), f, fmt, float(row_vals[t]))
+            write_formula_row(ws, r, range(FIRST_COL, FIRST_COL + n), fw.line_cells(ln), fmt,
+                              np.asarray(row_vals, dtype=float).tolist())
             if ln.agg == "sum":
                 ws.write_formula(r, 2, f"=SUM({fw.row_range(ln, s)})",
                                  st.cell(ln.unit, "calc", bold=True), float(row_vals.sum()))
@@ -395,6 +397,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         fmt = st.cell(ln.unit)
         src, r = lay.line_rows[ln.name]
         prefix = sheet_ref(src, "Annual")
+        cached = annual.loc[ln.name]  # one look-up a row: .loc per cell was 0.2-0.8 s
+        formulas = []
         for k, (first, last) in enumerate(spans):
             # Each year over its own months (contiguous on the timeline): a SUMIF over the
             # whole month row in every year made the workbook quadratic in the horizon.
@@ -405,7 +409,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                      f"{xl_rowcol_to_cell(r, lay.col(last))})")
             else:
                 f = f"={end}"
-            ws.write_formula(row, FIRST_COL + k, f, fmt, float(annual.loc[ln.name].iloc[k]))
+            formulas.append(f)
+        write_formula_row(ws, row, range(FIRST_COL, FIRST_COL + len(spans)), formulas, fmt,
+                          [float(x) for x in cached.to_numpy()[:len(spans)]])
         row += 1
     ws.set_column(0, 0, 40)
     ws.set_column(1, 1, 11)
@@ -810,40 +816,6 @@ def _master_flag(ws, st, result, row: int, col: int) -> None:
                                    bool(result.values["checks.all_ok"][0] == 1))
 
 
-#: What XlsxWriter's ``_prepare_formula`` rewrites when future functions are off: the
-#: dynamic-array functions (``\bNAME(``) and, through its pattern ``\SINGLE\(``, any
-#: ``INGLE(``. tests/test_excel.py checks this list against the installed XlsxWriter.
-DYNAMIC_FUNCTIONS = (
-    "ANCHORARRAY", "BYCOL", "BYROW", "CHOOSECOLS", "CHOOSEROWS", "DROP", "EXPAND", "FILTER",
-    "HSTACK", "LAMBDA", "MAKEARRAY", "MAP", "RANDARRAY", "REDUCE", "SCAN", "SEQUENCE",
-    "SORT", "SORTBY", "SWITCH", "TAKE", "TEXTSPLIT", "TOCOL", "TOROW", "UNIQUE", "VSTACK",
-    "WRAPCOLS", "WRAPROWS", "XLOOKUP",
-)
-_REWRITTEN = re.compile(r"\b(?:%s)\(|INGLE\(" % "|".join(DYNAMIC_FUNCTIONS))
-
-
-def _fast_formulas(ws: Any) -> Any:
-    """Let ``ws`` skip XlsxWriter's ``_prepare_formula`` where it would change nothing.
-
-    That pass runs ~30 ``re.sub`` per formula to add ``_xlfn.`` prefixes and was 60 % of
-    the export. With future functions off it only strips the leading ``=`` of a formula
-    that calls none of ``DYNAMIC_FUNCTIONS``, so that is done here with one search; any
-    other formula takes XlsxWriter's own path. tests/test_excel.py checks that the sheet
-    XML equals XlsxWriter's for a sample of formulas; pyproject pins the versions tested.
-    """
-    prepare = ws._prepare_formula
-
-    def fast(formula: str, expand_future_functions: bool = False) -> str:
-        if (formula[:1] == "=" and formula[-1:] != "}" and not expand_future_functions
-                and not ws.use_future_functions and "_xlfn." not in formula
-                and ("(" not in formula or not _REWRITTEN.search(formula))):
-            return formula[1:]
-        return prepare(formula, expand_future_functions)
-
-    ws._prepare_formula = fast
-    return ws
-
-
 def _section(ws, st, row: int, title: str, n: int) -> None:
     ws.write_string(row, 0, title, st.section)
     for c in range(1, FIRST_COL):
@@ -969,14 +941,12 @@ def _write_link_row(ws, st, lay, key, r, here, values, trows, scenario, names, m
                          _cached(float(v)))
         return
     n = lay.n_periods
-    for t in range(n):
-        c = lay.col(t)
-        if kind == "time":
-            v = float(t == 0) if name == "first" else float(trows[name][t])
-        else:
-            v = float(cells[t])
-        ws.write_formula(r, c, f"={src}{xl_rowcol_to_cell(src_row, c, True, False)}", fmt,
-                         _cached(v))
+    vals = ([float(t == 0) for t in range(n)] if kind == "time" and name == "first"
+            else [float(v) for v in (trows[name] if kind == "time" else cells)[:n]])
+    cols = [lay.col(t) for t in range(n)]
+    write_formula_row(ws, r, cols,
+                      [f"={src}{xl_rowcol_to_cell(src_row, c, True, False)}" for c in cols],
+                      fmt, [_cached(v) for v in vals])
 
 
 def _cached(v: float) -> float | str:

@@ -12,6 +12,7 @@ versions tested.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any, Sequence
 
 from xlsxwriter.utility import xl_col_to_name
@@ -82,6 +83,16 @@ def fast_formulas(ws: Any) -> Any:
     return ws
 
 
+def _all_plain(formulas: Sequence[str], joined: str) -> bool:
+    """Every formula starts with ``=`` and none ends with ``}``, by C-level passes."""
+    if "}" in joined and any(f[-1:] == "}" for f in formulas):
+        return False
+    try:
+        return set(map(itemgetter(0), formulas)) == {"="}
+    except IndexError:  # an empty formula
+        return False
+
+
 def write_formula_row(ws: Any, row: int, cols: Sequence[int], formulas: Sequence[str],
                       fmt: Any, values: Sequence[float]) -> None:
     """``ws.write_formula(row, c, f, fmt, v)`` for each column, formula and value.
@@ -98,7 +109,7 @@ def write_formula_row(ws: Any, row: int, cols: Sequence[int], formulas: Sequence
     special = _CALLS is None or any(call in joined for call in _CALLS)
     if (ws.use_future_functions or ws.constant_memory or "_xlfn." in joined
             or special and (re_dynamic_function.search(joined) or _REWRITTEN.search(joined))
-            or not all(f[:1] == "=" and f[-1:] != "}" for f in formulas)
+            or not _all_plain(formulas, joined)
             or min(cols) < 0 or max(cols) >= ws.xls_colmax or not 0 <= row < ws.xls_rowmax):
         for c, f, v in zip(cols, formulas, values, strict=True):
             ws.write_formula(row, c, f, fmt, v)

@@ -122,10 +122,30 @@ def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) ->
             e = substitute(e, {id(part): Ref(h)})
         return e
 
-    e = fw.folded(line)
-    if isinstance(e, Func) and e.name == "months_between" and length(e) > TARGET_CHARS:
-        # Months between two long names: each date's month number on a row of its own.
-        e = BinOp("-", Func("month_number", (e.args[1],)), Func("month_number", (e.args[0],)))
-    new = shrink(e)
+    # Every sub-expression's text, once: measuring a part renders its whole subtree, and
+    # the parts of a part are measured again, so without this the longest lines were
+    # rendered depth-many times (a quarter of the base workbook's export). Nothing a
+    # rendering reads changes during this call (new helpers are new nodes), so a text is
+    # kept by node (held with it, so its id is not reused) and context.
+    texts: dict[tuple, tuple[Expr, str]] = {}
+    render = fw._r
+
+    def remembered(e: Expr, t: int | None, here: str, outer: int) -> str:
+        key = (id(e), t, here, outer)
+        hit = texts.get(key)
+        if hit is None or hit[0] is not e:
+            hit = texts[key] = (e, render(e, t, here, outer))
+        return hit[1]
+
+    fw._r = remembered  # the recursion inside _r goes through it too
+    try:
+        e = fw.folded(line)
+        if isinstance(e, Func) and e.name == "months_between" and length(e) > TARGET_CHARS:
+            # Months between two long names: each date's month number on a row of its own.
+            e = BinOp("-", Func("month_number", (e.args[1],)),
+                      Func("month_number", (e.args[0],)))
+        new = shrink(e)
+    finally:
+        del fw._r
     fw._folded[id(line)] = new
     return helpers

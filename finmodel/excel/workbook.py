@@ -34,7 +34,7 @@ from finmodel.excel.formulas import (
     sheet_ref,
 )
 from finmodel.excel.labels import number_format, shown_unit, strategy_labels
-from finmodel.excel.printing import page_setup, year_blocks
+from finmodel.excel.printing import MONTHLY_ROW_PT, page_setup, year_blocks
 from finmodel.inputs.load import input_fields
 from finmodel.inputs.workbook_import import case_json
 from finmodel.excel.inputs_sheet import (
@@ -313,7 +313,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                 f = f"=INT({idx}/12)+1"
             v = float(t == 0) if kind == "first" else float(rows[kind][t])
             ws.write_formula(r, c, f, fmt, v)
-    _monthly_layout(ws, result, n, month_width=8)
+    _monthly_layout(ws, result, n, month_width=7)  # "1 Jan 26" dates
 
     # --- calculation sheets -------------------------------------------------------------
     for s in calc_sheets:
@@ -792,7 +792,7 @@ def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
     for c, w in enumerate(LABEL_WIDTHS):
         ws.set_column(c, c, w)
     ws.set_column(FIRST_COL, FIRST_COL + n - 1, month_width)
-    ws.set_default_row(12)
+    ws.set_default_row(MONTHLY_ROW_PT)
     ws.set_row(0, 18)
     ws.freeze_panes(HEADER_ROWS, FIRST_COL)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),

@@ -197,6 +197,85 @@ def test_dashboard_is_live_and_matches_python(base_workbook, base_recalculated):
     assert lo.cell(btc, 3).value == result.assumptions.network.btc_price_usd
 
 
+def _chart_refs(path) -> dict[str, list[frozenset[str]]]:
+    """Each sheet's charts, as the set of ranges each chart's series read."""
+    with zipfile.ZipFile(path) as z:
+        wbx = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+        target = dict(re.findall(r'Id="(rId\d+)"[^>]*Target="([^"]+)"', rels))
+        target.update({k: v for v, k in re.findall(r'Target="([^"]+)"[^>]*Id="(rId\d+)"', rels)})
+        out: dict[str, list[frozenset[str]]] = {}
+        for name, rid in re.findall(r'<sheet name="([^"]+)" sheetId="\d+" r:id="(rId\d+)"',
+                                    wbx):
+            sheet = "xl/" + target[rid].lstrip("/").removeprefix("xl/")
+            srels = sheet.replace("worksheets/", "worksheets/_rels/") + ".rels"
+            if srels not in z.namelist():
+                continue
+            drawings = re.findall(r'Target="\.\./drawings/(drawing\d+\.xml)"',
+                                  z.read(srels).decode())
+            for d in drawings:
+                drels = z.read(f"xl/drawings/_rels/{d}.rels").decode()
+                for chart in re.findall(r'Target="\.\./charts/(chart\d+\.xml)"', drels):
+                    xml = z.read(f"xl/charts/{chart}").decode()
+                    out.setdefault(name, []).append(
+                        frozenset(re.findall(r"<c:f>([^<]+)</c:f>", xml)))
+    return out
+
+
+def test_dashboard_draws_the_live_npv_bridge_of_the_best_converting_strategy(
+        base_workbook, base_recalculated):
+    from finmodel.models.strategies import BRIDGE, BRIDGE_TITLES
+
+    result, path = base_workbook
+    lo = openpyxl.load_workbook(base_recalculated, data_only=True)["Comparison"]
+    col_a = {lo.cell(r, 1).value: r for r in range(1, lo.max_row + 1)}
+    # Python's choice, by hand: the converting strategy of highest NPV.
+    others = [s for s in result.strategies if s != "mining"]
+    npv = {s: float(result.summary.loc["npv_usd", s]) for s in others}
+    best = max(npv, key=npv.get)
+    pick = col_a["Strategy shown (its column in the bridge above)"]
+    assert lo.cell(pick, 3).value == others.index(best) + 1  # LibreOffice's MATCH
+    assert lo.cell(pick, 4).value == "Convert to AI hosting"  # its label, not its code
+    assert lo.cell(pick + 1, 3).value == \
+        "NPV bridge: keep mining to Convert to AI hosting (USD m)"
+    # The bars, recalculated by LibreOffice, are Python's bridge for that strategy.
+    first = col_a["Keep Mining NPV"]
+    bars = [lo.cell(first + i, 1).value for i in range(len(BRIDGE) + 2)]
+    assert bars == ["Keep Mining NPV", *BRIDGE_TITLES.values(), "Strategy NPV"]
+    want = [float(result.summary.loc["npv_usd", "mining"])] + [
+        float(result.summary.loc[f"bridge_{k}_usd", best]) for k in BRIDGE] + [npv[best]]
+    got = [lo.cell(first + i, 3).value for i in range(len(want))]
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-3)
+    # Each bar's drawn parts: base + above + below span the step from the running total.
+    running = 0.0
+    for i, v in enumerate(want):
+        r = first + i
+        base, above, below = (lo.cell(r, c).value for c in (6, 7, 8))
+        total = i in (0, len(want) - 1)
+        start = 0.0 if total else running
+        lo_, hi_ = sorted((start, start + v))
+        if lo_ >= 0:  # floats above zero on a hidden base
+            parts = (lo_, hi_ - lo_, 0.0)
+        elif hi_ <= 0:  # hangs below zero from a hidden base
+            parts = (hi_, 0.0, lo_ - hi_)
+        else:  # crosses zero: one part up from zero, one down
+            parts = (0.0, hi_, lo_)
+        assert (base, above, below) == pytest.approx(parts, abs=1e-3), bars[i]
+        up = [lo.cell(r, c).value for c in (9, 10)]
+        down = [lo.cell(r, c).value for c in (11, 12)]
+        if not total:
+            assert (sum(up) if v >= 0 else sum(down)) == pytest.approx(abs(v), abs=1e-3)
+        running = start + v
+    assert running == pytest.approx(npv[best], rel=1e-9)
+    # One chart implementation: the Dashboard's waterfall reads the same rows as
+    # Comparison's.
+    charts = _chart_refs(path)
+    helper = f"Comparison!$F${first + 1}:$F${first + len(want)}"
+    on_dash = [c for c in charts["Dashboard"] if helper in c]
+    on_comp = [c for c in charts["Comparison"] if helper in c]
+    assert len(on_dash) == len(on_comp) == 1 and on_dash == on_comp
+
+
 @pytest.mark.parametrize("case", [p.stem for p in CASES])
 def test_every_formula_of_every_shipped_case_keeps_the_fast_rules(case, tmp_path):
     # One formula per row (first month included), no typed number but 0, 1 and 12, no

@@ -21,6 +21,7 @@ from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
 from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
+from finmodel.excel.bridge import Waterfall, waterfall_chart, write_bridge
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.constants import constant_name
@@ -419,15 +420,16 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
     _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
+    waterfall = None
     if "Comparison" in sheets:
-        _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
+        waterfall = _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     if "Sensitivity" in sheets:
         write_sensitivity(wb, sheets["Sensitivity"], st, analysis, result)
         page_setup(sheets["Sensitivity"], result.assumptions.case.name)
     if "Monte Carlo" in sheets:
         write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis, result)
         page_setup(sheets["Monte Carlo"], result.assumptions.case.name)
-    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs)
+    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs, waterfall)
     page_setup(sheets["Dashboard"], result.assumptions.case.name, fit_height=True)
     write_cover(wb, sheets["Cover"], st, result, order)
     page_setup(sheets["Cover"], result.assumptions.case.name, fit_height=True)
@@ -539,7 +541,7 @@ COMPARED = ("npv_usd", "project_irr", "moic", "payback_years", "peak_funding_usd
             "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd")
 
 
-def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
+def _write_comparison(wb, ws, st, result, lay, metric_keys) -> Waterfall | None:
     """Each strategy against mining (live differences of Summary cells), the value of
     converting by start month (values), and the charts."""
     model, strategies = result.model, result.strategies
@@ -567,7 +569,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
             ws.write_formula(row, 2 + j, f"={a}-{b}", st.cell(x.unit), _cached(va - vb))
         row += 1
 
-    row, bridge_chart = _write_bridge(wb, ws, st, result, lay, row + 1, others, by_key)
+    row, waterfall = write_bridge(ws, st, result, lay, row + 1, others, by_key)
     row += 1
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
@@ -641,89 +643,10 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
         timing.set_legend({"position": "bottom"})
         timing.set_size({"width": 640, "height": 300})
         ws.insert_chart(21, chart_col, timing)
-    if bridge_chart is not None:
-        ws.insert_chart(39, chart_col, bridge_chart)
+    if waterfall is not None:
+        ws.insert_chart(39, chart_col, waterfall_chart(wb, waterfall))
     page_setup(ws, result.assumptions.case.name)
-
-
-def _write_bridge(wb, ws, st, result, lay, row: int, others, by_key) -> int:
-    """The NPV bridge from mining, live: mining's NPV, each step (Summary cells), the sum,
-    and a check against the strategy's NPV; a waterfall chart of the first strategy.
-    Returns the last row used and the chart."""
-    from finmodel.models.strategies import BRIDGE
-
-    if not others:
-        return row, None
-    keys = list(BRIDGE)
-
-    def summary(strategy: str, metric: str) -> str:
-        _, r, c = lay.scalar_cells[by_key[(strategy, metric)].name]
-        return f"Summary!{xl_rowcol_to_cell(r, c, True, True)}"
-
-    def value(strategy: str, metric: str) -> float:
-        return float(result.values[by_key[(strategy, metric)].name][0])
-
-    ws.write_string(row, 0, "NPV bridge from mining (live: steps sum to the strategy's NPV)",
-                    st.section)
-    row += 1
-    ws.write_string(row, 0, "Step", st.header_left)
-    ws.write_string(row, 1, "Unit", st.header_left)
-    for j, s in enumerate(others):
-        ws.write_string(row, 2 + j, s, st.header)
-    first = row + 1
-    labels = ["Mining NPV"] + [BRIDGE[k] for k in keys]
-    for i, label in enumerate(labels):
-        r = first + i
-        ws.write_string(r, 0, label, st.label)
-        ws.write_string(r, 1, "USD", st.unit)
-        for j, s in enumerate(others):
-            metric = "npv_usd" if i == 0 else f"bridge_{keys[i - 1]}_usd"
-            who = "mining" if i == 0 else s
-            ws.write_formula(r, 2 + j, f"={summary(who, metric)}", st.cell("USD"),
-                             _cached(value(who, metric)))
-    last = first + len(labels) - 1
-    total_row, check_row = last + 1, last + 2
-    ws.write_string(total_row, 0, "= strategy NPV (mining NPV + steps)", st.label)
-    ws.write_string(check_row, 0, "Check: minus the strategy's NPV (0)", st.label)
-    for j, s in enumerate(others):
-        col = xl_rowcol_to_cell(first, 2 + j)[:-len(str(first + 1))]
-        rng = f"{col}{first + 1}:{col}{last + 1}"
-        npv_s = value(s, "npv_usd")
-        ws.write_string(total_row, 1, "USD", st.unit)
-        ws.write_formula(total_row, 2 + j, f"=SUM({rng})", st.cell("USD", bold=True),
-                         _cached(npv_s))
-        ws.write_string(check_row, 1, "USD", st.unit)
-        ws.write_formula(check_row, 2 + j,
-                         f"={col}{total_row + 1}-{summary(s, 'npv_usd')}", st.cell("USD"),
-                         0.0)
-    # Waterfall of the first strategy: an invisible base and a visible bar per step.
-    helper = check_row + 2
-    ws.write_string(helper, 0, f"Waterfall of {others[0]} (chart helper: base, bar)",
-                    st.unit)
-    running = 0.0
-    for i in range(len(labels)):
-        r = helper + 1 + i
-        src = xl_rowcol_to_cell(first + i, 2)
-        before = f"SUM({xl_rowcol_to_cell(first, 2)}:{xl_rowcol_to_cell(first + i, 2)})-{src}"
-        v = value("mining", "npv_usd") if i == 0 else value(others[0],
-                                                            f"bridge_{keys[i - 1]}_usd")
-        ws.write_string(r, 0, labels[i], st.label)
-        ws.write_formula(r, 2, f"=MIN({before},{before}+{src})", st.cell("USD"),
-                         _cached(min(running, running + v)))
-        ws.write_formula(r, 3, f"=ABS({src})", st.cell("USD"), _cached(abs(v)))
-        running += v
-    chart = wb.add_chart({"type": "column", "subtype": "stacked"})
-    cats = [ws.name, helper + 1, 0, helper + len(labels), 0]
-    chart.add_series({"name": "base", "categories": cats,
-                      "values": [ws.name, helper + 1, 2, helper + len(labels), 2],
-                      "fill": {"none": True}, "border": {"none": True}})
-    chart.add_series({"name": "step", "categories": cats,
-                      "values": [ws.name, helper + 1, 3, helper + len(labels), 3]})
-    chart.set_title({"name": f"NPV bridge: mining to {others[0]}"})
-    chart.set_legend({"none": True})
-    chart.set_y_axis({"num_format": "#,##0,,\"M\""})
-    chart.set_size({"width": 760, "height": 360})
-    return helper + len(labels), chart
+    return waterfall
 
 
 LATTICE_LABELS = {

@@ -380,3 +380,42 @@ def test_formulas_grow_linearly_with_the_horizon(tmp_path):
     every = [c.value for row in wb["Annual"].iter_rows() for c in row
              if isinstance(c.value, str) and c.value.startswith("=")]
     assert not any("SUMIF(" in f or "MATCH(" in f for f in every)
+
+
+def test_three_construction_phases_one_row_each_and_libreoffice_agrees(tmp_path, libreoffice):
+    # Any number of phases: a lease hybrid, a full conversion and a GPU cloud hall built
+    # in three phases. Each phase has rows of its own (ready, placed in service, GPUs
+    # bought, contract value); the totals read them, so no formula grows with the phase
+    # count (none over the FAST limit), and LibreOffice recalculates every line, the
+    # per-phase rows included, to Python's values.
+    from finmodel.excel.hygiene import MAX_CHARS, scan
+
+    shares, ready = [0.25, 0.35, 0.4], [6, 12, 18]
+    a = finmodel.with_values(finmodel.load_assumptions("assumptions/bitdeer_hybrid.toml"),
+                             {"hosting.phase_it_shares": shares,
+                              "hosting.phase_ready_months": ready})
+    result = finmodel.run(a)
+    path = finmodel.export_excel(result, tmp_path / "three_phases.xlsx")
+    wb = openpyxl.load_workbook(path)
+    names = {c.value for ws in wb.worksheets for c in ws["D"] if isinstance(c.value, str)}
+    for k in (1, 2, 3):
+        for s in ("hybrid", "ai_hosting", "cloud_hybrid"):
+            assert f"{s}.hosting.phase_{k}_ready_share" in names
+            assert f"{s}.conversion.phase_{k}_placed_share" in names
+        assert f"cloud_hybrid.cloud.phase_{k}_gpus_bought_share" in names
+    assert "hybrid.hosting.first_ready_months_to_phase_3" in names
+    longest = max(len(c.value) for ws in wb.worksheets if ws.title not in ("Summary", "Cover")
+                  for row in ws.iter_rows() for c in row
+                  if isinstance(c.value, str) and c.value.startswith("="))
+    assert longest <= MAX_CHARS
+    assert not scan(path)
+    # Hand check of one per-phase row: phase 2 (35 %) is ready 12 months after the
+    # conversion starts and stays ready.
+    start = int(result.values["hybrid.hosting.conversion_start_index"][0])
+    row = result.values["hybrid.hosting.phase_2_ready_share"][0]
+    assert row[start + 11] == 0 and row[start + 12] == shares[1] and row[-1] == shares[1]
+    placed = result.values["hybrid.conversion.placed_share"][0]
+    assert placed.sum() == pytest.approx(1.0)
+    assert [placed[start + m] for m in ready] == pytest.approx(shares)
+    recalculated = recalculate(path, tmp_path / "lo")
+    assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)

@@ -20,7 +20,7 @@ from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
-from finmodel.valuation import IRR_CHECK_REASONS, metric_rank
+from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
 
 PRICE_LINE = "network.btc_price_usd"
@@ -122,9 +122,10 @@ class Result:
         strategies = {k: strategies[k] for k in self.strategies}
         notes = {k: str(v[min(scenario, v.size - 1)]) for k, v in self.reasons.items()
                  if v[min(scenario, v.size - 1)]}
-        # Every IRR carries its note: why it is not available (null when it is shown).
+        # Every IRR and payback carries its note: why it is not available (null when it is
+        # shown).
         for s, metrics in strategies.items():
-            for _, key, _ in IRR_SERIES:
+            for key in [k for _, k, _ in IRR_SERIES] + ["payback_years"]:
                 if key in metrics:
                     metrics[f"{key}_note"] = notes.get(f"{s}.{key}")
         src = getattr(self.assumptions, "_source", None)
@@ -281,6 +282,11 @@ def run(
             checked = np.array([IRR_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
             reasons[f"{strategy}.{key}"] = np.where(code > 0, checked,
                                                     np.where(np.isnan(irr), why, ""))
+    for strategy in dict.fromkeys(x.strategy for x in model.metrics()):
+        if f"{strategy}.payback_check" in values:
+            code = np.broadcast_to(values[f"{strategy}.payback_check"], (n,))
+            reasons[f"{strategy}.payback_years"] = np.array(
+                [PAYBACK_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
     timing: dict[str, pd.DataFrame] = {}
     if breakevens:
         _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n)
@@ -331,50 +337,183 @@ def check_lines(a: Assumptions, model: Model, tl: Timeline, lines: Mapping[str, 
     return out
 
 
+#: Where each break-even's root is looked for, as multiples of its first upper bracket (the
+#: case's own value): 0, quarter steps up to 1, 2 and 4 for every break-even and scenario in
+#: one vectorised evaluation; then, only where the target has not changed sign, doubling on
+#: up to 2^30 (the widening of a plain bracket search, done at once). The root is refined in
+#: the first interval where the target changes sign.
+GRID = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0])
+FAR = 2.0 ** np.arange(3, 31)
+#: Rows x lines one evaluation may hold (x months x 8 bytes: about 150 MB at 15 years).
+ROW_BUDGET = 100_000
+
+
+@dataclass
+class _Target:
+    """One solved metric for every scenario: the inputs it varies and the gap whose root
+    it is."""
+
+    node: str
+    kind: str
+    names: list[str]  # the NPVs the gap needs: names[0] alone, or names[0] - names[1]
+    price: bool  # varies the BTC price path (by a factor) rather than inputs
+    inputs: list[str]  # inputs set to x (or to their value times x: ``scaled``)
+    scaled: bool
+    hi: float  # the first upper bracket (the grid's 1)
+
+
 class _Solver:
-    """Re-evaluates the model with one input, or the BTC price path, scaled per scenario —
-    only the lines the target NPVs depend on."""
+    """All break-evens of a run, solved together: each evaluation of the model takes rows
+    (break-even, scenario, trial value) as scenarios, so every break-even advances by one
+    step in one vectorised evaluation (in chunks of rows that bound memory)."""
 
     def __init__(self, model, tl, scalars, paths, overrides, values, n):
         self.model, self.tl, self.n = model, tl, n
         self.scalars, self.paths, self.overrides = scalars, paths, overrides
         self.price = np.broadcast_to(values[PRICE_LINE], (n, tl.months))
+        self._size: dict[str, int] = {}
 
-    def npvs(self, names: list[str], *, price_scale=None, inputs=None) -> list[np.ndarray]:
-        scalars, overrides = self.scalars, self.overrides
-        if inputs:
-            scalars = {**scalars, **inputs}
-        if price_scale is not None:
-            overrides = {**overrides, PRICE_LINE: self.price * price_scale[:, None]}
-        out = evaluate(self.model, self.tl, scalars, self.paths, overrides, only=names)
-        return [np.broadcast_to(out[k], (self.n,)) for k in names]
+    def size(self, name: str) -> int:
+        """How many lines and scalars evaluating ``name`` takes (memory per row)."""
+        if name not in self._size:
+            self._size[name] = sum(len(g) for g in self.model.plan([name]))
+        return self._size[name]
 
-    def root(self, f, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-        """Roots of ``f`` (scenarios -> scenarios) in [lo, hi], widening hi (x2, up to
-        2^30 x) until the sign differs from f(lo)."""
-        lo_a, hi_a = np.full(self.n, lo), np.full(self.n, hi)
-        f_lo, f_hi = f(lo_a), f(hi_a)
-        for _ in range(30):
-            grow = np.sign(f_hi) == np.sign(f_lo)
-            if not grow.any():
-                break
-            hi_a = np.where(grow, hi_a * 2, hi_a)
-            f_hi = np.where(grow, f(hi_a), f_hi)
-        return bracketed_root(f, lo_a, hi_a)
+    def gaps(self, targets: list[_Target], tgt: np.ndarray, scen: np.ndarray,
+             x: np.ndarray) -> np.ndarray:
+        """The gap of target ``tgt[r]`` in scenario ``scen[r]`` at ``x[r]``, every row."""
+        out = np.empty(len(x))
+        for rows in self._chunks(targets, tgt):
+            out[rows] = self._gaps(targets, tgt[rows], scen[rows], x[rows])
+        return out
+
+    def _chunks(self, targets, tgt):
+        """Runs of consecutive rows whose rows x lines stay within :data:`ROW_BUDGET`."""
+        start, names = 0, set()
+        for r in range(len(tgt)):
+            more = names | set(targets[tgt[r]].names)
+            if r > start and (r + 1 - start) * sum(self.size(m) for m in more) > ROW_BUDGET:
+                yield slice(start, r)
+                start, more = r, set(targets[tgt[r]].names)
+            names = more
+        if start < len(tgt):
+            yield slice(start, len(tgt))
+
+    def _gaps(self, targets, tgt, scen, x) -> np.ndarray:
+        n, rows = self.n, len(x)
+
+        def per_row(v, axis0):  # a value per scenario (or one for all) -> one per row
+            v = np.asarray(v, dtype=float)
+            return v[scen] if n > 1 and v.ndim > 0 and v.shape[0] == n and axis0 else v
+
+        scalars = {k: per_row(v, np.ndim(v) == 1) for k, v in self.scalars.items()}
+        paths = {k: per_row(v, np.ndim(v) == 2) for k, v in self.paths.items()}
+        overrides = {k: per_row(v, np.ndim(v) == 2) for k, v in self.overrides.items()}
+        used = [targets[i] for i in dict.fromkeys(tgt.tolist())]
+        if any(t.price for t in used):
+            scale = np.ones(rows)
+            for i, t in enumerate(targets):
+                if t.price:
+                    scale[tgt == i] = x[tgt == i]
+            overrides[PRICE_LINE] = self.price[scen] * scale[:, None]
+        for i, t in enumerate(targets):
+            mine = tgt == i
+            if not mine.any():
+                continue
+            for name in t.inputs:
+                base = np.broadcast_to(np.asarray(scalars[name], dtype=float), (rows,))
+                scalars[name] = np.where(mine, base * x if t.scaled else x, base)
+        names = list(dict.fromkeys(m for t in used for m in t.names))
+        out = evaluate(self.model, self.tl, scalars, paths, overrides, only=names)
+        got = {m: np.broadcast_to(out[m], (rows,)) for m in names}
+        gap = np.empty(rows)
+        for i, t in enumerate(targets):
+            mine = tgt == i
+            if mine.any():
+                a = got[t.names[0]][mine]
+                gap[mine] = a if len(t.names) == 1 else a - got[t.names[1]][mine]
+        return gap
 
 
 def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) -> None:
+    """Every solved metric (break-even) of a run: the target evaluated on :data:`GRID`
+    for all break-evens and scenarios at once, then Illinois steps from the first interval
+    where it changes sign, all break-evens and scenarios stepping together."""
     sv = _Solver(model, tl, scalars, paths, overrides, values, n)
+    targets = []
     for node in [x for x in model.scalars if x.solved]:
         strategy, kind = node.name.split(".", 1)
-        f, hi, to_value = _breakeven(sv, kind, f"{strategy}.npv", "mining.npv", scalars)
-        root, why = sv.root(f, 0.0, hi)
-        if kind == BREAKEVEN_BTC_PRICE:
-            why = np.where(f(np.zeros(n)) >= 0, "NPV is not negative even at a zero BTC price",
-                           why)
-        why = np.where(why == NOT_CROSSED, NO_ROOT.get(kind, NOT_CROSSED), why)
-        values[node.name] = np.where(why == "", to_value(root), np.nan)
-        reasons[node.name] = why
+        targets.append(_breakeven(node.name, kind, f"{strategy}.npv", "mining.npv", scalars))
+    if not targets:
+        return
+    k = len(targets)
+    his = np.array([t.hi for t in targets])
+    # One row per (break-even, scenario), break-even-major so a chunk touches few strategies.
+    tgt1, scen1 = np.repeat(np.arange(k), n), np.tile(np.arange(n), k)
+    npv_zero = np.array([t.kind == BREAKEVEN_BTC_PRICE for t in targets])[tgt1]
+
+    def scan(rows, mults):
+        """The gap of pairs ``rows`` at ``mults`` times the first bracket: (x, f)."""
+        m = len(mults)
+        x = np.repeat(his[tgt1[rows]], m) * np.tile(mults, len(rows))
+        f = sv.gaps(targets, np.repeat(tgt1[rows], m), np.repeat(scen1[rows], m), x)
+        return x.reshape(-1, m), f.reshape(-1, m)
+
+    def first_change(x, f, f0, x_prev, f_prev):
+        """Whether each row changes sign from ``f0`` along its points, and the bracket
+        (a, b, f(a), f(b)) of the first change (after ``x_prev``, ``f_prev``)."""
+        change = (np.sign(f) != np.sign(f0)[:, None]) | ~np.isfinite(f)
+        at = change.argmax(axis=1)
+        rows = np.arange(len(at))
+        a = np.where(at > 0, x[rows, np.maximum(at - 1, 0)], x_prev)
+        fa = np.where(at > 0, f[rows, np.maximum(at - 1, 0)], f_prev)
+        return change.any(axis=1), a, x[rows, at], fa, f[rows, at]
+
+    everyone = np.arange(k * n)
+    x1, f1 = scan(everyone, GRID)
+    f0 = f1[:, 0]
+    found, a, b, fa, fb = first_change(x1[:, 1:], f1[:, 1:], f0, x1[:, 0], f0)
+    # A strategy whose NPV is not negative at a zero BTC price has no break-even BTC price
+    # whatever the search finds (the reason says so): those rows are not searched on.
+    skip = npv_zero & (f0 >= 0)
+    far = everyone[~found & ~skip & (f0 != 0)]
+    if far.size:
+        x2, f2 = scan(far, FAR)
+        found2, a2, b2, fa2, fb2 = first_change(x2, f2, f0[far], x1[far, -1], f1[far, -1])
+        found[far], a[far], b[far], fa[far], fb[far] = found2, a2, b2, fa2, fb2
+    none = (~found & (f0 != 0)) | skip
+    memo = {"x": None, "f": None}
+
+    def gap(xv):  # rows whose trial value has not moved (solved ones) are not re-evaluated
+        fx = np.full(len(xv), np.nan)
+        same = np.zeros(len(xv), bool) if memo["x"] is None else memo["x"] == xv
+        if same.any():
+            fx[same] = memo["f"][same]
+        todo = ~same & ~none
+        if todo.any():
+            fx[todo] = sv.gaps(targets, tgt1[todo], scen1[todo], xv[todo])
+        memo["x"], memo["f"] = xv.copy(), fx
+        return fx
+
+    root, why = bracketed_root(gap, np.where(none, 0.0, a), np.where(none, 0.0, b),
+                               fa=np.where(none, 1.0, fa), fb=np.where(none, 1.0, fb))
+    why = np.where(none, NOT_CROSSED, why).reshape(k, n)
+    root = root.reshape(k, n)
+    f0 = f0.reshape(k, n)
+    start_price = sv.price[:, 0]
+    for i, t in enumerate(targets):
+        w = why[i]
+        if t.kind == BREAKEVEN_BTC_PRICE:
+            w = np.where(f0[i] >= 0, "NPV is not negative even at a zero BTC price", w)
+        w = np.where(w == NOT_CROSSED, NO_ROOT.get(t.kind, NOT_CROSSED), w)
+        if t.price:
+            value = root[i] * start_price
+        elif t.scaled:
+            value = root[i] * _capex_per_mw(scalars, n)
+        else:
+            value = root[i]
+        values[t.node] = np.where(w == "", value, np.nan)
+        reasons[t.node] = w
 
 
 NOT_CROSSED = "the target is not crossed between the bracket's ends"
@@ -389,32 +528,25 @@ NO_ROOT = {
 }
 
 
-def _breakeven(sv: _Solver, kind: str, npv_s: str, npv_m: str, scalars):
-    """(function whose root is the break-even, first upper bracket, root -> reported value)
-    for one kind of solved metric."""
-    start_price = sv.price[:, 0]
+def _capex_per_mw(scalars, n: int) -> np.ndarray:
+    """Conversion capex per MW of the case, contingency included (per scenario)."""
+    cats = [f"conversion_{c}_usd_per_mw" for c in CATEGORIES]
+    per_mw = sum(np.asarray(scalars[c], dtype=float) for c in cats) * (
+        1 + np.asarray(scalars["conversion_contingency_share"], dtype=float))
+    return np.broadcast_to(per_mw, (n,))
+
+
+def _breakeven(node: str, kind: str, npv_s: str, npv_m: str, scalars) -> _Target:
+    """What one kind of solved metric varies, and the gap whose root it is."""
     if kind == BREAKEVEN_BTC_PRICE:  # the strategy's NPV is zero
-        return (lambda k: sv.npvs([npv_s], price_scale=k)[0], 1.0,
-                lambda k: k * start_price)
+        return _Target(node, kind, [npv_s], True, [], False, 1.0)
     if kind == "btc_price_mining_matches":  # mining's NPV equals the strategy's
-        def gap(k):
-            a, b = sv.npvs([npv_m, npv_s], price_scale=k)
-            return a - b
-        return gap, 1.0, lambda k: k * start_price
+        return _Target(node, kind, [npv_m, npv_s], True, [], False, 1.0)
     if kind in INPUT_BREAKEVENS:  # one input makes the strategy match mining
         name = INPUT_BREAKEVENS[kind]
-
-        def gap(x):
-            a, b = sv.npvs([npv_s, npv_m], inputs={name: x})
-            return a - b
-        return gap, float(np.max(scalars[name])), lambda x: x
+        return _Target(node, kind, [npv_s, npv_m], False, [name], False,
+                       float(np.max(scalars[name])))
     if kind == "breakeven_capex":  # all conversion cost categories scaled together
         cats = [f"conversion_{c}_usd_per_mw" for c in CATEGORIES]
-        per_mw = sum(np.asarray(scalars[c], dtype=float) for c in cats) * (
-            1 + np.asarray(scalars["conversion_contingency_share"], dtype=float))
-
-        def gap(k):
-            a, b = sv.npvs([npv_s, npv_m], inputs={c: np.asarray(scalars[c]) * k for c in cats})
-            return a - b
-        return gap, 1.0, lambda k: k * np.broadcast_to(per_mw, k.shape)
+        return _Target(node, kind, [npv_s, npv_m], False, cats, True, 1.0)
     raise ModelError(f"no solver for the solved metric {kind!r}")

@@ -4,8 +4,9 @@ Conventions (see :mod:`finmodel.conventions`): flows at period end, valued at th
 of the first period. ``npv_usd`` is Excel's ``NPV(monthly_rate, flows)``; ``project_irr``
 is Excel's ``IRR(flows, guess)`` on the monthly flows, annualised ``(1 + irr) ** 12 - 1``;
 ``payback_years`` is when cumulative cash turns non-negative for good (it never dips below
-zero again), interpolated within the month, counted from the valuation date; 0 when it is
-never negative, not available when it ends negative;
+zero again), interpolated within the month, counted from the valuation date; not available,
+with the reason, when cumulative cash is never negative (nothing to pay back) or ends
+negative;
 ``moic`` is cash in / cash out over the horizon (terminal value included);
 ``peak_funding_usd`` is the deepest point of cumulative free cash flow.
 
@@ -145,6 +146,13 @@ IRR_CHECK_REASONS = {
 }
 
 
+#: Why payback is not shown, by the code of ``{strategy}.payback_check``; 0: shown.
+PAYBACK_CHECK_REASONS = {
+    1: "cumulative cash is never negative: there is no investment to pay back",
+    2: "cumulative cash is still negative at the horizon: not paid back",
+}
+
+
 def irr_check(m: Model, name: str, flows: Line, cum: Line | None = None) -> Scalar:
     """Whether ``flows`` is investment-shaped, so that its IRR means a return: 0 if so,
     else a code of :data:`IRR_CHECK_REASONS`.
@@ -277,8 +285,13 @@ def add_valuation(m: Model, strategy: str, cf: CashFlow, rate: Scalar) -> None:
     m.scalar(f"{s}.moic", where(total(cash_out) < 0, total(cash_in) / -total(cash_out),
                                 not_available()),
              "MOIC (cash in / cash out)", "x", metric="moic", **kw)
+    # No payback where there is nothing to pay back (cumulative cash never below zero: an
+    # owned fleet kept mining) or it is never paid back; the code says which.
+    check = m.scalar(f"{s}.payback_check",
+                     where(eq(negatives, 0), 1, where(eq(total(paid), 0), 2, 0)),
+                     "Payback check: 0 shown, else the reason code", "code", SHEET)
     m.scalar(f"{s}.payback_years",
-             where(total(paid) > 0, (total(before) + total(frac)) / MONTHS_PER_YEAR,
+             where(eq(check, 0), (total(before) + total(frac)) / MONTHS_PER_YEAR,
                    not_available()),
              "Payback", "years", metric="payback_years", **kw)
     m.scalar(f"{s}.peak_funding", maximum(-row_min(cum), 0),

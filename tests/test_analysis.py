@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import numpy_financial as npf
@@ -12,7 +13,7 @@ import pytest
 import pyxirr
 
 import finmodel
-from finmodel.analysis.monte_carlo import Paths, distribution, monte_carlo
+from finmodel.analysis.monte_carlo import Paths, distribution, monte_carlo, normal_cdf
 from finmodel.analysis.sensitivity import grid, scenario_sets, solve_input, tornado
 from finmodel.engine.solve import irr_periodic
 
@@ -197,3 +198,36 @@ def test_monte_carlo_on_a_dask_cluster_matches_the_local_run():
             Client(cluster) as client:
         remote = monte_carlo(A, 240, chunk_size=60, executor=client.get_executor(), **spec)
     assert np.array_equal(local.samples.to_numpy(), remote.samples.to_numpy())
+
+
+@pytest.mark.parametrize("spec, frozen", [
+    ({"dist": "normal", "mean": 3.5, "sd": 0.7}, lambda st: st.norm(loc=3.5, scale=0.7)),
+    ({"dist": "lognormal", "median": 65_000.0, "sigma": 0.55},
+     lambda st: st.lognorm(s=0.55, scale=65_000.0)),
+    ({"dist": "triangular", "low": 104.0, "mode": 130.0, "high": 188.0},
+     lambda st: st.triang(c=(130.0 - 104.0) / (188.0 - 104.0), loc=104.0, scale=84.0)),
+    ({"dist": "triangular", "low": 2.0, "mode": 2.0, "high": 5.0},
+     lambda st: st.triang(c=0.0, loc=2.0, scale=3.0)),
+    ({"dist": "uniform", "low": 30.0, "high": 50.0}, lambda st: st.uniform(loc=30.0, scale=20.0)),
+])
+def test_draws_are_scipy_stats_to_the_bit(spec, frozen):
+    # The quantile functions are written out so that loading a case does not import
+    # scipy.stats (issue 10: `finmodel run` paid seconds for it); scipy.stats is the oracle.
+    from scipy import stats
+
+    q = np.concatenate([[0.0, 1e-15, 0.5, 1 - 1e-15, 1.0],
+                        np.random.default_rng(7).random(10_000)])
+    assert np.array_equal(distribution("x.y", spec).ppf(q), frozen(stats).ppf(q))
+    z = np.random.default_rng(8).standard_normal(10_000) * 3
+    assert np.array_equal(normal_cdf(z), stats.norm.cdf(z))
+
+
+def test_loading_a_case_does_not_import_scipy_stats():
+    import subprocess
+    import sys
+
+    code = ("import sys, finmodel; finmodel.load_assumptions('assumptions/base.toml'); "
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    assert out == "False"

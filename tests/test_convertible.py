@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from finmodel.errors import SolverError
+from finmodel.errors import InputError, SolverError
 from finmodel.financing.convertible import implied_volatility, value_convertible
 from tests.quantlib_oracle import build, quantlib_price
 
@@ -81,3 +81,25 @@ def test_implied_volatility_round_trip_and_refusal():
     assert implied_volatility(terms, price, **kw) == pytest.approx(0.65, abs=1e-6)
     with pytest.raises(SolverError, match="no volatility"):
         implied_volatility(terms, 50.0, **kw)  # below the bond floor
+
+
+@pytest.mark.parametrize("steps", [7, 500, 1000])
+@pytest.mark.parametrize("name", list(SETS))
+def test_compiled_and_numpy_lattices_give_the_same_bits(name, steps):
+    """The numba loop does the numpy rollback's arithmetic operation for operation, so
+    which one runs cannot change a figure (issue 10: speed without a second model)."""
+    coupon, years, premium, vol, spread, call_from, trigger, put = SETS[name]
+    _, terms = build(coupon, years, premium, SPOT, call_from, trigger, put)
+    kw = dict(spot=SPOT, volatility=vol, risk_free_rate=RATE, credit_spread=spread,
+              steps=steps)
+    a = value_convertible(terms, kernel="compiled", **kw)
+    b = value_convertible(terms, kernel="numpy", **kw)
+    assert (a.price, a.equity_part, a.delta, a.gamma) == \
+        (b.price, b.equity_part, b.delta, b.gamma)
+
+
+def test_kernel_choice_is_checked():
+    _, terms = build(0.0, 5, 0.375, SPOT, None, None, None)
+    with pytest.raises(InputError, match="kernel must be"):
+        value_convertible(terms, spot=SPOT, volatility=0.6, risk_free_rate=RATE,
+                          credit_spread=0.05, kernel="fortran")

@@ -40,6 +40,30 @@ def test_balance_roll_forward_steps_through_time():
         assert v["bal"][:, t] == pytest.approx(expected, rel=1e-12)
 
 
+def test_recursive_group_with_non_recursive_parts_matches_a_loop():
+    # Two lines lagging each other, mixed with parts that read no line of the group (an
+    # input path by month, a comparison on the month index, a same-period line): the
+    # evaluator steps only the group's part; a plain Python loop is the oracle.
+    m = Model()
+    stock = m.recursive_line("stock", "Stock", "USD", "S")
+    price = m.recursive_line("price", "Price", "USD", "S")
+    growth = m.line("growth", 1 + Input("g") * time("index"), "Growth", "x", "S")
+    m.define(stock, where(time("index") < 3, Input("s0"),
+                          maximum(lag(stock, 1, 0.0) * growth - lag(price, 1, 1.0) * 2, 1.0)))
+    m.define(price, minimum(stock / 10 + growth, 50.0) + lag(price, 1, 2.0) * 0.5)
+    g = np.array([0.01, 0.03, -0.02])
+    v = evaluate(m, TL, {"g": g, "s0": 40.0})
+    for k in range(3):
+        s_prev, p_prev = 0.0, 2.0
+        for t in range(24):
+            gr = 1 + g[k] * t
+            s = 40.0 if t < 3 else max(s_prev * gr - (p_prev if t else 1.0) * 2, 1.0)
+            p = min(s / 10 + gr, 50.0) + p_prev * 0.5
+            assert v["stock"][k, t] == pytest.approx(s, rel=1e-14)
+            assert v["price"][k, t] == pytest.approx(p, rel=1e-14)
+            s_prev, p_prev = s, p
+
+
 def test_a_cycle_without_lag_is_refused():
     m = Model()
     a = m.recursive_line("a", "A", "USD", "S")
@@ -92,3 +116,55 @@ def test_scenario_arrays_must_agree_in_length():
     m.line("x", Input("a") + Input("b"), "", "", "S")
     with pytest.raises(ModelError, match="disagree"):
         evaluate(m, TL, {"a": np.ones(3), "b": np.ones(4)})
+
+
+def test_an_irr_under_if_is_solved_only_where_kept_and_is_the_same_root():
+    # issue 10: IF(check = 0, IRR(flows), NA) solves the IRR only for the scenarios whose
+    # check passes; the roots kept are pyxirr's, and the line is as if every scenario
+    # had been solved. Flows: -1,000 then `x` a month for 23 months; x < 0 means no root.
+    import pyxirr
+
+    from finmodel.engine.expr import Func, irr
+
+    x = np.array([60.0, -5.0, 45.0, 80.0, -1.0])
+    m = Model()
+    flows = m.line("flows", where(time("index") < 0.5, -1000.0, Input("x")), "F", "USD", "S")
+    check = m.scalar("check", where(Input("x") > 0, 0.0, 2.0), "C", "code", "S")
+    shared = irr(flows)
+    kept = m.scalar("kept", where(check < 1, shared, Func("na", ())), "K", "rate", "S")
+    every = m.scalar("every", shared, "E", "rate", "S")
+    v = evaluate(m, TL, {"x": x})
+    ok = x > 0
+    assert np.isnan(v["kept"][~ok]).all()
+    assert np.array_equal(v["kept"][ok], v["every"][ok])
+    for k in np.flatnonzero(ok):
+        ref = pyxirr.irr([-1000.0] + [x[k]] * 23)
+        assert v["kept"][k] == pytest.approx(ref, abs=1e-12)
+    # Inside the IF the other scenarios were not solved at all.
+    from finmodel.engine import evaluate as evaluate_module
+
+    seen = []
+    real = evaluate_module.irr_periodic
+
+    def spy(arr, **kw):
+        seen.append(arr.shape[0])
+        return real(arr, **kw)
+
+    evaluate_module.irr_periodic = spy
+    try:
+        evaluate(m, TL, {"x": x}, only=["kept"])
+    finally:
+        evaluate_module.irr_periodic = real
+    assert seen == [int(ok.sum())]
+
+
+def test_a_sub_expression_used_twice_in_a_line_gives_what_it_gives_once():
+    m = Model()
+    grown = Input("a") * (1.0 + Input("g")) ** (time("index") / 12.0)
+    twice = m.line("twice", where(grown > 5.0, grown * 2.0, grown - 1.0) + grown, "T", "USD",
+                   "S")
+    a, g = np.array([1.0, 4.0, 9.0]), np.array([0.05, 0.2, -0.1])
+    v = evaluate(m, TL, {"a": a, "g": g})
+    months = np.arange(24)[None, :]
+    y = a[:, None] * (1.0 + g[:, None]) ** (months / 12.0)
+    assert np.array_equal(v["twice"], np.where(y > 5.0, y * 2.0, y - 1.0) + y)

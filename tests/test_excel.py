@@ -131,6 +131,18 @@ def test_libreoffice_recalculation_reproduces_every_line_and_metric(exported):
     assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)
 
 
+def test_live_payback_notes_say_what_python_says(exported):
+    # The "Why payback is n/a" row is a formula of the payback check cell: recalculated by
+    # LibreOffice it must read Python's reason, "" where payback is shown.
+    result, _, recalculated = exported
+    wb = openpyxl.load_workbook(recalculated, data_only=True)
+    for s in result.strategies:
+        sheet, cell = next(iter(wb.defined_names[f"{s}_payback_years_note"].destinations))
+        got = wb[sheet][cell.replace("$", "")].value or ""
+        assert got == result.reasons[f"{s}.payback_years"][0], s
+        assert (got == "") == np.isfinite(result.summary.loc["payback_years", s]), s
+
+
 def test_cached_values_match_without_recalculation(exported):
     # What a mail preview or pandas.read_excel shows: the values stored with the formulas.
     result, path, _ = exported

@@ -27,6 +27,22 @@ def test_an_input_array_equals_one_run_per_value():
                 assert metrics.loc[k, key] == pytest.approx(v, rel=1e-12, nan_ok=True)
 
 
+def test_every_break_even_of_many_scenarios_equals_one_run_each():
+    # All break-evens of all strategies and scenarios are solved together (rows of one
+    # vectorised evaluation); each must be what a run of that scenario alone solves.
+    rates = np.array([12.0, 18.0, 30.0])
+    many = finmodel.run(A, inputs={"hosting.lease_rate_usd_per_kw_month": rates})
+    solved = [x.name for x in many.model.scalars if x.solved]
+    assert len(solved) >= 7
+    for k, rate in enumerate(rates):
+        one = finmodel.run(finmodel.with_values(A, {"hosting.lease_rate_usd_per_kw_month":
+                                                    float(rate)}))
+        for name in solved:
+            assert many.values[name][k] == pytest.approx(one.values[name][0], rel=1e-8,
+                                                         nan_ok=True), name
+            assert many.reasons[name][k] == one.reasons[name][0]
+
+
 def test_price_paths_given_as_lines():
     months = A.case.horizon_years * 12
     rng = np.random.default_rng(7)

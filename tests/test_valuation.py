@@ -178,6 +178,24 @@ def test_bracketed_root_matches_brentq_and_reports_no_bracket():
     assert np.isnan(roots[3]) and "not crossed" in why[3]
 
 
+def test_payback_with_nothing_invested_is_missing_with_the_reason(base):
+    # The base site's owned fleet kept mining: cumulative cash is never negative, so there
+    # is no investment to pay back — not a payback of 0.00 years.
+    assert base.values["mining.cumulative_fcf_usd"][0].min() >= 0
+    assert np.isnan(base.summary.loc["payback_years", "mining"])
+    assert "no investment to pay back" in base.reasons["mining.payback_years"][0]
+    js = base.summary_json()["strategies"]
+    assert js["mining"]["payback_years"] is None
+    assert "no investment to pay back" in js["mining"]["payback_years_note"]
+    # Converting invests: shown, no note.
+    assert base.summary.loc["payback_years", "ai_hosting"] > 0
+    assert js["ai_hosting"]["payback_years_note"] is None
+    # Never paid back: the other reason.
+    g = finmodel.run(finmodel.with_values(base.assumptions, {"mining.fleet_owned": False}),
+                     breakevens=False)
+    assert "not paid back" in g.reasons["mining.payback_years"][0]
+
+
 def test_payback_ignores_a_prepayment_received_before_the_capex():
     # IREN-style: 20 % of the contract is prepaid at signing, before the GPUs are bought,
     # so cumulative cash is positive, then deeply negative, then recovers. Payback is the

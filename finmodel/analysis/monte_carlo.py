@@ -1,7 +1,8 @@
 """Monte Carlo over the vectorised evaluator.
 
-Uncertain inputs are drawn from scipy.stats distributions, correlated through a Gaussian
-copula (correlated standard normals -> uniforms -> each distribution's quantile function).
+Uncertain inputs are drawn from four distributions (:class:`Distribution`, the arithmetic of
+scipy.stats' quantile functions), correlated through a Gaussian copula (correlated
+standard normals -> uniforms -> each distribution's quantile function).
 The BTC price and network hashrate can follow stochastic paths: each month the case's own
 path (start, drift or explicit yearly values) is multiplied by a lognormal factor
 ``exp(sigma W_t - sigma^2 t / 2)`` (W a Brownian motion sampled monthly), so the mean path
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
@@ -45,9 +45,46 @@ DRAW_BLOCK = 600
 HASHRATE_LINE = "network.hashrate_eh_s"
 
 
-def distribution(path: str, spec: Mapping[str, Any]):
-    """A frozen scipy.stats distribution from a spec such as ``{"dist": "triangular",
-    "low": 7e6, "mode": 9e6, "high": 12e6}``; bad parameters name the input."""
+@dataclass(frozen=True)
+class Distribution:
+    """One input's distribution: ``kind`` and its parameters as the case file names them.
+
+    :meth:`ppf` computes what scipy.stats' frozen ``norm``, ``lognorm``, ``triang`` and
+    ``uniform`` compute, operation for operation (``_ppf(q) * scale + loc``), so the draws
+    are scipy's to the bit (tests/test_analysis.py) without importing scipy.stats, which
+    takes longer than the whole model: every case with ``[analysis]`` checks its
+    distributions' tails when it is loaded, so ``finmodel run`` would pay it each time.
+    """
+
+    kind: str
+    params: tuple[tuple[str, float], ...]
+
+    def ppf(self, q):
+        """The quantile function at ``q`` (array-like in [0, 1])."""
+        q = np.asarray(q, dtype=float)
+        p = dict(self.params)
+        if self.kind == "uniform":
+            return q * (p["high"] - p["low"]) + p["low"]
+        if self.kind == "triangular":
+            lo, hi = p["low"], p["high"]
+            c = (p["mode"] - lo) / (hi - lo)
+            return np.where(q < c, np.sqrt(c * q), 1 - np.sqrt((1 - c) * (1 - q))) \
+                * (hi - lo) + lo
+        from scipy.special import ndtri  # the normal quantile, as scipy.stats' own
+        if self.kind == "normal":
+            return ndtri(q) * p["sd"] + p["mean"]
+        return np.exp(p["sigma"] * ndtri(q)) * p["median"] + 0.0  # lognormal, loc 0
+
+
+def normal_cdf(x: np.ndarray) -> np.ndarray:
+    """The standard normal distribution function (scipy.stats.norm.cdf's ``ndtr``)."""
+    from scipy.special import ndtr
+    return ndtr(x)
+
+
+def distribution(path: str, spec: Mapping[str, Any]) -> Distribution:
+    """A :class:`Distribution` from a spec such as ``{"dist": "triangular", "low": 7e6,
+    "mode": 9e6, "high": 12e6}``; bad parameters name the input."""
     if not isinstance(spec, Mapping):
         raise InputError(f"distribution of {path}: expected a table such as {{dist = "
                          f"'uniform', low = 1, high = 2}}, got {shown(spec)}")
@@ -76,26 +113,26 @@ def distribution(path: str, spec: Mapping[str, Any]):
         need("mean", "sd")
         if p["sd"] <= 0:
             raise InputError(f"distribution of {path}: sd must be positive, got {p['sd']!r}")
-        return stats.norm(loc=p["mean"], scale=p["sd"])
+        return Distribution(kind, tuple(p.items()))
     if kind == "lognormal":  # median and the standard deviation of the log
         need("median", "sigma")
         if p["median"] <= 0 or p["sigma"] <= 0:
             raise InputError(f"distribution of {path}: median and sigma must be positive, "
                              f"got {p['median']!r} and {p['sigma']!r}")
-        return stats.lognorm(s=p["sigma"], scale=p["median"])
+        return Distribution(kind, tuple(p.items()))
     if kind == "triangular":
         need("low", "mode", "high")
         lo, mode, hi = p["low"], p["mode"], p["high"]
         if not lo <= mode <= hi or lo == hi:
             raise InputError(f"distribution of {path}: expected low <= mode <= high with "
                              f"low < high, got {lo!r}, {mode!r}, {hi!r}")
-        return stats.triang(c=(mode - lo) / (hi - lo), loc=lo, scale=hi - lo)
+        return Distribution(kind, tuple(p.items()))
     if kind == "uniform":
         need("low", "high")
         if p["low"] >= p["high"]:
             raise InputError(f"distribution of {path}: low {p['low']!r} must be below high "
                              f"{p['high']!r}")
-        return stats.uniform(loc=p["low"], scale=p["high"] - p["low"])
+        return Distribution(kind, tuple(p.items()))
     raise InputError(f"distribution of {path}: unknown dist {shown(kind)}; expected normal, "
                      "lognormal, triangular or uniform")
 
@@ -352,7 +389,7 @@ def monte_carlo(a: Assumptions, n: int, *,
     rng = np.random.default_rng(seed)
     inputs: dict[str, np.ndarray] = {}
     if names:
-        u = stats.norm.cdf(rng.standard_normal((n, len(names))) @ chol.T)
+        u = normal_cdf(rng.standard_normal((n, len(names))) @ chol.T)
         for k, p in enumerate(names):
             inputs[p] = dists[p].ppf(u[:, k])
     paths = paths or Paths()

@@ -28,6 +28,7 @@ from finmodel.engine.expr import (
     Ref,
     Shift,
     TimeRow,
+    children,
 )
 from finmodel.engine.graph import Line, Model, Node, Scalar
 from finmodel.engine.solve import irr_periodic, one_blas_thread
@@ -101,6 +102,13 @@ class _Evaluator:
         self.s = sizes.pop() if sizes else 1
         self.values: dict[str, np.ndarray] = {}
         self._cum: dict[str, np.ndarray] = {}
+        # While one line is evaluated: its sub-expressions that occur more than once
+        # (``_shared``) and their values (``_memo``), so each is computed once.
+        self._memo: dict[int, np.ndarray] | None = None
+        self._shared: frozenset[int] = frozenset()
+        # Inside the branch of an IF whose condition is one value per scenario: the
+        # scenarios that take the branch (an IRR is solved for those only).
+        self._rows: np.ndarray | None = None
 
     def run(self, groups: list[list[Node]]) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -120,7 +128,7 @@ class _Evaluator:
             if node.solved or node.expr is None:
                 v = self.solved.get(node.name, np.full((1, 1), np.nan))
             else:
-                v = self.eval(node.expr, None)
+                v = self._eval_line(node.expr)
                 if v.shape[1] != 1:
                     raise ModelError(f"scalar {node.name!r} depends on a per-period value")
             self.values[node.name] = np.asarray(v, dtype=float)
@@ -128,7 +136,7 @@ class _Evaluator:
         if node.name in self.overrides:
             v = self.overrides[node.name]
         else:
-            v = self.eval(node.expr, None)
+            v = self._eval_line(node.expr)
         if v.shape[1] != self.n or v.dtype != float:
             v = np.array(np.broadcast_to(v, (v.shape[0], self.n)), dtype=float)
         # Lines are never written after evaluation, so a line that is another line (a Ref)
@@ -137,17 +145,78 @@ class _Evaluator:
         self.values[node.name] = v
 
     def _evaluate_recursive(self, group: list[Node]) -> None:
+        # Only the part of each expression that reads the group's own lines must be stepped
+        # month by month: every other sub-expression is evaluated once over all periods
+        # (vectorised) and sliced per step. The same elementwise operations on the same
+        # values, so the same numbers, at a fraction of the per-step Python work.
+        members = {id(node) for node in group}
+        steps = []
         for node in group:
             self.values[node.name] = np.zeros((self.s, self.n))
+        for node in group:
+            if node.name in self.overrides:
+                given = self.overrides[node.name]
+                steps.append((self.values[node.name], lambda t, g=given: g[:, t:t + 1]))
+            else:
+                steps.append((self.values[node.name],
+                              self._stepper(self._hoist(node.expr, members))))
         for t in range(self.n):
-            for node in group:
-                if node.name in self.overrides:
-                    col = self.overrides[node.name][:, t:t + 1]
-                else:
-                    col = self.eval(node.expr, t)
-                self.values[node.name][:, t:t + 1] = col
+            for out, step in steps:
+                out[:, t:t + 1] = step(t)
         for node in group:
             self._check_finite(node, self.values[node.name])
+
+    def _hoist(self, e: Expr, members: set[int]) -> Expr:
+        """``e`` with every sub-expression that does not read a line of the recursive group
+        (ids ``members``) replaced by its value over all periods (a :class:`_Done`)."""
+        if not _reads(e, members):
+            return e if isinstance(e, (Const, _Done)) else _Done(self.eval(e, None))
+        if isinstance(e, BinOp):
+            return BinOp(e.op, self._hoist(e.a, members), self._hoist(e.b, members))
+        if isinstance(e, Compare):
+            return Compare(e.op, self._hoist(e.a, members), self._hoist(e.b, members))
+        if isinstance(e, Neg):
+            return Neg(self._hoist(e.a, members))
+        if isinstance(e, Func):
+            return Func(e.name, tuple(self._hoist(a, members) for a in e.args))
+        if isinstance(e, Lag):
+            return Lag(e.target, e.k, self._hoist(e.initial, members))
+        return e
+
+    def _stepper(self, e: Expr):
+        """``e`` (hoisted) as a function of the period giving its column: the dispatch on
+        node types done once per group instead of once per node and month. The operations
+        are those of :meth:`_eval` (booleans made floats before arithmetic), so the values
+        are the same."""
+        if isinstance(e, _Done):
+            v = e.value
+            return (lambda t: v) if v.shape[1] == 1 else (lambda t: v[:, t:t + 1])
+        if isinstance(e, Const):
+            v = np.array([[e.value]])
+            return lambda t: v
+        if isinstance(e, BinOp) and e.op in _BINARY:
+            fa, fb, ufunc = self._stepper(e.a), self._stepper(e.b), _BINARY[e.op]
+            return lambda t: ufunc(_float(fa(t)), _float(fb(t)))
+        if isinstance(e, Func) and e.name in ("min", "max"):
+            fa, fb = (self._stepper(x) for x in e.args)
+            ufunc = np.minimum if e.name == "min" else np.maximum
+            return lambda t: ufunc(_float(fa(t)), _float(fb(t)))
+        if isinstance(e, Compare):
+            fa, fb, cmp = self._stepper(e.a), self._stepper(e.b), _COMPARE[e.op]
+            return lambda t: cmp(fa(t), fb(t))
+        if isinstance(e, Neg):
+            fa = self._stepper(e.a)
+            return lambda t: np.negative(_float(fa(t)))
+        if isinstance(e, Func) and e.name == "if":
+            fc, fa, fb = (self._stepper(x) for x in e.args)
+            return lambda t: np.where(_truth(fc(t)), fa(t), fb(t))
+        if isinstance(e, Lag):
+            arr, k, init = self.values[e.target.name], e.k, self._stepper(e.initial)
+            return lambda t: arr[:, t - k:t - k + 1] if t >= k else init(t)
+        if isinstance(e, Ref) and isinstance(e.target, Line) and e.target.name in self.values:
+            arr = self.values[e.target.name]
+            return lambda t: arr[:, t:t + 1]
+        return lambda t: self.eval(e, t)  # anything rarer: the general evaluator
 
     @staticmethod
     def _check_finite(node: Node, v: np.ndarray) -> None:
@@ -162,6 +231,20 @@ class _Evaluator:
 
     # --- expressions -------------------------------------------------------------------
 
+    def _eval_line(self, e: Expr) -> np.ndarray:
+        """Value of a line's (or scalar's) whole expression for all periods, each
+        sub-expression that occurs more than once in it computed once (lines written out
+        like a spreadsheet's repeat one term in several IF branches: the ASIC sale price
+        ladder repeats ``efficiency / (1 - improvement)^(month / 12)`` ten times)."""
+        shared = _shared_subtrees(e)
+        if not shared:
+            return self._eval(e, None)[0]
+        self._memo, self._shared = {}, shared
+        try:
+            return self._eval(e, None)[0]
+        finally:
+            self._memo, self._shared = None, frozenset()
+
     def eval(self, e: Expr, t: int | None) -> np.ndarray:
         """Value of ``e`` for all periods (t is None) or for period t only (a column)."""
         return self._eval(e, t)[0]
@@ -170,7 +253,16 @@ class _Evaluator:
         """``(value, fresh)``: ``fresh`` when the array was made for this expression alone,
         so an operation on it may write its result into it instead of a new array.
         Comparisons give booleans (IF takes them as they are); arithmetic on one makes a
-        float, and a line is always stored as floats."""
+        float, and a line is always stored as floats. A shared sub-expression's value is
+        remembered for the rest of the line and never fresh (it is read again)."""
+        if self._memo is not None and id(e) in self._shared:
+            v = self._memo.get(id(e))
+            if v is None:
+                v = self._memo[id(e)] = self._compute(e, t)[0]
+            return v, False
+        return self._compute(e, t)
+
+    def _compute(self, e: Expr, t: int | None) -> tuple[np.ndarray, bool]:
         if isinstance(e, BinOp):
             (a, fa), (b, fb) = self._eval(e.a, t), self._eval(e.b, t)
             ufunc = _BINARY.get(e.op)
@@ -188,11 +280,19 @@ class _Evaluator:
             (a, fa), (b, fb) = (self._eval(x, t) for x in e.args)
             return _apply(np.minimum if e.name == "min" else np.maximum, a, fa, b, fb), True
         if isinstance(e, Func) and e.name == "if":
-            c, a, b = (self.eval(x, t) for x in e.args)
-            return np.where(c if c.dtype == bool else c != 0, a, b), True
+            c = self.eval(e.args[0], t)
+            c = c if c.dtype == bool else c != 0
+            if c.shape[1] == 1 and t is None and _solves_irr(e):
+                a, b = self._branch(e.args[1], c[:, 0]), self._branch(e.args[2], ~c[:, 0])
+            else:
+                a, b = self.eval(e.args[1], t), self.eval(e.args[2], t)
+            return np.where(c, a, b), True
         return self._plain(e, t), False
 
     def _plain(self, e: Expr, t: int | None) -> np.ndarray:
+        if isinstance(e, _Done):
+            v = e.value
+            return v if t is None or v.shape[1] == 1 else v[:, t:t + 1]
         cols = slice(None) if t is None else slice(t, t + 1)
         if isinstance(e, Const):
             return np.array([[e.value]])
@@ -242,6 +342,20 @@ class _Evaluator:
         if isinstance(e, DateConst):
             return np.array([[to_serial(e.date)]])
         raise ModelError(f"cannot evaluate expression node {type(e).__name__}")
+
+    def _branch(self, e: Expr, rows: np.ndarray) -> np.ndarray:
+        """Value of an IF branch taken by ``rows`` (one flag per scenario, or one for all):
+        an IRR inside it is solved for those scenarios only, NaN for the others, whose
+        values the IF discards. (The solver gives each series the same root whatever
+        other series it is solved with, so the kept values are the same bits.)"""
+        outer = self._rows
+        if outer is not None and outer.shape == rows.shape:
+            rows = rows & outer
+        self._rows = rows
+        try:
+            return self.eval(e, None)
+        finally:
+            self._rows = outer
 
     def _value(self, node: Node) -> np.ndarray:
         try:
@@ -308,9 +422,80 @@ class _Evaluator:
             periods = np.arange(1, self.n + 1)[None, :]
             return (arr / (1.0 + rate) ** periods).sum(axis=1, keepdims=True)
         if e.kind == "irr":
-            guess = self.eval(e.arg, None)
-            return irr_periodic(arr, guess=float(guess.ravel()[0]))[:, None]
+            guess = float(self.eval(e.arg, None).ravel()[0])
+            rows = self._rows
+            if rows is None or rows.all() or (rows.shape[0] != arr.shape[0] and
+                                               rows.shape[0] != 1):
+                return irr_periodic(arr, guess=guess)[:, None]
+            out = np.full((max(arr.shape[0], rows.shape[0]), 1), np.nan)
+            if rows.shape[0] == 1:  # one flag for every scenario, and it is False
+                return out
+            if rows.any():
+                out[rows, 0] = irr_periodic(arr[rows], guess=guess)
+            return out
         raise ModelError(f"unknown reduction {e.kind!r}")
+
+
+#: Per expression (by id, with the expression kept so the id cannot be reused): the ids
+#: of its compound sub-expressions that occur more than once in it.
+_SHARED: dict[int, tuple[Expr, frozenset[int]]] = {}
+#: Per IF expression: whether one of its branches solves an IRR.
+_IRR_IN: dict[int, tuple[Expr, bool]] = {}
+
+
+def _shared_subtrees(e: Expr) -> frozenset[int]:
+    hit = _SHARED.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, (BinOp, Func, Compare, Neg)):
+            continue
+        if id(x) in seen:
+            shared.add(id(x))  # its children are counted once: their values come with it
+            continue
+        seen.add(id(x))
+        stack.extend(children(x))
+    if len(_SHARED) > 100_000:  # models come and go (solvers, tests): keep it bounded
+        _SHARED.clear()
+    out = frozenset(shared)
+    _SHARED[id(e)] = (e, out)
+    return out
+
+
+def _solves_irr(e: Func) -> bool:
+    hit = _IRR_IN.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    stack, found = list(e.args[1:]), False
+    while stack and not found:
+        x = stack.pop()
+        found = isinstance(x, Reduce) and x.kind == "irr"
+        stack.extend(children(x))
+    if len(_IRR_IN) > 100_000:
+        _IRR_IN.clear()
+    _IRR_IN[id(e)] = (e, found)
+    return found
+
+
+class _Done(Expr):
+    """A sub-expression already evaluated over all periods (see ``_Evaluator._hoist``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+
+def _reads(e: Expr, members: set[int]) -> bool:
+    """Whether ``e`` reads (same period, lagged, shifted, summed) a node in ``members``."""
+    target = getattr(e, "target", None)
+    if target is not None and id(target) in members:
+        return True
+    return any(_reads(c, members) for c in children(e))
 
 
 _BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}

@@ -81,6 +81,8 @@ class Model:
     nodes: dict[str, Node] = field(default_factory=dict)
     _order: list[list[Node]] | None = field(default=None, repr=False, compare=False)
     _stepped: set[str] = field(default_factory=set, repr=False, compare=False)
+    _deps: dict[str, tuple[Node, ...]] = field(default_factory=dict, repr=False,
+                                               compare=False)
     _plans: dict[frozenset[str], list[list[Node]]] = field(default_factory=dict, repr=False,
                                                           compare=False)
 
@@ -113,6 +115,7 @@ class Model:
             raise ModelError(f"line {line.name!r} is already defined")
         line.expr = wrap(expr)
         self._order = None
+        self._deps.clear()
         return line
 
     def scalar(
@@ -136,6 +139,7 @@ class Model:
             raise ModelError(f"model line {node.name!r} is defined twice")
         self.nodes[node.name] = node
         self._order = None
+        self._deps.clear()
         return node
 
     @property
@@ -153,13 +157,17 @@ class Model:
         """Names of the nodes ``names`` depend on, themselves included."""
         seen: set[str] = set()
         stack = [self.nodes[n] for n in names]
-        while stack:
+        deps = self._deps  # a node's references, walked once per model (break-evens of
+        while stack:       # many strategies ask for dozens of different sets of names)
             node = stack.pop()
             if node.name in seen:
                 continue
             seen.add(node.name)
-            hard, soft = _dependencies(node)
-            stack.extend(hard | soft)
+            refs = deps.get(node.name)
+            if refs is None:
+                hard, soft = _dependencies(node)
+                refs = deps[node.name] = tuple(hard | soft)
+            stack.extend(refs)
         return seen
 
     def schedule(self) -> list[list[Node]]:
@@ -173,6 +181,7 @@ class Model:
         if self._order is None:
             self._order = self._schedule()
             self._plans.clear()
+            self._deps.clear()
         return self._order
 
     def plan(self, names: list[str] | None = None) -> list[list[Node]]:

@@ -258,6 +258,8 @@ def bracketed_root(
     *,
     xtol: float = 1e-9,
     maxiter: int = 200,
+    fa: np.ndarray | None = None,
+    fb: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Roots of a vectorised function, one per scenario, within ``[lo, hi]``.
 
@@ -266,13 +268,27 @@ def bracketed_root(
     evaluations as solving one. The bracket must change sign; where it does not the root
     is NaN and the reason says so.
 
+    Parameters
+    ----------
+    f
+        Function of a vector of trial values, one per scenario.
+    lo, hi
+        The bracket of each scenario.
+    xtol
+        Stop when the bracket is narrower than ``xtol * max(1, |hi|)``.
+    maxiter
+        Iterations at most.
+    fa, fb
+        ``f(lo)`` and ``f(hi)`` when already known (saves two evaluations).
+
     Returns
     -------
     (roots, reasons)
         Roots (NaN where none) and a reason string per scenario ('' when solved).
     """
     a, b = np.array(lo, dtype=float), np.array(hi, dtype=float)
-    fa, fb = f(a), f(b)
+    fa = f(a) if fa is None else np.array(fa, dtype=float)
+    fb = f(b) if fb is None else np.array(fb, dtype=float)
     reason = np.full(a.shape, "", dtype=object)
     bad = np.sign(fa) * np.sign(fb) > 0
     reason[bad] = "the target is not crossed between the bracket's ends"

@@ -511,26 +511,31 @@ def _write_summary(ws, st, result, lay, fw, metric_keys, strategies, top, val, w
 
 
 def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
-    """Why each IRR is or is not shown: live text from the IRR check cells (a formula of
-    the flows, so it changes with the inputs). Returns the last row used."""
+    """Why each IRR and payback is or is not shown: live text from the check cells (a
+    formula of the flows, so it changes with the inputs). Returns the last row used."""
     from finmodel.api import IRR_SERIES
-    from finmodel.valuation import IRR_CHECK_REASONS
+    from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS
 
-    texts = ",".join('"' + IRR_CHECK_REASONS[k].replace('"', "'") + '"'
-                     for k in sorted(IRR_CHECK_REASONS))
-    for kind, key, _ in IRR_SERIES:
+    def texts(reasons):
+        return ",".join('"' + reasons[k].replace('"', "'") + '"' for k in sorted(reasons))
+
+    series = [(f"{kind}.irr_check", key, texts(IRR_CHECK_REASONS))
+              for kind, key, _ in IRR_SERIES]
+    series.append(("payback_check", "payback_years", texts(PAYBACK_CHECK_REASONS)))
+    for check, key, choices in series:
         cells = [(j, s) for j, s in enumerate(strategies)
-                 if f"{s}.{kind}.irr_check" in lay.scalar_cells]
+                 if f"{s}.{check}" in lay.scalar_cells]
         if not cells:
             continue
         r += 1
-        ws.write_string(r, 0, f"Why {key.replace('_', ' ')} is n/a (live)", st.label)
+        what = "payback" if key == "payback_years" else key.replace("_", " ")
+        ws.write_string(r, 0, f"Why {what} is n/a (live)", st.label)
         ws.write_string(r, 1, "text", st.unit)
         for j, s in cells:
-            sheet, cr, cc = lay.scalar_cells[f"{s}.{kind}.irr_check"]
+            sheet, cr, cc = lay.scalar_cells[f"{s}.{check}"]
             code = f"'{sheet}'!{xl_rowcol_to_cell(cr, cc, True, True)}"
             cached = result.reasons.get(f"{s}.{key}")
-            ws.write_formula(r, 2 + j, f'=IF({code}=0,"",CHOOSE({code},{texts}))',
+            ws.write_formula(r, 2 + j, f'=IF({code}=0,"",CHOOSE({code},{choices}))',
                              st.text, str(cached[0]) if cached is not None else "")
             _define(wb, f"{s}_{key}_note", f"=Summary!{xl_rowcol_to_cell(r, 2 + j, True, True)}")
     return r

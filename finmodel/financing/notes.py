@@ -221,7 +221,8 @@ def lattice_value(a: Assumptions, steps: int = LATTICE_STEPS) -> dict[str, float
     c = a.financing.convertible
     v = value_convertible(lattice_terms(a), spot=a.financing.share_price_usd,
                           volatility=c.volatility, risk_free_rate=c.risk_free_rate,
-                          credit_spread=c.credit_spread, steps=steps)
+                          credit_spread=c.credit_spread, steps=steps,
+                          kernel="numpy")  # one lattice a run: numba's import costs more
     return {
         "share_price_usd": a.financing.share_price_usd, "volatility": c.volatility,
         "risk_free_rate": c.risk_free_rate, "credit_spread": c.credit_spread,

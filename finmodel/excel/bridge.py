@@ -44,12 +44,12 @@ def _cached(v: float) -> float | str:
     return v if math.isfinite(v) else "#N/A"
 
 
-def write_bridge(ws, st, result, lay, row: int, others: list[str], by_key) -> tuple[int,
-                                                                                    Waterfall | None]:
-    """The live NPV bridge table and the waterfall's helper rows on ``ws`` (Comparison),
-    from ``row``. Returns the last row used and where the waterfall's rows are (None
-    without a converting strategy)."""
-    from finmodel.models.strategies import BRIDGE, BRIDGE_TITLES
+def write_bridge(ws, st, result, lay, row: int, others: list[str], by_key):
+    """The live NPV bridge table on ``ws`` (Comparison), from ``row``. Returns the last row
+    used and a function that writes the waterfall's helper rows from a row given (under
+    the sheet's other tables, clear of its charts) and returns where they are; the
+    function is None without a converting strategy."""
+    from finmodel.models.strategies import BRIDGE
 
     if not others:
         return row, None
@@ -97,14 +97,22 @@ def write_bridge(ws, st, result, lay, row: int, others: list[str], by_key) -> tu
                          f"={xl_rowcol_to_cell(total_row, 2 + j)}-{summary(s, 'npv_usd')}",
                          st.cell("USD"), 0.0)
 
-    # Chart helper: the strategy of highest NPV, picked live, and its bridge as bars.
+    return check_row, lambda at: _helper_rows(ws, st, at, others, names, keys, value, header,
+                                              first, total_row)
+
+
+def _helper_rows(ws, st, r: int, others, names, keys, value, header: int, first: int,
+                 total_row: int) -> Waterfall:
+    """The waterfall's helper rows from row ``r``: the strategy of highest NPV, picked
+    live, and its bridge as bars."""
+    from finmodel.models.strategies import BRIDGE_TITLES
+
     npvs = [value(s, "npv_usd") for s in others]
     pick = max(range(len(others)), key=lambda j: npvs[j] if math.isfinite(npvs[j]) else -1e300)
     end = 1 + len(others)
     heads = f"{xl_rowcol_to_cell(header, 2, True, True)}:{xl_rowcol_to_cell(header, end, True, True)}"
     totals = (f"{xl_rowcol_to_cell(total_row, 2, True, True)}:"
               f"{xl_rowcol_to_cell(total_row, end, True, True)}")
-    r = check_row + 2
     ws.write_string(r, 0, "Waterfall chart helper: the converting strategy of highest NPV",
                     st.section)
     r += 1
@@ -175,7 +183,7 @@ def write_bridge(ws, st, result, lay, row: int, others: list[str], by_key) -> tu
                                  _cached(cached))
             ws.write_number(r, _TOTAL, 0, usd)
         running = after
-    return top + len(bars) - 1, Waterfall(ws.name, top, top + len(bars) - 1, title_cell)
+    return Waterfall(ws.name, top, top + len(bars) - 1, title_cell)
 
 
 def waterfall_chart(wb, w: Waterfall, width: int = 760, height: int = 360):

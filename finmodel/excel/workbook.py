@@ -574,7 +574,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> Waterfall | None:
             ws.write_formula(row, 2 + j, f"={a}-{b}", st.cell(x.unit), _cached(va - vb))
         row += 1
 
-    row, waterfall = write_bridge(ws, st, result, lay, row + 1, others, by_key)
+    row, waterfall_rows = write_bridge(ws, st, result, lay, row + 1, others, by_key)
     row += 1
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
@@ -602,6 +602,10 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> Waterfall | None:
         for j in range(len(tables)):
             ws.conditional_format(first, 3 + 2 * j, last, 3 + 2 * j,
                                   {"type": "3_color_scale"})
+    # The waterfall's helper rows go under every table, clear of the charts beside them.
+    waterfall = None
+    if waterfall_rows is not None:
+        waterfall = waterfall_rows((first + len(tables[0]) if tables else first) + 1)
     ws.set_column(0, 0, 46)
     ws.set_column(1, 1, 12)
     ws.set_column(2, 2 + 2 * max(len(tables), len(others)), 18)

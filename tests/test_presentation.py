@@ -270,7 +270,7 @@ def test_dashboard_draws_the_live_npv_bridge_of_the_best_converting_strategy(
     # One chart implementation: the Dashboard's waterfall reads the same rows as
     # Comparison's.
     charts = _chart_refs(path)
-    helper = f"Comparison!$F${first + 1}:$F${first + len(want)}"
+    helper = f"Comparison!$F${first}:$F${first + len(want) - 1}"  # the hidden bases
     on_dash = [c for c in charts["Dashboard"] if helper in c]
     on_comp = [c for c in charts["Comparison"] if helper in c]
     assert len(on_dash) == len(on_comp) == 1 and on_dash == on_comp

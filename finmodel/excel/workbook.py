@@ -276,6 +276,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_number(r, 2, value, st.constant)
         ws.write_string(r, 3, unit, st.unit)
         _define(wb, name, f"=Constants!{xl_rowcol_to_cell(r, 2, True, True)}")
+    if result.assumptions.tax is not None:
+        _write_tax_inputs(wb, ws, st, result, 4 + len(lay.constants) + 1)
     ws.set_column(0, 0, 26)
     ws.set_column(1, 1, 70)
     ws.set_column(2, 2, 16)
@@ -730,6 +732,45 @@ def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),
                repeat_cols=(0, FIRST_COL - 1), fit_width=False)
     year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n, n_rows)
+
+
+def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
+    """The Tax inputs block: each MACRS class's life, method and rate by recovery year as
+    input cells, named (``tax_macrs_5_year_rates``...) and read by the Tax sheet's
+    depreciation formulas; and the life and schedule of each asset class of the case."""
+    from finmodel.models.tax import MACRS, macrs_name
+
+    t = result.assumptions.tax
+    ws.write_string(row, 0, "Tax inputs: MACRS depreciation tables (IRS Publication 946, "
+                    "Table A-1, half-year convention; rate by recovery year)", st.section)
+    for c in range(1, 4):
+        ws.write_blank(row, c, None, st.section)
+    row += 1
+    years = max(len(x) for x in MACRS.values())
+    for c, h in enumerate(["Defined name", "Class and method", "Life (years)", "Unit"]):
+        ws.write_string(row, c, h, st.header_left)
+    for y in range(1, years + 1):
+        ws.write_string(row, 3 + y, f"Year {y}", st.header)
+    for life, table in MACRS.items():
+        row += 1
+        name = macrs_name(life)
+        method = "150 % declining balance" if life >= 15 else "200 % declining balance"
+        ws.write_string(row, 0, name, st.name)
+        ws.write_string(row, 1, f"{life}-year property: {method}, switching to straight "
+                        "line; half-year convention", st.label)
+        ws.write_number(row, 2, life, st.cell("years", "input"))
+        ws.write_string(row, 3, "%", st.unit)
+        for y, pct in enumerate(table, start=1):
+            ws.write_number(row, 3 + y, pct / 100, st.cell("share", "input"))
+        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(row, 4, True, True)}:"
+                f"{xl_rowcol_to_cell(row, 3 + len(table), True, True)}")
+    row += 1
+    used = "MACRS tables above for 5, 7 and 15-year lives; straight line over the life " \
+        "otherwise" if t.depreciation == "macrs" else "straight line over each life"
+    ws.write_string(row, 1, f"This case's method (tax.depreciation on Inputs): {used}. Each "
+                    "asset class's life is its input on Inputs (tax.mining_asset_life_years, "
+                    "tax.gpu_life_years, conversion.*_life_years).", st.subtitle)
+    ws.set_column(4, 3 + years, 6)
 
 
 def _master_flag(ws, st, result, row: int, col: int) -> None:

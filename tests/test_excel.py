@@ -161,6 +161,12 @@ def test_every_calculated_cell_is_a_formula_and_none_is_volatile(exported):
         if m.solved:
             sheet, cell = next(iter(wb.defined_names[f"{m.strategy}_{m.metric}"].destinations))
             solved.add((sheet, cell.replace("$", "")))
+    # The Tax inputs block's depreciation tables are input cells (named, read by formulas).
+    for name, dn in wb.defined_names.items():
+        if name.startswith("tax_macrs_"):
+            sheet, cells = next(iter(dn.destinations))
+            for row in wb[sheet][cells.replace("$", "")]:
+                solved.update((sheet, c.coordinate) for c in row)
     formulas = 0
     for ws in wb.worksheets:
         if ws.title in ("Inputs", "Snapshot"):  # inputs, and their hidden copy at export

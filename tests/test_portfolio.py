@@ -664,3 +664,65 @@ def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_
     with pytest.raises(Exception, match="expected a file name ending in .xlsx"):
         export_plan(plan, tmp_path / "plan.xls")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "proven.xlsx"]
+
+
+def test_dominated_options_left_out_keep_the_milp_exact():
+    """Options another option of the same site beats on NPV, on capex in every budgeted
+    year and on cumulative cash in every month are left out; the MILP over the rest gives
+    the value of the MILP over every option, on budgets loose and tight, and every option
+    left out has a kept option of its site that beats it on each count."""
+    from dataclasses import replace
+
+    from finmodel.portfolio.optimise import undominated
+
+    data = small(capex_budget_usd_by_year={"2026": 450e6, "2027": 500e6, "2028": 300e6},
+                 min_cash_usd=150e6)
+    data["options"] = {"strategies": ["mining", "hybrid", "ai_hosting", "cloud_hybrid"],
+                       "start_months": ["2026-06", "2026-12", "2027-06", "2028-01"]}
+    del data["sites"]["b"]["options"]
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    options = evaluate_options(lp)
+    flows = company_flows(lp.spec, lp.start_month, lp.months)
+    p = build_problem(lp.spec, options, flows)
+    keep = undominated(p)
+    assert 0 < (~keep).sum() < len(keep) - 4
+    cash = p.cum_cash.T
+    for i in np.flatnonzero(~keep):
+        same = np.flatnonzero((options.site == options.site[i]) & keep)
+        assert any(p.npv[j] >= p.npv[i] and np.all(p.capex[:, j] <= p.capex[:, i])
+                   and np.all(cash[j] >= cash[i] - 1e-6) for j in same), i
+    plans = set()
+    for budget in (p.budget, p.budget * 0.6, p.budget * 3):
+        q = replace(p, budget=budget)
+        reduced = solve(q, exact_gains=False, lazy=False)
+        every = solve(replace(q, keep=options.allowed.copy()), exact_gains=False, lazy=False)
+        assert reduced.optimal and every.optimal
+        assert reduced.objective_usd == pytest.approx(every.objective_usd, rel=1e-9)
+        assert keep[reduced.choice].all()
+        plans.add(tuple(sorted(reduced.choice)))
+    assert len(plans) == 3  # the budgets bind differently: three different plans
+
+
+def test_monte_carlo_sites_batched_equal_one_run_per_site():
+    """Sites that differ only in numeric inputs share the Monte Carlo's runs (each site's
+    chunk of paths a block of scenarios, its drawn inputs and start month set per block):
+    the shortfalls and NPVs equal those of one run per (site, chunk), whatever the chunk;
+    a site with another structure (a flag) runs apart."""
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    data = small()
+    data["sites"]["e"] = _site(80.0, 41.0, 35.0)
+    data["sites"]["e"]["mining"]["economic_curtailment"] = False
+    data["monte_carlo"] = {"distributions": {
+        "c": {"power.ppa_price_usd_per_mwh": {"dist": "uniform", "low": 30.0, "high": 60.0}},
+        "e": {"hosting.lease_rate_usd_per_kw_month": {"dist": "uniform", "low": 100.0,
+                                                       "high": 160.0}}}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert len(set(plan.chosen.strategy)) > 1  # sites on different options share runs
+    alone = funding_shortfall(plan, 10, seed=11, chunk=4, max_scenarios=1)
+    for chunk, most in ((4, 600), (10, 600), (3, 7)):
+        batched = funding_shortfall(plan, 10, seed=11, chunk=chunk, max_scenarios=most)
+        assert np.allclose(batched.sites_npv_usd, alone.sites_npv_usd, rtol=1e-13, atol=0)
+        assert np.allclose(batched.shortfall_usd, alone.shortfall_usd, rtol=1e-13, atol=1e-6)
+    assert alone.shortfall_usd.max() > 0 and np.ptp(alone.sites_npv_usd) > 1e6

@@ -1,6 +1,7 @@
 """Monte Carlo of the whole base case, and the vectorised IRR, against loops.
 
 Run:  python benchmarks/bench_monte_carlo.py [--scenarios 10000] [--loop 500]
+      PYTHONPATH=DIR python benchmarks/bench_monte_carlo.py --quick   (finmodel from DIR)
 
 - 10,000 scenarios of assumptions/base.toml at 20 years monthly (240 months), every
   strategy (mining, ai_hosting, hybrid), NPV and IRR of each, from the case's
@@ -68,10 +69,24 @@ def main() -> None:
     ap.add_argument("--scenarios", type=int, default=10_000)
     ap.add_argument("--loop", type=int, default=500, help="single runs timed for the "
                     "baseline (scaled to --scenarios)")
+    ap.add_argument("--quick", action="store_true", help="only the Monte Carlo call and "
+                    "the floor, interleaved, best of 3 (to compare finmodel trees)")
     args = ap.parse_args()
     n = args.scenarios
     a, kw = monte_carlo_case()
     monte_carlo(a, 200, executor=None, **kw)  # warm-up: imports, caches
+    if args.quick:
+        elements = elements_written(a, kw, 600) * -(-n // 600)
+        best_mc = best_floor = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            monte_carlo(a, n, executor=None, **kw)
+            best_mc = min(best_mc, time.perf_counter() - t)
+            best_floor = min(best_floor, floor_seconds(elements, (600, 240), repeat=1))
+        print(machine(f"finmodel from {finmodel.__file__}"))
+        print(f"{n:,} scenarios: Monte Carlo {best_mc:.2f} s, floor {best_floor:.2f} s "
+              f"({elements / 1e6:,.0f} M elements), ratio {best_mc / best_floor:.1f}x")
+        return
     # BLAS pinned to one thread (as shipped) and left to its default threads, interleaved.
     free = {"pinned": float("inf"), "default": float("inf")}
     for _ in range(3):

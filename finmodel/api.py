@@ -501,10 +501,11 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
     root = root.reshape(k, n)
     f0 = f0.reshape(k, n)
     start_price = sv.price[:, 0]
+    endogenous = "network.hashrate_eh_s" in model.stepped
     for i, t in enumerate(targets):
         w = why[i]
         if t.kind == BREAKEVEN_BTC_PRICE:
-            w = np.where(f0[i] >= 0, "NPV is not negative even at a zero BTC price", w)
+            w = np.where(f0[i] >= 0, ZERO_PRICE + (ENDOGENOUS if endogenous else ""), w)
         w = np.where(w == NOT_CROSSED, NO_ROOT.get(t.kind, NOT_CROSSED), w)
         if t.price:
             value = root[i] * start_price
@@ -517,6 +518,16 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
 
 
 NOT_CROSSED = "the target is not crossed between the bracket's ends"
+#: Why a strategy has no break-even BTC price when its NPV is not negative at zero: an
+#: owned fleet spends no capex, and what the site earns without mining covers its costs —
+#: power sold back, the fleet sold at its value on the ASIC price curve (quoted in USD/TH,
+#: not tied to the BTC price) once it stops for good.
+ZERO_PRICE = ("NPV is not negative even at a zero BTC price: with no capex to earn back, what "
+              "the site earns without mining (power sold back; the fleet sold at its ASIC-"
+              "curve value, which does not follow the BTC price) covers its costs")
+#: ... and with an endogenous hashrate the margin survives any positive price.
+ENDOGENOUS = ("; at any positive price the endogenous network hashrate falls until hashprice"
+              " is back near the reference cash cost, so the margin survives")
 #: What it means, for each break-even, that no value in [0, 2^30 x the case's] solves it.
 NO_ROOT = {
     "btc_price_mining_matches": "mining's NPV stays on the same side of this strategy's at "

@@ -12,7 +12,9 @@ negative;
 
 Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
 twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
-``FCF_ltm x (1 + g) / (r - g)``, never below the salvage value of the site
+``FCF_ltm x (1 + g) / (r - g)``, or (``lease_renewal``) that perpetuity with the AI hall
+re-let (rent reset, re-letting capex every renewal; :func:`add_cash_flow`), never below
+the salvage value of the site
 (``salvage_usd_per_mw`` x interconnect MW), added to the last month's flow.
 """
 
@@ -50,8 +52,9 @@ IRR_GUESS_MONTHLY = 0.01
 
 #: The order headline metrics are shown in.
 METRIC_ORDER = (
-    "npv_usd", "npv_vs_mining_usd", "project_irr", "incremental_irr", "mirr",
-    "profitability_index", "moic", "payback_years",
+    "npv_usd", "npv_vs_mining_usd", "project_irr", "incremental_irr", "incremental_mirr",
+    "mirr", "profitability_index", "incremental_profitability_index", "moic",
+    "payback_years",
     "equity_npv_usd", "equity_irr", "equity_mirr", "equity_profitability_index",
     "value_per_share_usd", "value_per_share_diluted_usd",
     "debt_usd", "min_dscr",
@@ -88,9 +91,23 @@ class CashFlow:
 
 
 def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
-                  costs: list[Line], capex: list[Line], other: list[Line]) -> CashFlow:
+                  costs: list[Line], capex: list[Line], other: list[Line],
+                  rent: Line | None = None, ai_mw: Expr | None = None) -> CashFlow:
     """Revenue, EBITDA, capex, other cash and free cash flow of a strategy from its signed
-    lines, with the terminal value the case asks for."""
+    lines, with the terminal value the case asks for.
+
+    ``rent`` (a lease's rent) and ``ai_mw`` (the AI hall's critical IT) enter the
+    ``lease_renewal`` terminal value: the growing perpetuity of the last twelve months'
+    free cash flow ``N``, with the rent in it reset to ``release_rent_share`` of the last
+    twelve months' rent ``R``, less the re-letting capex ``C = release_capex_usd_per_mw x
+    ai_mw`` spent at the horizon and every ``T = release_term_years`` after it, growing
+    with the rent:
+
+        TV = (N + (share - 1) R) (1 + g) / (r - g) - C / (1 - ((1 + g) / (1 + r)) ** T)
+
+    (r the annual discount rate, g the terminal growth rate). Without a hall (mining) it
+    is the growing perpetuity itself.
+    """
     s, sec = strategy, f"{strategy}: cash flow"
 
     def link(lines: list[Line]) -> list[Line]:
@@ -120,10 +137,25 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
                      section=sec)
         ltm[key] = m.line(f"{s}.ltm_{key}_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
                           "Last twelve months", "USD", SHEET, agg="none", section=sec)
-    g = inp("valuation.terminal_growth_rate")
+    g, r = inp("valuation.terminal_growth_rate"), inp("case.discount_rate")
+    perpetuity: Expr = ltm["operating_fcf"] * (1 + g) / (r - g)
+    renewal: Expr = perpetuity
+    if rent is not None:
+        cum = m.line(f"{s}.cumulative_rent_usd", cumulative(rent),
+                     "Cumulative rent, for the last twelve months", "USD", SHEET, agg="none",
+                     section=sec)
+        ltm_rent = m.line(f"{s}.ltm_rent_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
+                          "Last twelve months' rent", "USD", SHEET, agg="none", section=sec)
+        renewal = renewal + (inp("valuation.release_rent_share") - 1) * ltm_rent \
+            * (1 + g) / (r - g)
+    if ai_mw is not None:
+        # Each re-letting's capex, growing like the rent, every T years from the horizon.
+        cycle = ((1 + g) / (1 + r)) ** inp("valuation.release_term_years")
+        renewal = renewal - inp("valuation.release_capex_usd_per_mw") * ai_mw / (1 - cycle)
     value: Expr = where(chosen("valuation.terminal_method", "exit_multiple"),
                         inp("valuation.exit_multiple") * ltm["ebitda"],
-                        ltm["operating_fcf"] * (1 + g) / (inp("case.discount_rate") - g))
+                        where(chosen("valuation.terminal_method", "lease_renewal"), renewal,
+                              perpetuity))
     last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
     # The site is worth at least its salvage value: no multiple of a loss below it.
     floor_value = inp("valuation.salvage_usd_per_mw") * inp("site.interconnect_mw")
@@ -201,7 +233,10 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
 
     ``kind`` names the metrics: ``project`` gives ``project_irr``, ``mirr``,
     ``profitability_index``; ``equity`` gives ``equity_irr``, ``equity_mirr``,
-    ``equity_profitability_index``; ``incremental`` gives ``incremental_irr``.
+    ``equity_profitability_index``; ``incremental`` gives ``incremental_irr``,
+    ``incremental_mirr``, ``incremental_profitability_index`` (the flows of converting less
+    mining's: a deposit or prepayment received before the conversion capex makes them not
+    investment-shaped, and MIRR is the return that is still defined and unique).
 
     MIRR is Excel's ``MIRR(flows, r, r)`` on the monthly flows, finance and reinvestment
     rate both the discount rate ``r``, annualised: with ``n`` months,
@@ -219,8 +254,6 @@ def add_return_metrics(m: Model, s: str, kind: str, flows: Line, rate: Expr,
                    or_not_available((1 + irr(flows, IRR_GUESS_MONTHLY)) ** MONTHS_PER_YEAR
                                     - 1), not_available()),
              label, "rate", metric=key, **kw)
-    if kind == "incremental":
-        return
     prefix = "" if kind == "project" else f"{kind}_"
     n = inp("case.horizon_years") * MONTHS_PER_YEAR
     # Named parts on the cash-flow sheet, so each Summary formula stays short.

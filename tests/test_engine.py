@@ -168,3 +168,20 @@ def test_a_sub_expression_used_twice_in_a_line_gives_what_it_gives_once():
     months = np.arange(24)[None, :]
     y = a[:, None] * (1.0 + g[:, None]) ** (months / 12.0)
     assert np.array_equal(v["twice"], np.where(y > 5.0, y * 2.0, y - 1.0) + y)
+
+
+def test_an_irr_shared_inside_and_outside_an_if_is_whole_outside():
+    # The same sub-expression object under IF (solved for some scenarios only) and outside
+    # it (all scenarios) in one line: the partial value must not be reused outside.
+    from finmodel.engine.expr import irr
+
+    x = np.array([60.0, -5.0, 45.0])  # 45 x 23 > 1,000: a root, though the IF skips it
+    m = Model()
+    flows = m.line("flows", where(time("index") < 0.5, -1000.0, Input("x")), "F", "USD", "S")
+    annual = (1.0 + irr(flows)) ** 12.0 - 1.0  # one object, used twice below
+    m.scalar("alone", annual, "A", "rate", "S")
+    m.scalar("both", where(Input("x") > 50.0, annual, 0.0) + annual, "B", "rate", "S")
+    v = evaluate(m, TL, {"x": x})
+    alone = v["alone"]
+    assert np.isfinite(alone[[0, 2]]).all()
+    assert np.array_equal(v["both"], np.where(x > 50.0, alone, 0.0) + alone, equal_nan=True)

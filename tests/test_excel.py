@@ -23,6 +23,12 @@ from tests.conftest import CASES, PARITY
 VARIANTS = {
     # The base case at a BTC price where mining pays: IRR and payback are numbers.
     "base_profitable": ("base", {"network.btc_price_usd": 250_000.0}),
+    # The AI hall re-let at the horizon (terminal value net of re-letting capex).
+    "base_lease_renewal": ("base", {"valuation.terminal_method": "lease_renewal",
+                                    "valuation.terminal_growth_rate": 0.02,
+                                    "valuation.release_rent_share": 0.9,
+                                    "valuation.release_capex_usd_per_mw": 1.5e6,
+                                    "valuation.release_term_years": 8.0}),
 }
 
 

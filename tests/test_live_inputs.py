@@ -186,7 +186,8 @@ def test_every_input_is_live_or_structural(case, tmp_path, libreoffice, capsys):
     method = a.valuation.terminal_method
     assert {label for label, _, _ in plan} >= {
         f"valuation.terminal_method={m}" for m in ("none", "exit_multiple",
-                                                    "perpetuity_growth") if m != method}
+                                                    "perpetuity_growth", "lease_renewal")
+        if m != method}
 
 
 #: Scenario sets for the Bitdeer case, which ships none.

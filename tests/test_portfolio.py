@@ -107,6 +107,41 @@ def test_options_are_the_single_site_model(four):
     assert len(options) == 12
 
 
+def test_sites_batched_in_one_run_equal_one_run_per_site():
+    """Sites that differ only in numeric inputs share one vectorised run (each site x start
+    month a scenario); the options are the same numbers, to the bit, as one run per site.
+    A site that differs in a flag, or has other start months, runs apart."""
+    from finmodel.portfolio.options import site_groups
+
+    data = small()
+    data["sites"]["e"] = _site(80.0, 41.0, 35.0)
+    data["sites"]["e"]["mining"]["economic_curtailment"] = False  # a flag: structure
+    data["sites"]["f"] = _site(150.0, 33.0, 70.0)
+    data["sites"]["f"]["hosting"] = {"lease_rate_usd_per_kw_month": 120.0}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    groups = {tuple(names): inputs for _, names, inputs in site_groups(lp)}
+    assert sorted(groups) == [("a", "c", "d", "f"), ("b",), ("e",)]
+    inputs = groups["a", "c", "d", "f"]
+    # each site's own power price, repeated over its one start month
+    assert inputs["power.ppa_price_usd_per_mwh"].tolist() == [38.0, 45.0, 50.0, 33.0]
+    assert inputs["hosting.lease_rate_usd_per_kw_month"].tolist() == [150.0, 150.0, 150.0,
+                                                                      120.0]
+    batched = evaluate_options(lp)
+    alone = evaluate_options(lp, max_scenarios=1)
+    assert batched.site.tolist() == alone.site.tolist() == \
+        [s for s in "abcdef" for _ in range(3)]
+    for field in ("npv_usd", "value_of_converting_usd", "cash_usd", "capex_usd"):
+        assert np.array_equal(getattr(batched, field), getattr(alone, field)), field
+    # and against the single-site model by hand: site f's hybrid from 2026-06
+    import finmodel
+
+    case = finmodel.with_values(lp.cases["f"], {
+        "strategies.hybrid.conversion_start_month": "2026-06"})
+    npv = finmodel.run(case, breakevens=False).summary.loc["npv_usd", "hybrid"]
+    row = np.flatnonzero((batched.site == "f") & (batched.strategy == "hybrid"))[0]
+    assert batched.npv_usd[row] == pytest.approx(npv, rel=1e-12)
+
+
 def test_milp_equals_brute_force_over_all_81_plans(four):
     lp, options = four
     (value, idx, raised), feasible = _brute_force(lp, options)
@@ -600,3 +635,94 @@ def test_plan_cut_short_by_the_time_limit_gets_the_money_every_month_needs(four)
     assert fixed.gap == pytest.approx((bound - full.objective_usd) / abs(full.objective_usd))
     with pytest.raises(SolverError, match="no plan keeping the cash floor within 1 s"):
         opt._repaired(p, cut, 1.0, max_funding=0.0)
+
+
+def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_path):
+    """A plan cut short by the time limit is stated as such, with its proven gap, in the
+    Portfolio sheet, the printed summary and the JSON; a proven plan says "proven
+    optimal"."""
+    import dataclasses
+
+    import openpyxl
+
+    from finmodel.excel.portfolio_sheets import export_plan
+    from finmodel.portfolio.report import format_plan
+
+    lp, options = four
+    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    assert plan.solution.optimal and "; proven optimal" in format_plan(plan)
+    export_plan(plan, tmp_path / "proven.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "proven.xlsx")["Portfolio"]
+    assert ws["B7"].value.startswith("scipy.optimize.milp (HiGHS), proven optimal;")
+    plan.solution = dataclasses.replace(plan.solution, optimal=False, mip_gap=0.000123)
+    assert "proven within 0.012% of the optimum" in format_plan(plan)
+    assert plan.to_json()["optimal"] is False and plan.to_json()["mip_gap"] == 0.000123
+    export_plan(plan, tmp_path / "cut.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "cut.xlsx")["Portfolio"]
+    assert "NOT proven optimal" in ws["B7"].value
+    assert "proven within 0.012% of the optimum" in ws["B7"].value
+    with pytest.raises(Exception, match="expected a file name ending in .xlsx"):
+        export_plan(plan, tmp_path / "plan.xls")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "proven.xlsx"]
+
+
+def test_dominated_options_left_out_keep_the_milp_exact():
+    """Options another option of the same site beats on NPV, on capex in every budgeted
+    year and on cumulative cash in every month are left out; the MILP over the rest gives
+    the value of the MILP over every option, on budgets loose and tight, and every option
+    left out has a kept option of its site that beats it on each count."""
+    from dataclasses import replace
+
+    from finmodel.portfolio.optimise import undominated
+
+    data = small(capex_budget_usd_by_year={"2026": 450e6, "2027": 500e6, "2028": 300e6},
+                 min_cash_usd=150e6)
+    data["options"] = {"strategies": ["mining", "hybrid", "ai_hosting", "cloud_hybrid"],
+                       "start_months": ["2026-06", "2026-12", "2027-06", "2028-01"]}
+    del data["sites"]["b"]["options"]
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    options = evaluate_options(lp)
+    flows = company_flows(lp.spec, lp.start_month, lp.months)
+    p = build_problem(lp.spec, options, flows)
+    keep = undominated(p)
+    assert 0 < (~keep).sum() < len(keep) - 4
+    cash = p.cum_cash.T
+    for i in np.flatnonzero(~keep):
+        same = np.flatnonzero((options.site == options.site[i]) & keep)
+        assert any(p.npv[j] >= p.npv[i] and np.all(p.capex[:, j] <= p.capex[:, i])
+                   and np.all(cash[j] >= cash[i] - 1e-6) for j in same), i
+    plans = set()
+    for budget in (p.budget, p.budget * 0.6, p.budget * 3):
+        q = replace(p, budget=budget)
+        reduced = solve(q, exact_gains=False, lazy=False)
+        every = solve(replace(q, keep=options.allowed.copy()), exact_gains=False, lazy=False)
+        assert reduced.optimal and every.optimal
+        assert reduced.objective_usd == pytest.approx(every.objective_usd, rel=1e-9)
+        assert keep[reduced.choice].all()
+        plans.add(tuple(sorted(reduced.choice)))
+    assert len(plans) == 3  # the budgets bind differently: three different plans
+
+
+def test_monte_carlo_sites_batched_equal_one_run_per_site():
+    """Sites that differ only in numeric inputs share the Monte Carlo's runs (each site's
+    chunk of paths a block of scenarios, its drawn inputs and start month set per block):
+    the shortfalls and NPVs equal those of one run per (site, chunk), whatever the chunk;
+    a site with another structure (a flag) runs apart."""
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    data = small()
+    data["sites"]["e"] = _site(80.0, 41.0, 35.0)
+    data["sites"]["e"]["mining"]["economic_curtailment"] = False
+    data["monte_carlo"] = {"distributions": {
+        "c": {"power.ppa_price_usd_per_mwh": {"dist": "uniform", "low": 30.0, "high": 60.0}},
+        "e": {"hosting.lease_rate_usd_per_kw_month": {"dist": "uniform", "low": 100.0,
+                                                       "high": 160.0}}}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert len(set(plan.chosen.strategy)) > 1  # sites on different options share runs
+    alone = funding_shortfall(plan, 10, seed=11, chunk=4, max_scenarios=1)
+    for chunk, most in ((4, 600), (10, 600), (3, 7)):
+        batched = funding_shortfall(plan, 10, seed=11, chunk=chunk, max_scenarios=most)
+        assert np.allclose(batched.sites_npv_usd, alone.sites_npv_usd, rtol=1e-13, atol=0)
+        assert np.allclose(batched.shortfall_usd, alone.shortfall_usd, rtol=1e-13, atol=1e-6)
+    assert alone.shortfall_usd.max() > 0 and np.ptp(alone.sites_npv_usd) > 1e6

@@ -46,3 +46,42 @@ def test_gpus_are_sold_at_their_residual_value_at_the_horizon():
     residual = v["cloud_hybrid.cloud.gpu_residual_usd"][0]
     assert residual[179] == pytest.approx(expected, rel=1e-12)
     assert not residual[:179].any()
+
+
+def test_lease_renewal_re_lets_the_hall_net_of_re_letting_capex():
+    # Base, valued with the hall re-let at the horizon: r = 10 %, g = 2 %, renewed rent
+    # 90 % of the last twelve months', $1.5M per MW of AI IT to re-let every 8 years.
+    # By hand, from the model's own monthly lines: N = last twelve months' free cash flow,
+    # R = last twelve months' rent, C = 1.5e6 x the hall's MW; q = (1.02 / 1.10) ** 8;
+    # TV = (N + (0.9 - 1) R) x 1.02 / 0.08 - C / (1 - q).
+    base = finmodel.load_assumptions("assumptions/base.toml")
+    a = finmodel.with_values(base, {"valuation.terminal_method": "lease_renewal",
+                                    "valuation.terminal_growth_rate": 0.02,
+                                    "valuation.release_rent_share": 0.9,
+                                    "valuation.release_capex_usd_per_mw": 1.5e6,
+                                    "valuation.release_term_years": 8.0})
+    r = finmodel.run(a, breakevens=False)
+    v = r.values
+    for s in ("ai_hosting", "hybrid"):
+        n = v[f"{s}.operating_fcf_usd"][0][-12:].sum()
+        rent = v[f"{s}.hosting.rent_usd"][0][-12:].sum()
+        mw = float(v[f"{s}.hosting.ai_it_mw"][0])
+        assert rent > 0 and mw > 0
+        q = (1.02 / 1.10) ** 8
+        expected = (n + (0.9 - 1) * rent) * 1.02 / 0.08 - 1.5e6 * mw / (1 - q)
+        tv = v[f"{s}.terminal_value_usd"][0]
+        assert tv[-1] == pytest.approx(expected, rel=1e-12)
+        assert not tv[:-1].any()
+    assert v["hybrid.hosting.ai_it_mw"][0] == 40.0  # the case file's ai_it_mw
+    # Nothing to re-let (mining): the growing perpetuity of free cash flow, as
+    # perpetuity_growth gives; and with the rent kept and no capex, the hall's is too.
+    same = finmodel.with_values(a, {"valuation.release_rent_share": 1.0,
+                                    "valuation.release_capex_usd_per_mw": 0.0})
+    pg = finmodel.with_values(same, {"valuation.terminal_method": "perpetuity_growth"})
+    x, y = finmodel.run(same, breakevens=False), finmodel.run(pg, breakevens=False)
+    for s in ("mining", "ai_hosting", "hybrid"):
+        assert x.values[f"{s}.terminal_value_usd"][0][-1] == pytest.approx(
+            y.values[f"{s}.terminal_value_usd"][0][-1], rel=1e-12)
+    # Growth at or above the discount rate has no perpetuity: refused, naming the field.
+    with pytest.raises(finmodel.InputError, match="valuation.terminal_growth_rate"):
+        finmodel.with_values(a, {"valuation.terminal_growth_rate": 0.10})

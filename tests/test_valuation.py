@@ -269,3 +269,66 @@ def test_mirr_is_excels_mirr_as_numpy_financial_computes_it(profitable):
         disc = (1 + r_m) ** -np.arange(1, len(cf) + 1)
         pi = (np.maximum(cf, 0) @ disc) / -(np.minimum(cf, 0) @ disc)
         assert profitable.summary.loc["profitability_index", s] == pytest.approx(pi, rel=1e-12)
+
+
+def test_incremental_return_is_mirr_when_the_deposit_comes_first(base):
+    # Base: the tenant's security deposit arrives at signing, before the conversion capex,
+    # so converting's flows less mining's open with an inflow: no IRR means a return
+    # there. Their MIRR (finance and reinvestment at the discount rate) is numpy-financial's
+    # MIRR on the same monthly flows, annualised; the PI is PV in / -PV out by hand.
+    v = base.values
+    rm = v["valuation.monthly_discount_rate"][0]
+    inc = v["ai_hosting.incremental_fcf_usd"][0]
+    assert inc[np.flatnonzero(inc)[0]] > 0
+    assert np.isnan(base.summary.loc["incremental_irr", "ai_hosting"])
+    assert "inflow" in base.reasons["ai_hosting.incremental_irr"][0]
+    assert base.summary.loc["incremental_mirr", "ai_hosting"] == pytest.approx(
+        (1 + npf.mirr(inc, rm, rm)) ** 12 - 1, rel=1e-12)
+    disc = (1 + rm) ** -np.arange(1, inc.size + 1)
+    pv_in, pv_out = (np.maximum(inc, 0) * disc).sum(), (np.minimum(inc, 0) * disc).sum()
+    assert base.summary.loc["incremental_profitability_index", "ai_hosting"] == pytest.approx(
+        pv_in / -pv_out, rel=1e-12)
+    # MIRR at the discount rate is above it exactly when converting beats mining.
+    assert (base.summary.loc["incremental_mirr", "ai_hosting"] > 0.10) == (
+        base.summary.loc["npv_vs_mining_usd", "ai_hosting"] > 0)
+
+
+def test_a_restricted_deposit_is_not_free_cash_flow(base):
+    # The contract holds the deposit in escrow: neither its receipt nor its return is the
+    # project's cash. The NPV falls by exactly the deposit's own NPV (received at signing,
+    # returned at the end of the term), and the incremental flows become investment-shaped:
+    # their IRR is numpy-financial's, annualised.
+    a = finmodel.with_values(base.assumptions, {"hosting.security_deposit_restricted": True})
+    r = finmodel.run(a, breakevens=False)
+    rm = base.values["valuation.monthly_discount_rate"][0]
+    dep = base.values["ai_hosting.hosting.deposit_usd"][0]
+    assert dep.max() > 0 and dep.min() < 0  # received, then returned
+    assert not r.values["ai_hosting.hosting.deposit_usd"].any()
+    dep_npv = (dep * (1 + rm) ** -np.arange(1, dep.size + 1)).sum()
+    assert base.summary.loc["npv_usd", "ai_hosting"] - r.summary.loc["npv_usd", "ai_hosting"] \
+        == pytest.approx(dep_npv, rel=1e-9)
+    inc = r.values["ai_hosting.incremental_fcf_usd"][0]
+    assert inc[np.flatnonzero(inc)[0]] < 0
+    assert r.summary.loc["incremental_irr", "ai_hosting"] == pytest.approx(
+        (1 + npf.irr(inc)) ** 12 - 1, rel=1e-9)
+    assert r.reasons["ai_hosting.incremental_irr"][0] == ""
+
+
+def test_no_break_even_btc_price_on_an_owned_endogenous_site_and_why(base):
+    # Base: an owned fleet (no capex) sold at its ASIC-curve value when it stops, and an
+    # endogenous network hashrate. At a BTC price path scaled to a millionth, the network
+    # hashrate falls until hashprice is back near the reference cash cost, so mining's NPV
+    # is still positive: no BTC price level makes it zero, and the reason says both.
+    why = base.reasons["mining.breakeven_btc_price"][0]
+    assert "zero BTC price" in why and "ASIC-curve value" in why and "endogenous" in why
+    price = base.values["network.btc_price_usd"]
+    r = finmodel.run(base.assumptions, lines={"network.btc_price_usd": price * 1e-6},
+                     breakevens=False)
+    assert r.summary.loc["npv_usd", "mining"] > 0
+    h = r.values["network.hashrate_eh_s"][0]
+    assert h[-1] < 1e-3 * base.values["network.hashrate_eh_s"][0][-1]
+    # A site on the growth hashrate model (Riot style) has no such rescue: its reason is
+    # the zero-price one alone (power sold back covers the costs there).
+    riot = finmodel.run(finmodel.load_assumptions("assumptions/riot_style_fixed_block.toml"))
+    why = riot.reasons["mining.breakeven_btc_price"][0]
+    assert "zero BTC price" in why and "endogenous" not in why

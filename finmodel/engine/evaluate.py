@@ -348,14 +348,15 @@ class _Evaluator:
         an IRR inside it is solved for those scenarios only, NaN for the others, whose
         values the IF discards. (The solver gives each series the same root whatever
         other series it is solved with, so the kept values are the same bits.)"""
-        outer = self._rows
+        outer, memo = self._rows, self._memo
         if outer is not None and outer.shape == rows.shape:
             rows = rows & outer
-        self._rows = rows
+        # Nothing computed for some rows only may be remembered for the rest of the line.
+        self._rows, self._memo = rows, None
         try:
             return self.eval(e, None)
         finally:
-            self._rows = outer
+            self._rows, self._memo = outer, memo
 
     def _value(self, node: Node) -> np.ndarray:
         try:

@@ -13,7 +13,7 @@ from finmodel.excel.labels import input_label, shown_unit, strategy_labels
 #: The decision's metrics, in order; those the model has are shown (MIRR, profitability
 #: index and the like appear as soon as the model defines them).
 DECISION = ("npv_usd", "npv_vs_mining_usd", "project_irr", "mirr", "profitability_index",
-            "incremental_irr", "moic", "payback_years", "peak_funding_usd")
+            "incremental_irr", "incremental_mirr", "moic", "payback_years", "peak_funding_usd")
 
 #: Inputs that move the answer most, shown with their values (links to Inputs).
 KEY_INPUTS = ("network_btc_price_usd", "network_hashrate_eh_s", "network_hashrate_growth_rate",

@@ -81,8 +81,18 @@ def split_long(fw: FormulaWriter, line: Node, here: str, probe_t: int | None) ->
     helpers: list[Node] = []
     scalar = isinstance(line, Scalar)
 
+    # Each part's rendered length, once: a part renders the same until a helper replaces
+    # something inside it, and then it is a new expression (``substitute`` rebuilds every
+    # ancestor of what it replaces). Kept with the part, so its id is not reused. Without
+    # this, splitting the longest lines rendered their parts again at every level
+    # (a fifth of the base workbook's export).
+    lengths: dict[int, tuple[Expr, int]] = {}
+
     def length(e: Expr) -> int:
-        return len(fw._r(e, probe_t, here, 0))
+        hit = lengths.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = lengths[id(e)] = (e, len(fw._r(e, probe_t, here, 0)))
+        return hit[1]
 
     def shrink(e: Expr) -> Expr:
         while length(e) > TARGET_CHARS:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +29,8 @@ import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
-from finmodel.errors import ExportError
 from finmodel.excel.workbook import _Styles
+from finmodel.outputs import Outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from finmodel.portfolio.plan import Plan
@@ -42,25 +41,20 @@ TOP = 6
 
 def export_plan(plan: Plan, path: str | os.PathLike[str],
                 site_links: dict[str, str] | None = None) -> Path:
-    """Write the plan workbook atomically (temporary file, then rename).
+    """Write the plan workbook atomically (a temporary file, then a rename), with the
+    checks and clean-up every output of finmodel gets (:class:`finmodel.outputs.Outputs`).
 
     ``site_links`` maps a site to the relative path of its own workbook, shown as a link.
+
+    Raises
+    ------
+    ExportError
+        The name does not end in .xlsx, the folder is missing or not writable, or the
+        file cannot be written (the target is then left as it was).
     """
-    target = Path(path)
-    if target.suffix.lower() != ".xlsx":
-        raise ExportError(f"{target}: the workbook's name must end in .xlsx")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ExportError(f"{target}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".xlsx", dir=directory)
-    os.close(fd)
-    try:
-        _write(plan, tmp, site_links or {})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = Outputs()
+    target = out.target(path, ".xlsx", "plan workbook")
+    out.commit([(target, lambda tmp: _write(plan, str(tmp), site_links or {}))])
     return target
 
 
@@ -370,8 +364,11 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
              ("Portfolio file", src.name if src else "(built in Python)"),
              ("Portfolio file SHA-256", src.sha256 if src else "-"),
              ("Run date", dt.date.today().isoformat()),
-             ("Chosen by", "scipy.optimize.milp (HiGHS), exact; shadow prices from the LP "
-                           "relaxation; values, not formulas: run again after changes")]
+             ("Chosen by", "scipy.optimize.milp (HiGHS), " + (
+                 "proven optimal" if sol.optimal else
+                 f"NOT proven optimal: the time limit stopped it with the best plan found, "
+                 f"proven within {sol.mip_gap:.3%} of the optimum") + "; shadow prices from "
+              "the LP relaxation; values, not formulas: run again after changes")]
     for i, (k, val) in enumerate(stamp):
         ws.write_string(2 + i, 0, k, st.unit)
         ws.write_string(2 + i, 1, val, st.text)

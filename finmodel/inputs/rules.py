@@ -90,7 +90,7 @@ def cross_field_problem(case: Any, over: Mapping[str, Any] | None = None) -> str
             msg = _strategy_problem(case, v, name, tag)
             if msg:
                 return msg
-    if case.valuation.terminal_method == "perpetuity_growth":
+    if case.valuation.terminal_method in ("perpetuity_growth", "lease_renewal"):
         g, r = v("valuation.terminal_growth_rate"), v("case.discount_rate")
         if (i := _first(np.greater_equal(g, r))) is not None:
             return (f"valuation.terminal_growth_rate: {_at(g, i):g} must be below "

@@ -341,6 +341,11 @@ class HostingSection(_Section):
     security_deposit_months: float = _f(0.0, unit="months", description="Security deposit in"
                                         " months of full-ramp rent, paid at signing and "
                                         "returned at the end of the term", ge=0.0, le=60.0)
+    security_deposit_restricted: bool = _f(False, unit="flag", description="The contract "
+                                           "has the deposit held in a segregated (escrow) "
+                                           "account: restricted cash, a liability matched by"
+                                           " an asset, so neither its receipt nor its return "
+                                           "is the project's free cash flow")
     tenant_default_probability_rate: float = _f(0.0, unit="rate", description="Annual "
                                                 "probability of tenant default", ge=0.0,
                                                 lt=1.0)
@@ -613,13 +618,27 @@ class AnalysisSection(_Section):
 class ValuationSection(_Section):
     """Value at the horizon."""
 
-    terminal_method: Literal["none", "exit_multiple", "perpetuity_growth"] = _f(
+    terminal_method: Literal["none", "exit_multiple", "perpetuity_growth",
+                             "lease_renewal"] = _f(
         "none", unit="choice", description="Terminal value at the horizon: none, an EBITDA "
-        "multiple, or a growing perpetuity of free cash flow")
+        "multiple, a growing perpetuity of free cash flow, or that perpetuity with the AI "
+        "hall re-let: rent reset by release_rent_share and release_capex_usd_per_mw spent "
+        "every release_term_years")
     exit_multiple: float = _f(0.0, unit="x", description="EV / last-twelve-months EBITDA at "
                               "the horizon", ge=0.0, le=50.0)
     terminal_growth_rate: float = _f(0.0, unit="rate", description="Growth of free cash flow"
                                      " after the horizon", ge=-0.5, le=0.2)
+    release_capex_usd_per_mw: float = _f(0.0, unit="USD/MW", description="lease_renewal: "
+                                         "capex to re-let the AI hall (refit, leasing "
+                                         "commissions, tenant improvements) per MW of AI IT, "
+                                         "spent at the horizon and at every renewal after it",
+                                         ge=0.0, le=1e8)
+    release_term_years: float = _f(10.0, unit="years", description="lease_renewal: the term "
+                                   "of each renewed lease (how often the re-letting capex "
+                                   "recurs)", gt=0.0, le=40.0)
+    release_rent_share: float = _f(1.0, unit="ratio", description="lease_renewal: renewed "
+                                   "rent as a multiple of the last twelve months' rent (the "
+                                   "mark-to-market at re-letting)", ge=0.0, le=5.0)
     salvage_usd_per_mw: float = _f(0.0, unit="USD/MW", description="Floor of the terminal "
                                    "value per MW of interconnect (what the powered site sells "
                                    "for as land and a grid connection): a multiple of negative"

@@ -11,7 +11,8 @@ times the renewal reset (and probability) in a renewal, less expected credit los
 A prepayment (a share of the initial-term contract value at full ramp) arrives at signing
 (the conversion start) and is credited against rent over its months, starting a stated
 delay after commencement;
-a security deposit arrives at signing and is returned at the end of the initial term.
+a security deposit arrives at signing and is returned at the end of the initial term
+(neither is free cash flow when the contract restricts it: ``security_deposit_restricted``).
 """
 
 from __future__ import annotations
@@ -252,10 +253,13 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     refund = eq(time("index"), last_end)
     if h.default_month is not None:  # a defaulted tenant forfeits its deposit
         refund = refund & (default_at > time("index"))
+    # A deposit the contract holds in escrow is restricted cash: not the project's to use,
+    # so it is no free cash flow (nor a return on the conversion).
     deposit = m.line(f"{p}.deposit_usd",
-                     where(signing, deposit_amount, 0) - where(refund, deposit_amount, 0),
-                     "Security deposit received (+) and returned (-)", "USD", SHEET,
-                     section=sec)
+                     (where(signing, deposit_amount, 0) - where(refund, deposit_amount, 0))
+                     * (1 - inp("hosting.security_deposit_restricted")),
+                     "Security deposit received (+) and returned (-); 0 when restricted",
+                     "USD", SHEET, section=sec)
 
     opex = m.line(f"{p}.opex_usd",
                   -escalated(inp("hosting.opex_usd_per_mw_year") / MONTHS_PER_YEAR

@@ -124,7 +124,12 @@ def build_model(a: Assumptions) -> Model:
                          - m.nodes["mining.unlevered_fcf_usd"],
                          "Free cash flow less mining's (the conversion's own flows)", "USD",
                          "Cash Flow", section=f"{name}: return of converting")
-            add_return_metrics(m, name, "incremental", inc, rate, inc, inc,
+            sec = f"{name}: return of converting"
+            inc_in = m.line(f"{name}.incremental_cash_in_usd", maximum(inc, 0),
+                            "Incremental cash in", "USD", "Cash Flow", section=sec)
+            inc_out = m.line(f"{name}.incremental_cash_out_usd", minimum(inc, 0),
+                             "Incremental cash out", "USD", "Cash Flow", section=sec)
+            add_return_metrics(m, name, "incremental", inc, rate, inc_in, inc_out,
                                "Incremental IRR vs mining (the return of converting)")
             for key, label in BRIDGE_TITLES.items():
                 m.scalar(f"{name}.bridge_{key}",
@@ -214,7 +219,10 @@ def _build_strategy(m: Model, a: Assumptions, s: str, spec: StrategySpec, net: N
                    "conversion_capex": [conv.capex, *host.capex],
                    "tenant_financing": [x for x in host.other_cash if x not in residual],
                    "terminal_value": residual}
-    cf = add_cash_flow(m, a, s, revenue, costs, capex, other)
+    lease = host is not None and spec.product == "lease"
+    cf = add_cash_flow(m, a, s, revenue, costs, capex, other,
+                       rent=host.revenue if lease else None,
+                       ai_mw=host.ai_mw if host is not None else None)
     tv = m.nodes.get(f"{s}.terminal_value_usd")
     if tv is not None:
         groups.setdefault("terminal_value", []).append(tv)

@@ -170,7 +170,21 @@ class Solution:
 def undominated(p: Problem) -> np.ndarray:
     """Options no other option of the same site beats on every count (NPV, capex in every
     budgeted year, cumulative cash in every month); of identical options the first. The
-    MILP's optimum never needs the others, so leaving them out keeps it exact."""
+    MILP's optimum never needs the others, so leaving them out keeps it exact.
+
+    Why exact: say option i of site s is left out because option j of s has
+    ``npv[j] >= npv[i]``, ``capex[y, j] <= capex[y, i]`` in every budgeted year y and
+    ``cum_cash[m, j] >= cum_cash[m, i]`` in every month m (to 1e-6 USD). Take any plan
+    that chooses i, with new money f, and swap i for j, keeping f. Each capex row's left
+    side falls or stays, each month's cash balance (cash0 + fixed flows + the sites'
+    cumulative cash + G[m] f) rises or stays, f and its limit are untouched, so the new
+    plan keeps every constraint the old one kept (of the full problem or of any subset of
+    its rows, such as the lazily restricted cash floor), and its value changes by
+    ``npv[j] - npv[i] >= 0``. "Beats" (better or equal on every count, and strictly better
+    NPV or an earlier index) is a strict order, so following it from any option left out
+    ends at a kept option: every plan, in particular an optimal one, has a plan of kept
+    options at least as good. Tested against the MILP over every option
+    (tests/test_portfolio.py)."""
     keep = p.options.allowed.copy()
     cash = p.cum_cash.T
     for site in p.options.sites:

@@ -19,7 +19,8 @@ def format_plan(plan: Plan) -> str:
     js = plan.to_json()
     spec = plan.portfolio.spec
     proof = "proven optimal" if plan.solution.optimal else (
-        f"best plan found in the time limit, within {plan.solution.mip_gap:.2%} of optimal")
+        f"best plan found in the time limit, proven within {plan.solution.mip_gap:.3%} of "
+        "the optimum")
     lines = [spec.company.name, f"{len(plan.options)} options over "
              f"{len(plan.options.sites)} sites; objective: total NPV (USD); {proof}", "",
              f"{'site':<14}{'decision':<28}{'NPV':>12}{'vs mining':>12}{'capex':>12}"]

@@ -747,7 +747,12 @@ def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
         ws.write_blank(row, c, None, st.section)
     row += 1
     years = max(len(x) for x in MACRS.values())
-    for c, h in enumerate(["Defined name", "Class and method", "Life (years)", "Unit"]):
+    # The published rates have two decimals (14.29 %): shown whole, in the input style.
+    rate_fmt = wb.add_format({"font_name": "Arial", "font_size": 9, "num_format": "0.00%",
+                              "font_color": "#0000FF", "bg_color": "#FFF2CC", "border": 1,
+                              "border_color": "#BFBFBF"})
+    for c, h in enumerate(["Defined name", "Class and method", "Life (years)",
+                           "Rates"]):
         ws.write_string(row, c, h, st.header_left)
     for y in range(1, years + 1):
         ws.write_string(row, 3 + y, f"Year {y}", st.header)
@@ -759,9 +764,9 @@ def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
         ws.write_string(row, 1, f"{life}-year property: {method}, switching to straight "
                         "line; half-year convention", st.label)
         ws.write_number(row, 2, life, st.cell("years", "input"))
-        ws.write_string(row, 3, "%", st.unit)
+        ws.write_string(row, 3, "% by year", st.unit)
         for y, pct in enumerate(table, start=1):
-            ws.write_number(row, 3 + y, pct / 100, st.cell("share", "input"))
+            ws.write_number(row, 3 + y, pct / 100, rate_fmt)
         _define(wb, name, f"=Constants!{xl_rowcol_to_cell(row, 4, True, True)}:"
                 f"{xl_rowcol_to_cell(row, 3 + len(table), True, True)}")
     row += 1
@@ -770,7 +775,7 @@ def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
     ws.write_string(row, 1, f"This case's method (tax.depreciation on Inputs): {used}. Each "
                     "asset class's life is its input on Inputs (tax.mining_asset_life_years, "
                     "tax.gpu_life_years, conversion.*_life_years).", st.subtitle)
-    ws.set_column(4, 3 + years, 6)
+    ws.set_column(4, 3 + years, 7)
 
 
 def _master_flag(ws, st, result, row: int, col: int) -> None:

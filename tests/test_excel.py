@@ -137,7 +137,7 @@ def test_libreoffice_recalculation_reproduces_every_line_and_metric(exported):
     assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)
 
 
-def test_live_payback_notes_say_what_python_says(exported):
+def test_live_payback_and_incremental_irr_notes_say_what_python_says(exported):
     # The "Why payback is n/a" row is a formula of the payback check cell: recalculated by
     # LibreOffice it must read Python's reason, "" where payback is shown.
     result, _, recalculated = exported
@@ -147,6 +147,14 @@ def test_live_payback_notes_say_what_python_says(exported):
         got = wb[sheet][cell.replace("$", "")].value or ""
         assert got == result.reasons[f"{s}.payback_years"][0], s
         assert (got == "") == np.isfinite(result.summary.loc["payback_years", s]), s
+        # The incremental IRR's note where its check refuses it (the live text is the
+        # check's; a root not found is Python's own note).
+        if f"{s}_incremental_irr_note" in wb.defined_names \
+                and result.values[f"{s}.incremental.irr_check"][0] > 0:
+            sheet, cell = next(iter(wb.defined_names[f"{s}_incremental_irr_note"]
+                                    .destinations))
+            assert wb[sheet][cell.replace("$", "")].value == \
+                result.reasons[f"{s}.incremental_irr"][0], s
 
 
 def test_cached_values_match_without_recalculation(exported):

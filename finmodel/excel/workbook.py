@@ -516,12 +516,12 @@ def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
     """Why each IRR and payback is or is not shown: live text from the check cells (a
     formula of the flows, so it changes with the inputs). Returns the last row used."""
     from finmodel.api import IRR_SERIES
-    from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS
+    from finmodel.valuation import PAYBACK_CHECK_REASONS, irr_reasons_for
 
     def texts(reasons):
         return ",".join('"' + reasons[k].replace('"', "'") + '"' for k in sorted(reasons))
 
-    series = [(f"{kind}.irr_check", key, texts(IRR_CHECK_REASONS))
+    series = [(f"{kind}.irr_check", key, texts(irr_reasons_for(kind)))
               for kind, key, _ in IRR_SERIES]
     series.append(("payback_check", "payback_years", texts(PAYBACK_CHECK_REASONS)))
     for check, key, choices in series:

@@ -20,7 +20,7 @@ from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
-from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS, metric_rank
+from finmodel.valuation import PAYBACK_CHECK_REASONS, irr_reasons_for, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
 
 PRICE_LINE = "network.btc_price_usd"
@@ -279,7 +279,8 @@ def run(
             irr = np.broadcast_to(values[f"{strategy}.{key}"], (flows.shape[0],))
             code = np.broadcast_to(values[f"{strategy}.{kind}.irr_check"], irr.shape)
             why = irr_reasons(flows, (1.0 + irr) ** (1 / 12) - 1)
-            checked = np.array([IRR_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
+            checked = np.array([irr_reasons_for(kind).get(int(c), "") for c in code],
+                               dtype=object)
             reasons[f"{strategy}.{key}"] = np.where(code > 0, checked,
                                                     np.where(np.isnan(irr), why, ""))
     for strategy in dict.fromkeys(x.strategy for x in model.metrics()):

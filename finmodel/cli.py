@@ -406,8 +406,14 @@ def _fmt(v: float, unit: str) -> str:
         return "n/a"
     if unit == "rate":
         return f"{v:.2%}"
-    if unit == "USD" and abs(v) >= 1e6:
-        return f"{v / 1e6:,.1f} M USD"
+    if unit == "USD":
+        # Money reads in millions, a zero too ("0.0 M USD", not "0.00"); under a million,
+        # two decimals keep the figure (a per-MW revenue of 440,013 is "0.44 M USD").
+        if abs(v) < 0.5:  # rounding noise of a zero step, never "-0.0"
+            return "0.0 M USD"
+        if abs(v) >= 1e6:
+            return f"{v / 1e6:,.1f} M USD"
+        return f"{v / 1e6:,.2f} M USD"
     if unit == "years":
         return f"{v:.2f} y"
     return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"

@@ -178,6 +178,22 @@ IRR_CHECK_REASONS = {
 }
 
 
+#: The same for the incremental IRR (converting's flows less mining's), where an inflow
+#: first is a tenant's deposit or prepayment received before the conversion capex.
+INCREMENTAL_IRR_REASONS = {
+    **IRR_CHECK_REASONS,
+    2: "the first non-zero flow is an inflow (a deposit or prepayment received before the "
+       "conversion capex): the flows are financing-shaped, so no IRR; the incremental MIRR "
+       "is the return of converting",
+}
+
+
+def irr_reasons_for(kind: str) -> dict[int, str]:
+    """The reasons of :func:`irr_check` codes for the IRR of ``kind`` (``project``,
+    ``equity``, ``incremental``)."""
+    return INCREMENTAL_IRR_REASONS if kind == "incremental" else IRR_CHECK_REASONS
+
+
 #: Why payback is not shown, by the code of ``{strategy}.payback_check``; 0: shown.
 PAYBACK_CHECK_REASONS = {
     1: "cumulative cash is never negative: there is no investment to pay back",

@@ -159,3 +159,25 @@ def test_sensitivity_bad_distribution_in_the_case(tmp_path):
     p = finmodel_cli("sensitivity", str(case), "--monte-carlo", "10")
     assert p.returncode == 2
     assert "distribution of power.ppa_price_usd_per_mwh" in p.stderr and "unknown" in p.stderr
+
+
+def test_summary_names_bridge_steps_by_title_and_prints_money_in_millions():
+    import finmodel
+    from finmodel.cli import _fmt, format_summary
+
+    result = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"))
+    text = format_summary(result)
+    # Hand-written expectations: a zero step and money under a million in millions too.
+    assert _fmt(0.0, "USD") == _fmt(-3e-7, "USD") == "0.0 M USD"
+    assert _fmt(440_013.0, "USD") == "0.44 M USD"
+    assert _fmt(-602_900_000.0, "USD") == "-602.9 M USD"
+    lines = {ln.split("  ")[0]: ln for ln in text.splitlines()}
+    asic = lines["NPV bridge from mining: ASIC Sales"]
+    v = float(result.summary.loc["bridge_asic_sale_usd", "ai_hosting"])
+    assert f"{v / 1e6:,.1f} M USD" in asic
+    assert "NPV bridge from mining: Conversion Capex and GPUs" in lines
+    credits = lines["NPV bridge from mining: Sell-Back Credits"]
+    assert result.summary.loc["bridge_power_credits_usd", "ai_hosting"] == 0
+    assert credits.split()[-2:] == ["M", "USD"] and "0.00" not in credits
+    assert not any(k.startswith("NPV bridge from mining: ") and k[24].islower()
+                   for k in lines)

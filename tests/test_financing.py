@@ -222,3 +222,40 @@ def test_sources_equal_uses():
     assert val["convertible_usd"] == pytest.approx(352.6e6)
     assert val["uses_usd"] == pytest.approx(val["prepayment_usd"] + val["debt_usd"]
                                             + val["convertible_usd"] + val["equity_usd"])
+
+
+def test_macrs_rates_are_input_cells_of_the_tax_block_that_the_formulas_read(tmp_path,
+                                                                             libreoffice):
+    # The 5-year MACRS table sits in the Tax inputs block as cells (IRS Publication 946,
+    # Table A-1: 20, 32, 19.2, 11.52, 11.52, 5.76 %); the Tax sheet's depreciation reads
+    # them by name. Edited in the workbook (year 1 at 30 %, year 2 at 22 %), LibreOffice's
+    # depreciation follows: $10M x 30 % / 12 a month in year 1, x 22 % / 12 in year 2.
+    import openpyxl
+
+    from finmodel.excel.libreoffice import recalculate
+
+    data = small_case(case={"horizon_years": 3}, mining={"purchase_price_usd_per_th": 20.0})
+    data["tax"] = {"rate": 0.21, "depreciation": "macrs", "bonus_depreciation_share": 0.0}
+    r = finmodel.run(parse_assumptions(data), breakevens=False)
+    path = finmodel.export_excel(r, tmp_path / "tax.xlsx")
+    wb = openpyxl.load_workbook(path)
+    sheet, cells = next(iter(wb.defined_names["tax_macrs_5_year_rates"].destinations))
+    row = list(wb[sheet][cells.replace("$", "")])[0]
+    assert [c.value for c in row] == pytest.approx([0.20, 0.32, 0.192, 0.1152, 0.1152, 0.0576])
+    assert row[0].fill.fgColor.rgb.endswith("FFF2CC")  # styled as an input cell
+    tax = wb["Tax"]
+    name_col = {tax.cell(i, 4).value: i for i in range(1, tax.max_row + 1)}
+    dep_row = name_col["mining.tax.mining_assets_depreciation_usd"]
+    formulas = [tax.cell(dep_row, c).value for c in range(5, 5 + 36)]
+    helpers = [tax.cell(i, c).value for i in range(1, tax.max_row + 1) for c in range(5, 41)
+               if isinstance(tax.cell(i, c).value, str)]
+    assert any("INDEX(tax_macrs_5_year_rates,1)/12" in f for f in helpers + formulas)
+    assert not any("0.01666" in f or "k_0_" in f for f in helpers + formulas)
+    row[0].value, row[1].value = 0.30, 0.22
+    wb.save(tmp_path / "edited.xlsx")
+    lo = openpyxl.load_workbook(recalculate(tmp_path / "edited.xlsx", tmp_path / "lo"),
+                                data_only=True)["Tax"]
+    got = np.array([lo.cell(dep_row, c).value for c in range(5, 5 + 36)], dtype=float)
+    assert got[:12] == pytest.approx([10e6 * 0.30 / 12] * 12, rel=1e-9)
+    assert got[12:24] == pytest.approx([10e6 * 0.22 / 12] * 12, rel=1e-9)
+    assert got[24:] == pytest.approx([10e6 * 0.192 / 12] * 12, rel=1e-9)

@@ -701,3 +701,28 @@ def test_dominated_options_left_out_keep_the_milp_exact():
         assert keep[reduced.choice].all()
         plans.add(tuple(sorted(reduced.choice)))
     assert len(plans) == 3  # the budgets bind differently: three different plans
+
+
+def test_monte_carlo_sites_batched_equal_one_run_per_site():
+    """Sites that differ only in numeric inputs share the Monte Carlo's runs (each site's
+    chunk of paths a block of scenarios, its drawn inputs and start month set per block):
+    the shortfalls and NPVs equal those of one run per (site, chunk), whatever the chunk;
+    a site with another structure (a flag) runs apart."""
+    from finmodel.portfolio.montecarlo import funding_shortfall
+
+    data = small()
+    data["sites"]["e"] = _site(80.0, 41.0, 35.0)
+    data["sites"]["e"]["mining"]["economic_curtailment"] = False
+    data["monte_carlo"] = {"distributions": {
+        "c": {"power.ppa_price_usd_per_mwh": {"dist": "uniform", "low": 30.0, "high": 60.0}},
+        "e": {"hosting.lease_rate_usd_per_kw_month": {"dist": "uniform", "low": 100.0,
+                                                       "high": 160.0}}}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert len(set(plan.chosen.strategy)) > 1  # sites on different options share runs
+    alone = funding_shortfall(plan, 10, seed=11, chunk=4, max_scenarios=1)
+    for chunk, most in ((4, 600), (10, 600), (3, 7)):
+        batched = funding_shortfall(plan, 10, seed=11, chunk=chunk, max_scenarios=most)
+        assert np.allclose(batched.sites_npv_usd, alone.sites_npv_usd, rtol=1e-13, atol=0)
+        assert np.allclose(batched.shortfall_usd, alone.shortfall_usd, rtol=1e-13, atol=1e-6)
+    assert alone.shortfall_usd.max() > 0 and np.ptp(alone.sites_npv_usd) > 1e6

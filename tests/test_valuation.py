@@ -282,6 +282,7 @@ def test_incremental_return_is_mirr_when_the_deposit_comes_first(base):
     assert inc[np.flatnonzero(inc)[0]] > 0
     assert np.isnan(base.summary.loc["incremental_irr", "ai_hosting"])
     assert "inflow" in base.reasons["ai_hosting.incremental_irr"][0]
+    assert "incremental MIRR" in base.reasons["ai_hosting.incremental_irr"][0]
     assert base.summary.loc["incremental_mirr", "ai_hosting"] == pytest.approx(
         (1 + npf.mirr(inc, rm, rm)) ** 12 - 1, rel=1e-12)
     disc = (1 + rm) ** -np.arange(1, inc.size + 1)

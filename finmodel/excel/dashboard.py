@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from finmodel.excel.bridge import Waterfall, waterfall_chart
 from finmodel.excel.cover import checks_flag
 from finmodel.excel.formulas import TIMELINE_SHEET
 from finmodel.excel.labels import input_label, shown_unit, strategy_labels
@@ -12,7 +13,7 @@ from finmodel.excel.labels import input_label, shown_unit, strategy_labels
 #: The decision's metrics, in order; those the model has are shown (MIRR, profitability
 #: index and the like appear as soon as the model defines them).
 DECISION = ("npv_usd", "npv_vs_mining_usd", "project_irr", "mirr", "profitability_index",
-            "incremental_irr", "moic", "payback_years", "peak_funding_usd")
+            "incremental_irr", "incremental_mirr", "moic", "payback_years", "peak_funding_usd")
 
 #: Inputs that move the answer most, shown with their values (links to Inputs).
 KEY_INPUTS = ("network_btc_price_usd", "network_hashrate_eh_s", "network_hashrate_growth_rate",
@@ -24,8 +25,10 @@ KEY_INPUTS = ("network_btc_price_usd", "network_hashrate_eh_s", "network_hashrat
 _MILLIONS = '#,##0,,'
 
 
-def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict) -> None:
-    """``inputs`` maps defined names of inputs to (field path, unit, source or None)."""
+def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict,
+                    waterfall: Waterfall | None = None) -> None:
+    """``inputs`` maps defined names of inputs to (field path, unit, source or None);
+    ``waterfall`` is where the NPV bridge's chart rows are (on Comparison), if any."""
     labels = strategy_labels(result)
     strategies = result.strategies
     metrics = {(x.strategy, x.metric): x for x in result.model.metrics()}
@@ -86,6 +89,7 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict) -> No
         ws.write_formula(row, 2, f"={name}", st.cell(unit, "link"), float(value))
         ws.write_string(row, 3, source or "Inputs sheet", st.name)
 
+    bridge_row = row + 2  # the waterfall goes under the tables, beside the other charts
     # Charts: NPV by strategy, value of converting, cumulative cash over time.
     chart_col = 4 + len(strategies)
     npv = wb.add_chart({"type": "column"})
@@ -137,8 +141,11 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict) -> No
             bar.set_legend({"none": True})
             bar.set_size({"width": 520, "height": 200})
             ws.insert_chart(top + 30, chart_col, bar)
-    # Hook: the NPV bridge from mining (a waterfall) belongs here once the model defines
-    # its steps (issue 8); until then the chart above shows the total it would bridge.
+    if waterfall is not None:
+        # The same chart as on Comparison, from the same live helper rows.
+        ws.write_string(bridge_row, 0, "NPV bridge from mining (table on Comparison)",
+                        st.header_left)
+        ws.insert_chart(bridge_row + 1, 0, waterfall_chart(wb, waterfall, 720, 330))
 
 
 def _axes(chart, title: str, x_name: str | None, y_name: str) -> None:

@@ -417,6 +417,9 @@ def foreign_keys(fw: FormulaWriter, node: Node, here: str) -> list[tuple[str, st
             out[("time", "index")] = None
             if isinstance(x, Lag) and x.k == 1:
                 out[("time", "first")] = None
+    if isinstance(fw.folded(node), Cumulative):
+        # A running sum's one formula reads the first-month flag (see line_cell).
+        out[("time", "first")] = None
     return list(out)
 
 

@@ -20,6 +20,7 @@ from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
 from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
+from finmodel.excel.bridge import Waterfall, waterfall_chart, write_bridge
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.constants import constant_name
@@ -36,7 +37,7 @@ from finmodel.excel.formulas import (
     sheet_ref,
 )
 from finmodel.excel.labels import number_format, shown_unit, strategy_labels
-from finmodel.excel.printing import page_setup, year_blocks
+from finmodel.excel.printing import MONTHLY_ROW_PT, page_setup, year_blocks
 from finmodel.inputs.load import input_fields
 from finmodel.inputs.workbook_import import case_json
 from finmodel.excel.inputs_sheet import (
@@ -277,6 +278,8 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         ws.write_number(r, 2, value, st.constant)
         ws.write_string(r, 3, unit, st.unit)
         _define(wb, name, f"=Constants!{xl_rowcol_to_cell(r, 2, True, True)}")
+    if result.assumptions.tax is not None:
+        _write_tax_inputs(wb, ws, st, result, 4 + len(lay.constants) + 1)
     ws.set_column(0, 0, 26)
     ws.set_column(1, 1, 70)
     ws.set_column(2, 2, 16)
@@ -315,7 +318,7 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                 f = f"=INT({idx}/12)+1"
             v = float(t == 0) if kind == "first" else float(rows[kind][t])
             ws.write_formula(r, c, f, fmt, v)
-    _monthly_layout(ws, result, n, month_width=8)
+    _monthly_layout(ws, result, n, month_width=7)  # "1 Jan 26" dates
 
     # --- calculation sheets -------------------------------------------------------------
     for s in calc_sheets:
@@ -425,15 +428,16 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     # --- Summary ------------------------------------------------------------------------
     ws = sheets["Summary"]
     _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
+    waterfall = None
     if "Comparison" in sheets:
-        _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
+        waterfall = _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
     if "Sensitivity" in sheets:
         write_sensitivity(wb, sheets["Sensitivity"], st, analysis, result)
         page_setup(sheets["Sensitivity"], result.assumptions.case.name)
     if "Monte Carlo" in sheets:
         write_monte_carlo(wb, sheets["Monte Carlo"], st, analysis, result)
         page_setup(sheets["Monte Carlo"], result.assumptions.case.name)
-    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs)
+    write_dashboard(wb, sheets["Dashboard"], st, result, lay, FIRST_COL, inputs, waterfall)
     page_setup(sheets["Dashboard"], result.assumptions.case.name, fit_height=True)
     write_cover(wb, sheets["Cover"], st, result, order)
     page_setup(sheets["Cover"], result.assumptions.case.name, fit_height=True)
@@ -518,12 +522,12 @@ def _write_irr_notes(ws, st, result, lay, strategies, r, wb) -> int:
     """Why each IRR and payback is or is not shown: live text from the check cells (a
     formula of the flows, so it changes with the inputs). Returns the last row used."""
     from finmodel.api import IRR_SERIES
-    from finmodel.valuation import IRR_CHECK_REASONS, PAYBACK_CHECK_REASONS
+    from finmodel.valuation import PAYBACK_CHECK_REASONS, irr_reasons_for
 
     def texts(reasons):
         return ",".join('"' + reasons[k].replace('"', "'") + '"' for k in sorted(reasons))
 
-    series = [(f"{kind}.irr_check", key, texts(IRR_CHECK_REASONS))
+    series = [(f"{kind}.irr_check", key, texts(irr_reasons_for(kind)))
               for kind, key, _ in IRR_SERIES]
     series.append(("payback_check", "payback_years", texts(PAYBACK_CHECK_REASONS)))
     for check, key, choices in series:
@@ -550,7 +554,7 @@ COMPARED = ("npv_usd", "project_irr", "moic", "payback_years", "peak_funding_usd
             "revenue_per_mw_year_usd", "ebitda_per_mw_year_usd")
 
 
-def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
+def _write_comparison(wb, ws, st, result, lay, metric_keys) -> Waterfall | None:
     """Each strategy against mining (live differences of Summary cells), the value of
     converting by start month (values), and the charts."""
     model, strategies = result.model, result.strategies
@@ -578,7 +582,7 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
             ws.write_formula(row, 2 + j, f"={a}-{b}", st.cell(x.unit), _cached(va - vb))
         row += 1
 
-    row, bridge_chart = _write_bridge(wb, ws, st, result, lay, row + 1, others, by_key)
+    row, waterfall_rows = write_bridge(ws, st, result, lay, row + 1, others, by_key)
     row += 1
     ws.write_string(row, 0, "Value of converting by start month (solved in Python: the "
                     "model re-run for each start month; re-run finmodel after changing "
@@ -606,6 +610,10 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
         for j in range(len(tables)):
             ws.conditional_format(first, 3 + 2 * j, last, 3 + 2 * j,
                                   {"type": "3_color_scale"})
+    # The waterfall's helper rows go under every table, clear of the charts beside them.
+    waterfall = None
+    if waterfall_rows is not None:
+        waterfall = waterfall_rows((first + len(tables[0]) if tables else first) + 1)
     ws.set_column(0, 0, 46)
     ws.set_column(1, 1, 12)
     ws.set_column(2, 2 + 2 * max(len(tables), len(others)), 18)
@@ -652,89 +660,10 @@ def _write_comparison(wb, ws, st, result, lay, metric_keys) -> None:
         timing.set_legend({"position": "bottom"})
         timing.set_size({"width": 640, "height": 300})
         ws.insert_chart(21, chart_col, timing)
-    if bridge_chart is not None:
-        ws.insert_chart(39, chart_col, bridge_chart)
+    if waterfall is not None:
+        ws.insert_chart(39, chart_col, waterfall_chart(wb, waterfall))
     page_setup(ws, result.assumptions.case.name)
-
-
-def _write_bridge(wb, ws, st, result, lay, row: int, others, by_key) -> int:
-    """The NPV bridge from mining, live: mining's NPV, each step (Summary cells), the sum,
-    and a check against the strategy's NPV; a waterfall chart of the first strategy.
-    Returns the last row used and the chart."""
-    from finmodel.models.strategies import BRIDGE
-
-    if not others:
-        return row, None
-    keys = list(BRIDGE)
-
-    def summary(strategy: str, metric: str) -> str:
-        _, r, c = lay.scalar_cells[by_key[(strategy, metric)].name]
-        return f"Summary!{xl_rowcol_to_cell(r, c, True, True)}"
-
-    def value(strategy: str, metric: str) -> float:
-        return float(result.values[by_key[(strategy, metric)].name][0])
-
-    ws.write_string(row, 0, "NPV bridge from mining (live: steps sum to the strategy's NPV)",
-                    st.section)
-    row += 1
-    ws.write_string(row, 0, "Step", st.header_left)
-    ws.write_string(row, 1, "Unit", st.header_left)
-    for j, s in enumerate(others):
-        ws.write_string(row, 2 + j, s, st.header)
-    first = row + 1
-    labels = ["Mining NPV"] + [BRIDGE[k] for k in keys]
-    for i, label in enumerate(labels):
-        r = first + i
-        ws.write_string(r, 0, label, st.label)
-        ws.write_string(r, 1, "USD", st.unit)
-        for j, s in enumerate(others):
-            metric = "npv_usd" if i == 0 else f"bridge_{keys[i - 1]}_usd"
-            who = "mining" if i == 0 else s
-            ws.write_formula(r, 2 + j, f"={summary(who, metric)}", st.cell("USD"),
-                             _cached(value(who, metric)))
-    last = first + len(labels) - 1
-    total_row, check_row = last + 1, last + 2
-    ws.write_string(total_row, 0, "= strategy NPV (mining NPV + steps)", st.label)
-    ws.write_string(check_row, 0, "Check: minus the strategy's NPV (0)", st.label)
-    for j, s in enumerate(others):
-        col = xl_rowcol_to_cell(first, 2 + j)[:-len(str(first + 1))]
-        rng = f"{col}{first + 1}:{col}{last + 1}"
-        npv_s = value(s, "npv_usd")
-        ws.write_string(total_row, 1, "USD", st.unit)
-        ws.write_formula(total_row, 2 + j, f"=SUM({rng})", st.cell("USD", bold=True),
-                         _cached(npv_s))
-        ws.write_string(check_row, 1, "USD", st.unit)
-        ws.write_formula(check_row, 2 + j,
-                         f"={col}{total_row + 1}-{summary(s, 'npv_usd')}", st.cell("USD"),
-                         0.0)
-    # Waterfall of the first strategy: an invisible base and a visible bar per step.
-    helper = check_row + 2
-    ws.write_string(helper, 0, f"Waterfall of {others[0]} (chart helper: base, bar)",
-                    st.unit)
-    running = 0.0
-    for i in range(len(labels)):
-        r = helper + 1 + i
-        src = xl_rowcol_to_cell(first + i, 2)
-        before = f"SUM({xl_rowcol_to_cell(first, 2)}:{xl_rowcol_to_cell(first + i, 2)})-{src}"
-        v = value("mining", "npv_usd") if i == 0 else value(others[0],
-                                                            f"bridge_{keys[i - 1]}_usd")
-        ws.write_string(r, 0, labels[i], st.label)
-        ws.write_formula(r, 2, f"=MIN({before},{before}+{src})", st.cell("USD"),
-                         _cached(min(running, running + v)))
-        ws.write_formula(r, 3, f"=ABS({src})", st.cell("USD"), _cached(abs(v)))
-        running += v
-    chart = wb.add_chart({"type": "column", "subtype": "stacked"})
-    cats = [ws.name, helper + 1, 0, helper + len(labels), 0]
-    chart.add_series({"name": "base", "categories": cats,
-                      "values": [ws.name, helper + 1, 2, helper + len(labels), 2],
-                      "fill": {"none": True}, "border": {"none": True}})
-    chart.add_series({"name": "step", "categories": cats,
-                      "values": [ws.name, helper + 1, 3, helper + len(labels), 3]})
-    chart.set_title({"name": f"NPV bridge: mining to {others[0]}"})
-    chart.set_legend({"none": True})
-    chart.set_y_axis({"num_format": "#,##0,,\"M\""})
-    chart.set_size({"width": 760, "height": 360})
-    return helper + len(labels), chart
+    return waterfall
 
 
 LATTICE_LABELS = {
@@ -803,12 +732,56 @@ def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
     for c, w in enumerate(LABEL_WIDTHS):
         ws.set_column(c, c, w)
     ws.set_column(FIRST_COL, FIRST_COL + n - 1, month_width)
-    ws.set_default_row(12)
+    ws.set_default_row(MONTHLY_ROW_PT)
     ws.set_row(0, 18)
     ws.freeze_panes(HEADER_ROWS, FIRST_COL)
     page_setup(ws, result.assumptions.case.name, repeat_rows=(3, 4),
                repeat_cols=(0, FIRST_COL - 1), fit_width=False)
     year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n, n_rows)
+
+
+def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
+    """The Tax inputs block: each MACRS class's life, method and rate by recovery year as
+    input cells, named (``tax_macrs_5_year_rates``...) and read by the Tax sheet's
+    depreciation formulas; and the life and schedule of each asset class of the case."""
+    from finmodel.models.tax import MACRS, macrs_name
+
+    t = result.assumptions.tax
+    ws.write_string(row, 0, "Tax inputs: MACRS depreciation tables (IRS Publication 946, "
+                    "Table A-1, half-year convention; rate by recovery year)", st.section)
+    for c in range(1, 4):
+        ws.write_blank(row, c, None, st.section)
+    row += 1
+    years = max(len(x) for x in MACRS.values())
+    # The published rates have two decimals (14.29 %): shown whole, in the input style.
+    rate_fmt = wb.add_format({"font_name": "Arial", "font_size": 9, "num_format": "0.00%",
+                              "font_color": "#0000FF", "bg_color": "#FFF2CC", "border": 1,
+                              "border_color": "#BFBFBF"})
+    for c, h in enumerate(["Defined name", "Class and method", "Life (years)",
+                           "Rates"]):
+        ws.write_string(row, c, h, st.header_left)
+    for y in range(1, years + 1):
+        ws.write_string(row, 3 + y, f"Year {y}", st.header)
+    for life, table in MACRS.items():
+        row += 1
+        name = macrs_name(life)
+        method = "150 % declining balance" if life >= 15 else "200 % declining balance"
+        ws.write_string(row, 0, name, st.name)
+        ws.write_string(row, 1, f"{life}-year property: {method}, switching to straight "
+                        "line; half-year convention", st.label)
+        ws.write_number(row, 2, life, st.cell("years", "input"))
+        ws.write_string(row, 3, "% by year", st.unit)
+        for y, pct in enumerate(table, start=1):
+            ws.write_number(row, 3 + y, pct / 100, rate_fmt)
+        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(row, 4, True, True)}:"
+                f"{xl_rowcol_to_cell(row, 3 + len(table), True, True)}")
+    row += 1
+    used = "MACRS tables above for 5, 7 and 15-year lives; straight line over the life " \
+        "otherwise" if t.depreciation == "macrs" else "straight line over each life"
+    ws.write_string(row, 1, f"This case's method (tax.depreciation on Inputs): {used}. Each "
+                    "asset class's life is its input on Inputs (tax.mining_asset_life_years, "
+                    "tax.gpu_life_years, conversion.*_life_years).", st.subtitle)
+    ws.set_column(4, 3 + years, 7)
 
 
 def _master_flag(ws, st, result, row: int, col: int) -> None:

@@ -309,6 +309,11 @@ def numeric_inputs(assumptions: Assumptions) -> tuple[dict[str, Any], dict[str, 
             scalars[f.defined_name] = float(f.value)
         elif f.choices is not None:  # a choice reaches numpy as its code
             scalars[f.defined_name] = float(f.choices.index(f.value))
+    if assumptions.tax is not None:
+        # The tax law's depreciation tables: cells of the workbook's Tax inputs block.
+        from finmodel.models.tax import macrs_tables
+
+        paths.update(macrs_tables())
     return scalars, paths
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmodel.conventions import MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, eq, sum_of, time, where, wrap
+from finmodel.engine.expr import Expr, cumulative, eq, floor, shifted, sum_of, time, where, wrap
 from finmodel.engine.graph import Line, Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import chosen, inp
@@ -68,14 +68,23 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
                         "Sustaining capex", "USD", SHEET, section=sec)
 
     sec = f"{s}: placed in service (each phase at its readiness)"
+    # One row per phase, summed: any number of phases, no formula growing with their count.
+    per_phase_placed = [m.line(f"{p}.phase_{k}_placed_share",
+                               where(eq(j, phase(k, "phase_ready_months")),
+                                     phase(k, "phase_it_shares"), 0),
+                               f"Phase {k}: share of the build placed in service", "share",
+                               SHEET, agg="sum", section=sec) for k in phases]
+    placed_share = m.line(f"{p}.placed_share", sum_of(per_phase_placed),
+                          "Share of the build placed in service", "share", SHEET, agg="sum",
+                          section=sec)
+    in_service = m.line(f"{p}.in_service_share", cumulative(placed_share),
+                        "Share of the build in service (placed to date)", "share", SHEET,
+                        agg="last", section=sec)
     placed = {}
     for cat in CATEGORIES:
-        ready: Expr = wrap(0.0)
-        for k in phases:
-            ready = ready + where(eq(j, phase(k, "phase_ready_months")),
-                                  phase(k, "phase_it_shares"), 0)
         placed[cat] = m.line(f"{p}.{cat}_placed_usd",
-                             ready * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw") * uplift,
+                             placed_share * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw")
+                             * uplift,
                              f"{cat.replace('_', '-').capitalize()} placed in service", "USD",
                              SHEET, section=sec)
 
@@ -83,11 +92,10 @@ def build_conversion(m: Model, a: Assumptions, strategy: str, host: Hosting) -> 
     deps = []
     for cat in CATEGORIES:
         life = inp(f"conversion.{cat}_life_years") * MONTHS_PER_YEAR
-        monthly: Expr = wrap(0.0)
-        for k in phases:
-            since_ready = j - phase(k, "phase_ready_months")
-            monthly = monthly + where((since_ready >= 0) & (since_ready < life),
-                                      phase(k, "phase_it_shares"), 0)
+        # The share depreciating: placed to date less placed a whole life ago (each phase
+        # from its readiness for ceil(life) months; a whole number, so that Python and
+        # Excel shift by the same months).
+        monthly = in_service - shifted(in_service, -floor(-life))
         deps.append(m.line(f"{p}.{cat}_depreciation_usd",
                            -monthly * host.ai_mw * inp(f"conversion.{cat}_usd_per_mw")
                            * uplift / life,

@@ -13,7 +13,7 @@ The site's power is the owner's cost (a cloud price includes it), as is cloud op
 from __future__ import annotations
 
 from finmodel.conventions import HOURS_PER_DAY, MONTHS_PER_YEAR
-from finmodel.engine.expr import Expr, PathInput, eq, floor, minimum, time, where, wrap
+from finmodel.engine.expr import PathInput, eq, floor, minimum, sum_of, time, where
 from finmodel.engine.graph import Model
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.common import chosen, escalated, inp
@@ -44,13 +44,20 @@ def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
                    "GPU-hours sold", "GPU-hours", SHEET, section=sec)
     revenue = m.line(f"{p}.revenue_usd", hours * price, "Compute revenue", "USD", SHEET,
                      section=sec)
-    bought: Expr = wrap(0.0)
-    for k in range(1, len(a.hosting.phase_it_shares) + 1):
-        since_ready = time("index") - hall.start_index - phase(k, "phase_ready_months")
-        bought = bought + where((since_ready >= 0) & eq(_age(since_ready, life), 0),
-                                phase(k, "phase_it_shares"), 0)
+    # One row per phase (months since it was ready), so that no formula grows with the
+    # number of phases.
+    phases = range(1, len(a.hosting.phase_it_shares) + 1)
+    since = {k: m.line(f"{p}.phase_{k}_months_ready",
+                       time("index") - hall.start_index - phase(k, "phase_ready_months"),
+                           f"Phase {k}: months since it was ready", "months", SHEET, agg="none",
+                       section=sec) for k in phases}
+    bought = [m.line(f"{p}.phase_{k}_gpus_bought_share",
+                     where((since[k] >= 0) & eq(_age(since[k], life), 0),
+                           phase(k, "phase_it_shares"), 0),
+                     f"Phase {k}: share of the GPUs bought or refreshed", "share", SHEET,
+                     section=sec) for k in phases]
     capex = m.line(f"{p}.gpu_capex_usd",
-                   -bought * hall.ai_mw * inp("cloud.gpus_per_mw")
+                   -sum_of(bought) * hall.ai_mw * inp("cloud.gpus_per_mw")
                    * escalated(inp("cloud.gpu_price_usd"), "cloud.gpu_price_change_rate"),
                    "GPU purchases and refreshes", "USD", SHEET, section=sec)
     opex = m.line(f"{p}.opex_usd",
@@ -64,19 +71,22 @@ def build_cloud(m: Model, a: Assumptions, strategy: str) -> Hosting:
         # instead.
         n_years = len(a.cloud.gpu_residual_shares)
         last = eq(time("index"), inp("case.horizon_years") * MONTHS_PER_YEAR - 1)
-        value: Expr = wrap(0.0)
-        for k in range(1, len(a.hosting.phase_it_shares) + 1):
-            since_ready = time("index") - hall.start_index - phase(k, "phase_ready_months")
+        values = []
+        for k in phases:
+            since_ready = since[k]
             age = _age(since_ready, life)
             year = minimum(floor(age / MONTHS_PER_YEAR) + 1, n_years)
             cost = (phase(k, "phase_it_shares") * hall.ai_mw * inp("cloud.gpus_per_mw")
                     * inp("cloud.gpu_price_usd") * (1 + inp("cloud.gpu_price_change_rate"))
                     ** ((time("index") - age) / MONTHS_PER_YEAR))
-            value = value + where(since_ready >= 0,
-                                  cost * PathInput("cloud_gpu_residual_shares", year), 0)
+            values.append(m.line(f"{p}.phase_{k}_gpu_residual_usd",
+                                 where(since_ready >= 0,
+                                       cost * PathInput("cloud_gpu_residual_shares", year), 0),
+                                 f"Phase {k}: residual value of its GPUs", "USD", SHEET,
+                                 agg="last", section=sec))
         other.append(m.line(f"{p}.gpu_residual_usd",
                             where(chosen("valuation.terminal_method", "none"),
-                                  where(last, value, 0), 0),
+                                  where(last, sum_of(values), 0), 0),
                             "GPUs sold at their residual value at the horizon", "USD", SHEET,
                             section=sec))
     return Hosting(hall, revenue, opex, [capex], other)

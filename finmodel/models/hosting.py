@@ -85,6 +85,19 @@ def phase(k: int, name: str) -> Expr:
     return PathInput(f"hosting_{name}", wrap(k))
 
 
+def phase_chain(m: Model, name: str, pick, n: int, label: str,
+                field: str = "phase_ready_months", unit: str = "months") -> Expr:
+    """The smallest (``pick=minimum``) or largest (``maximum``) of a per-phase input over
+    ``n`` phases, as a chain of values, one per phase after the first (phases 1 to k), so
+    that no formula grows with the number of phases. Returns the last link (phase 1's
+    input itself when there is one phase)."""
+    acc: Expr = phase(1, field)
+    for k in range(2, n + 1):
+        acc = m.scalar(f"{name}_to_phase_{k}", pick(acc, phase(k, field)),
+                       f"{label}, phases 1 to {k}", unit, SHEET)
+    return acc
+
+
 def build_hall(m: Model, a: Assumptions, strategy: str) -> Hall:
     """The converted MW of a strategy, phase by phase, and the energy they draw."""
     s, p = strategy, f"{strategy}.hosting"
@@ -102,9 +115,8 @@ def build_hall(m: Model, a: Assumptions, strategy: str) -> Hall:
                      months_between(inp("case.start_month"),
                                     inp(f"strategies.{s}.conversion_start_month")),
                      "Conversion start (months after model start)", "months", SHEET)
-    first_ready: Expr = phase(1, "phase_ready_months")
-    for k in phases[1:]:
-        first_ready = minimum(first_ready, phase(k, "phase_ready_months"))
+    first_ready = phase_chain(m, f"{p}.first_ready_months", minimum, len(phases),
+                              "Earliest phase readiness (months after conversion start)")
     commence_expr = start + first_ready
     if h.rent_start_month is not None and spec.product == "lease":
         commence_expr = maximum(commence_expr, months_between(inp("case.start_month"),
@@ -114,12 +126,14 @@ def build_hall(m: Model, a: Assumptions, strategy: str) -> Hall:
     since_start = m.line(f"{p}.months_since_start", time("index") - start,
                          "Months since conversion start", "months", SHEET, agg="none",
                          section=sec)
-    ready: Expr = wrap(0.0)
-    for k in phases:
-        ready = ready + where(since_start >= phase(k, "phase_ready_months"),
-                              phase(k, "phase_it_shares"), 0)
-    ready_mw = m.line(f"{p}.ready_mw", ready * ai_mw, "Critical IT ready for service", "MW",
-                      SHEET, agg="last", section=sec)
+    # One row per phase (any number of phases, no formula growing with their count).
+    ready = [m.line(f"{p}.phase_{k}_ready_share",
+                    where(since_start >= phase(k, "phase_ready_months"),
+                          phase(k, "phase_it_shares"), 0),
+                    f"Phase {k}: share of the converted IT ready", "share", SHEET,
+                    agg="last", section=sec) for k in phases]
+    ready_mw = m.line(f"{p}.ready_mw", sum_of(ready) * ai_mw, "Critical IT ready for service",
+                      "MW", SHEET, agg="last", section=sec)
     lease_month = m.line(f"{p}.lease_month", time("index") - commence,
                          "Months since commencement", "months", SHEET, agg="none",
                          section=sec)
@@ -147,8 +161,7 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     rate0 = inp("hosting.lease_rate_usd_per_kw_month")
 
     sec = f"{s}: rent, phase by phase"
-    tcv_expr: Expr = wrap(0.0)
-    terms, renewals, rents = [], [], []
+    terms, renewals, rents, tcvs = [], [], [], []
     for k in phases:
         # Phase k commences when it is ready (never before the lease's commencement).
         c_k = maximum(start + phase(k, "phase_ready_months"), hall.commencement)
@@ -175,10 +188,12 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
         terms.append(in_t)
         renewals.append(in_r)
         skipped = 0 if own else c_k - hall.commencement  # months a late phase misses
-        tcv_expr = tcv_expr + mw_k * 1000 * rate0 * (_months_escalated(esc, term)
-                                                     - _months_escalated(esc, skipped))
+        tcvs.append(m.scalar(f"{p}.phase_{k}_contract_value_usd",
+                             mw_k * 1000 * rate0 * (_months_escalated(esc, term)
+                                                    - _months_escalated(esc, skipped)),
+                             f"Phase {k}: contract value of its initial term", "USD", SHEET))
     # Per the contract: every phase's initial-term rent, however long the model runs.
-    tcv = m.scalar(f"{p}.contract_value_usd", tcv_expr,
+    tcv = m.scalar(f"{p}.contract_value_usd", sum_of(tcvs),
                    "Contract value of the initial term (every phase, per the contract)",
                    "USD", SHEET)
 
@@ -232,8 +247,9 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     # Returned when the last phase's initial term ends.
     last_end = hall.commencement + term
     if own:
-        for k in phases:
-            last_end = maximum(last_end, start + phase(k, "phase_ready_months") + term)
+        last_ready = phase_chain(m, f"{p}.last_ready_months", maximum, len(phases),
+                                 "Latest phase readiness (months after conversion start)")
+        last_end = maximum(last_end, start + last_ready + term)
     refund = eq(time("index"), last_end)
     if h.default_month is not None:  # a defaulted tenant forfeits its deposit
         refund = refund & (default_at > time("index"))

@@ -59,6 +59,15 @@ BRIDGE = {
     "tenant_financing": "Tenant financing (prepayment, credits, deposit)",
     "terminal_value": "Terminal value",
 }
+#: The bridge's steps as a reader names them (title case, acronyms kept): metric labels,
+#: the CLI summary and the waterfall's bars.
+BRIDGE_TITLES = {
+    "mining_margin": "Mining Margin", "power_credits": "Sell-Back Credits",
+    "mining_capex": "Mining Capex", "asic_sale": "ASIC Sales",
+    "hall_revenue": "Lease or Cloud Revenue", "hall_opex": "Site and Hall Opex",
+    "conversion_capex": "Conversion Capex and GPUs", "tenant_financing": "Tenant Financing",
+    "terminal_value": "Terminal Value",
+}
 
 #: Solved metrics: written as values, computed by root-finding on the whole model.
 BREAKEVEN_BTC_PRICE = "breakeven_btc_price"
@@ -122,11 +131,11 @@ def build_model(a: Assumptions) -> Model:
                              "Incremental cash out", "USD", "Cash Flow", section=sec)
             add_return_metrics(m, name, "incremental", inc, rate, inc_in, inc_out,
                                "Incremental IRR vs mining (the return of converting)")
-            for key, label in BRIDGE.items():
+            for key, label in BRIDGE_TITLES.items():
                 m.scalar(f"{name}.bridge_{key}",
                          npv(rate, m.nodes[f"{name}.bridge.{key}_usd"])
                          - npv(rate, m.nodes[f"mining.bridge.{key}_usd"]),
-                         f"NPV bridge from mining: {label.lower()}", "USD", "Summary",
+                         f"NPV bridge from mining: {label}", "USD", "Summary",
                          metric=f"bridge_{key}_usd", strategy=name)
         for suffix, (metric, label, unit, applies) in SOLVED.items():
             if applies(spec):

@@ -8,7 +8,8 @@ each month (``P``; ``C`` its running sum):
 - MACRS, half-year convention (IRS Publication 946, Table A-1) for 5, 7 and 15-year
   classes: ``sum_y rate_y / 12 x (C_{t-12(y-1)} - C_{t-12y})`` — each year's rate spread
   over the months of that year of the asset's life (the class is chosen when the model is
-  built; other lives fall back to straight line);
+  built; other lives fall back to straight line). The rates are cells of the workbook's
+  Tax inputs block (``tax_macrs_5_year_rates``...), which the formulas read by ``INDEX``;
 - bonus depreciation expenses a share of property with a life of 20 years or less when it
   is placed in service (OBBBA 2025 made 100 % permanent [T4]).
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from finmodel.conventions import MONTHS_PER_YEAR
 from finmodel.engine.expr import (
     Expr,
+    PathInput,
     cumulative,
     lag,
     maximum,
@@ -48,6 +50,18 @@ MACRS = {
 BONUS_MAX_LIFE_YEARS = 20
 
 
+def macrs_name(life: int) -> str:
+    """Defined name of the MACRS table of a ``life``-year class: a row of rates (shares,
+    one per recovery year) in the workbook's Tax inputs block, read by ``INDEX``."""
+    return f"tax_macrs_{life}_year_rates"
+
+
+def macrs_tables() -> dict[str, list[float]]:
+    """Every MACRS table as shares by defined name: the values the formulas read (the
+    workbook's Tax inputs block; numpy's paths)."""
+    return {macrs_name(life): [pct / 100 for pct in table] for life, table in MACRS.items()}
+
+
 @dataclass(frozen=True)
 class Tax:
     depreciation: Line
@@ -70,8 +84,11 @@ def depreciation_of(m: Model, a: Assumptions, name: str, label: str, placed: Lin
     table = MACRS.get(int(round(life_now))) if abs(life_now - round(life_now)) < 1e-9 else None
     if t.depreciation == "macrs" and table is not None:
         dep: Expr = wrap(0.0)
-        for y, pct in enumerate(table, start=1):
-            dep = dep + pct / 100 / MONTHS_PER_YEAR * (
+        rates = macrs_name(int(round(life_now)))
+        for y in range(1, len(table) + 1):
+            # The year's rate from the table's cell, spread over its twelve months.
+            rate = PathInput(rates, wrap(y)) / MONTHS_PER_YEAR
+            dep = dep + rate * (
                 (lag(cum, MONTHS_PER_YEAR * (y - 1), 0) if y > 1 else wrap(cum))
                 - lag(cum, MONTHS_PER_YEAR * y, 0))
     else:

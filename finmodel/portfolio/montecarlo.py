@@ -4,9 +4,12 @@ The BTC price and network hashrate follow the analysis layer's geometric-Brownia
 (:func:`finmodel.analysis.monte_carlo.lognormal_factors`); one set of shocks is drawn per
 scenario and shared by every site, so a bad BTC year is bad everywhere at once. Each site's
 chosen option is re-run on those paths; the company's cash then rolls forward with the plan's
-new money fixed at what the plan raised. The work splits into (site, scenario chunk) jobs on
-any ``concurrent.futures`` executor (a dask.distributed client's ``get_executor()``
-included); the result does not depend on the split.
+new money fixed at what the plan raised. The work splits into (sites, scenario chunk) jobs
+on any ``concurrent.futures`` executor (a dask.distributed client's ``get_executor()``
+included): sites whose cases differ only in numeric inputs share a job, one vectorised run
+of their scenarios (at most :data:`~finmodel.portfolio.options.MAX_SCENARIOS`, each site's
+values repeated over its chunk), as the options do; the result does not depend on the
+split.
 
 Site-level inputs (``[monte_carlo.distributions.SITE]``: power price, lease rate, capex
 per MW...) are drawn per scenario, independently for every (site, input), each from its
@@ -26,7 +29,9 @@ import numpy as np
 from finmodel.analysis.monte_carlo import HASHRATE_LINE, TAIL, distribution, lognormal_factors
 from finmodel.api import PRICE_LINE, run
 from finmodel.inputs.schema import Assumptions
-from finmodel.portfolio.options import option_rows, site_inputs
+from finmodel.conventions import to_serial
+from finmodel.inputs.schema import month_date
+from finmodel.portfolio.options import MAX_SCENARIOS, case_groups, option_rows, per_site
 
 #: Scenarios per site evaluation (a run keeps every line of its scenarios in memory).
 CHUNK = 100
@@ -53,22 +58,28 @@ class Shortfall:
                 "sites_npv_p5_usd": float(np.percentile(self.sites_npv_usd, 5))}
 
 
-def _site_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """(npv (k,), cash (k, months)) of one site's option on a chunk of paths (a top-level
-    function, so process pools can pickle it; the case travels as JSON)."""
-    case_json, strategy, start, scope, lines, drawn = job
+def _sites_chunk(job: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per site of the job, (npv (k,), cash (k, months)) of its chosen option on a chunk of
+    k paths: one run of the sites' scenarios, site by site (a top-level function, so
+    process pools can pickle it; the case travels as JSON)."""
+    case_json, strategies, scope, lines, inputs, k = job
     a = Assumptions.model_validate_json(case_json)
-    k = next(iter(lines.values())).shape[0]
-    inputs = {**(site_inputs(a, [strategy], [start] * k) if start else {}), **drawn}
     result = run(a, inputs=inputs, lines=lines, breakevens=False)
-    npv, cash, _ = option_rows(result, strategy, scope, k)
-    return np.array(npv), np.array(cash)
+    out = []
+    for q, strategy in enumerate(strategies):
+        npv, cash, _ = option_rows(result, strategy, scope, k * len(strategies))
+        out.append((np.array(npv[q * k:(q + 1) * k]), np.array(cash[q * k:(q + 1) * k])))
+    return out
 
 
 def funding_shortfall(plan, n: int, *, seed: int | None = None,
-                      executor: Executor | None = None, chunk: int = CHUNK) -> Shortfall:
+                      executor: Executor | None = None, chunk: int = CHUNK,
+                      max_scenarios: int = MAX_SCENARIOS) -> Shortfall:
     """Monte Carlo of the plan's cash: ``n`` scenarios of shared BTC price and hashrate
-    paths (settings from the portfolio's ``[monte_carlo]`` section)."""
+    paths (settings from the portfolio's ``[monte_carlo]`` section).
+
+    ``chunk`` scenarios of a site go into one run, with as many sites that differ only in
+    numeric inputs as keep the run within ``max_scenarios`` (1 runs each site alone)."""
     lp = plan.portfolio
     mc = lp.spec.monte_carlo
     seed = mc.seed if seed is None else seed
@@ -80,26 +91,62 @@ def funding_shortfall(plan, n: int, *, seed: int | None = None,
     f_price = lognormal_factors(z1, mc.btc_price_volatility)
     f_hash = lognormal_factors(z2, mc.hashrate_volatility)
     chosen = plan.chosen
+    pick = {site: (strategy, start) for site, strategy, start in
+            zip(chosen.site, chosen.strategy, chosen.start_month)}
     draws = site_draws(lp, n, seed)
+    scope = lp.spec.constraints.capex_scope
     bounds = list(range(0, n, chunk)) + [n]
+    groups = case_groups({site: lp.cases[site] for site in pick},
+                         max_scenarios // max(min(chunk, n), 1))
     jobs, owners = [], []
-    for site, strategy, start in zip(chosen.site, chosen.strategy, chosen.start_month):
-        a = lp.cases[site]
-        base = run(a, breakevens=False).values
+    # (a drawn input or a start month set in one case of a group is set in all: the cases
+    # of a group have the same inputs, _numeric_diff)
+    for ref, values, names, diffs in groups:
+        paths = list(dict.fromkeys(p for d in diffs for p in d))
+        fixed = {p: np.array(per_site(values, diffs, p), dtype=float) for p in paths}
+        base = run(ref, inputs=fixed, breakevens=False).values
+        rows = {line: np.broadcast_to(base[line], (len(names), months))
+                for line in (PRICE_LINE, HASHRATE_LINE)}
+        starts = {}  # each chosen converting strategy's start month, per site
+        for q, name in enumerate(names):
+            strategy, start = pick[name]
+            if start:
+                starts.setdefault(f"strategies.{strategy}.conversion_start_month", {})[q] = \
+                    to_serial(month_date(start))
+        varied = list(dict.fromkeys([*paths, *starts,
+                                     *(p for name in names for p in draws.get(name, {}))]))
         for i, j in zip(bounds[:-1], bounds[1:]):
-            lines = {PRICE_LINE: base[PRICE_LINE] * f_price[i:j],
-                     HASHRATE_LINE: base[HASHRATE_LINE] * f_hash[i:j]}
-            drawn = {p: v[i:j] for p, v in draws.get(site, {}).items()}
-            jobs.append((a.model_dump_json(), strategy, start, lp.spec.constraints.capex_scope,
-                         lines, drawn))
-            owners.append((i, j))
-    results = list(executor.map(_site_chunk, jobs)) if executor is not None else \
-        [_site_chunk(job) for job in jobs]
+            k = j - i
+            lines = {PRICE_LINE: np.vstack([rows[PRICE_LINE][q] * f_price[i:j]
+                                            for q in range(len(names))]),
+                     HASHRATE_LINE: np.vstack([rows[HASHRATE_LINE][q] * f_hash[i:j]
+                                               for q in range(len(names))])}
+            inputs = {}
+            for p in varied:
+                own = per_site(values, diffs, p)
+                blocks = []
+                for q, name in enumerate(names):
+                    if p in draws.get(name, {}):
+                        blocks.append(draws[name][p][i:j])
+                    elif q in starts.get(p, {}):
+                        blocks.append(np.full(k, starts[p][q]))
+                    else:
+                        blocks.append(np.repeat(np.array([own[q]], dtype=float), k, axis=0))
+                inputs[p] = np.concatenate(blocks)
+            jobs.append((ref.model_dump_json(), [pick[name][0] for name in names], scope,
+                         lines, inputs, k))
+            owners.append((i, names))
+    results = list(executor.map(_sites_chunk, jobs)) if executor is not None else \
+        [_sites_chunk(job) for job in jobs]
+    got = {(name, i): vc for (i, names), res in zip(owners, results)
+           for name, vc in zip(names, res)}
     cash = np.zeros((n, months))
     npv = np.zeros(n)
-    for (i, j), (v, c) in zip(owners, results):
-        cash[i:j] += c
-        npv[i:j] += v
+    for site in chosen.site:  # site by site, as one run per site would add them
+        for i, j in zip(bounds[:-1], bounds[1:]):
+            v, c = got[site, i]
+            cash[i:j] += c
+            npv[i:j] += v
     flows = plan.flows
     balance = lp.spec.company.cash_usd + np.cumsum(
         cash + flows.fixed_usd + flows.new_per_usd * plan.solution.funding_usd, axis=1)

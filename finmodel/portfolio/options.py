@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,6 +165,33 @@ def _scenario_value(v) -> float | list[float]:
     return to_serial(v) if isinstance(v, dt.date) else v
 
 
+def case_groups(cases: Mapping[str, Assumptions], max_sites: int
+                ) -> list[tuple[Assumptions, dict[str, Any], list[str], list[dict]]]:
+    """Cases that can share one vectorised run: (reference case, its inputs by field path,
+    names, each case's inputs that differ from the reference). A case joins the first group
+    whose reference it differs from only in numeric inputs (:func:`_numeric_diff`) while
+    the group has fewer than ``max_sites`` cases."""
+    groups: list[tuple[Assumptions, dict, list[str], list[dict]]] = []
+    for name, a in cases.items():
+        for ref, fields, names, diffs in groups:
+            if len(names) >= max(max_sites, 1):
+                continue
+            diff = _numeric_diff(ref, fields, a)
+            if diff is not None:
+                names.append(name)
+                diffs.append(diff)
+                break
+        else:
+            groups.append((a, {f.path: f for f in input_fields(a)}, [name], [{}]))
+    return [(ref, {p: f.value for p, f in fields.items()}, names, diffs)
+            for ref, fields, names, diffs in groups]
+
+
+def per_site(values: dict[str, Any], diffs: list[dict], path: str) -> list:
+    """Each case's scenario value at ``path`` (its own, else the reference's)."""
+    return [_scenario_value(d.get(path, values[path])) for d in diffs]
+
+
 def site_groups(lp: LoadedPortfolio, max_scenarios: int = MAX_SCENARIOS
                 ) -> list[tuple[Assumptions, list[str], dict[str, np.ndarray]]]:
     """Sites that can share one vectorised run: (reference case, site names, scenario
@@ -174,31 +202,21 @@ def site_groups(lp: LoadedPortfolio, max_scenarios: int = MAX_SCENARIOS
     reference only in numeric inputs and they have the same options; a group holds at most
     ``max_scenarios`` scenarios.
     """
-    groups: list[tuple[Assumptions, dict, list[str], list[dict], tuple]] = []
-    for name, a in lp.cases.items():
-        opts = lp.spec.options_of(name)
-        key = (tuple(opts.strategies), tuple(opts.start_months))
-        n_months = len(opts.start_months)
-        for ref, fields, names, diffs, gkey in groups:
-            if gkey != key or (len(names) + 1) * n_months > max_scenarios:
-                continue
-            diff = _numeric_diff(ref, fields, a)
-            if diff is not None:
-                names.append(name)
-                diffs.append(diff)
-                break
-        else:
-            groups.append((a, {f.path: f for f in input_fields(a)}, [name], [{}], key))
+    key = {name: (tuple(o.strategies), tuple(o.start_months))
+           for name, o in ((n, lp.spec.options_of(n)) for n in lp.cases)}
     out = []
-    for ref, fields, names, diffs, (strategies, months) in groups:
-        paths = list(dict.fromkeys(p for d in diffs for p in d))
-        inputs: dict[str, np.ndarray] = {}
-        for path in paths:
-            per_site = [_scenario_value(d.get(path, fields[path].value)) for d in diffs]
-            inputs[path] = np.repeat(np.array(per_site, dtype=float), len(months), axis=0)
-        for path, serials in site_inputs(ref, list(strategies), list(months)).items():
-            inputs[path] = np.tile(serials, len(names))
-        out.append((ref, names, inputs))
+    for k in dict.fromkeys(key.values()):
+        strategies, months = k
+        same = {name: a for name, a in lp.cases.items() if key[name] == k}
+        for ref, values, names, diffs in case_groups(same, max_scenarios // len(months)):
+            paths = list(dict.fromkeys(p for d in diffs for p in d))
+            inputs: dict[str, np.ndarray] = {}
+            for path in paths:
+                inputs[path] = np.repeat(np.array(per_site(values, diffs, path), dtype=float),
+                                         len(months), axis=0)
+            for path, serials in site_inputs(ref, list(strategies), list(months)).items():
+                inputs[path] = np.tile(serials, len(names))
+            out.append((ref, names, inputs))
     return out
 
 

@@ -185,8 +185,16 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
                             mw_k * 1000 * rate_k
                             * (in_t + in_r * inp("hosting.renewal_probability")),
                             f"Phase {k} contracted rent", "USD", SHEET, section=sec))
-        terms.append(in_t)
-        renewals.append(in_r)
+        # The phase's share of the MW in each: a row per phase, so that the hall's shares
+        # below are plain sums whatever the number of phases.
+        terms.append(m.line(f"{p}.phase_{k}_initial_term_share",
+                            in_t * phase(k, "phase_it_shares"),
+                            f"Phase {k}: share of the MW in its initial term", "share",
+                            SHEET, agg="none", section=sec))
+        renewals.append(m.line(f"{p}.phase_{k}_renewal_share",
+                               in_r * phase(k, "phase_it_shares"),
+                               f"Phase {k}: share of the MW in the renewal", "share", SHEET,
+                               agg="none", section=sec))
         skipped = 0 if own else c_k - hall.commencement  # months a late phase misses
         tcvs.append(m.scalar(f"{p}.phase_{k}_contract_value_usd",
                              mw_k * 1000 * rate0 * (_months_escalated(esc, term)
@@ -200,15 +208,11 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
     sec = f"{s}: rent"
     ready_share = in_service / ai_mw
     in_term = m.line(f"{p}.in_initial_term",
-                     where(in_service > 0, sum_of([t * phase(k, "phase_it_shares")
-                                                   for k, t in zip(phases, terms)])
-                           / maximum(ready_share, 1e-12), 0),
+                     where(in_service > 0, sum_of(terms) / maximum(ready_share, 1e-12), 0),
                      "Share of the MW in service that is in its initial term", "share",
                      SHEET, agg="none", section=sec)
     m.line(f"{p}.in_renewal",
-           where(in_service > 0, sum_of([r * phase(k, "phase_it_shares")
-                                         for k, r in zip(phases, renewals)])
-                 / maximum(ready_share, 1e-12), 0),
+           where(in_service > 0, sum_of(renewals) / maximum(ready_share, 1e-12), 0),
            "Share of the MW in service that is in the renewal", "share", SHEET, agg="none",
            section=sec)
     contracted = m.line(f"{p}.contracted_rent_usd", sum_of(rents),

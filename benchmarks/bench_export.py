@@ -57,13 +57,22 @@ def per_cell(self, line):
     return [self.line_cell(t, line) for t in range(self.lay.n_periods)]
 
 
+def per_cell_row(ws, row, cols, formulas, fmt, values):
+    """Rows as before issue 10: XlsxWriter's write_formula for every cell."""
+    for c, f, v in zip(cols, formulas, values, strict=True):
+        ws.write_formula(row, c, f, fmt, v)
+
+
 def export_before(result, path: Path) -> None:
-    fast, cells = workbook._fast_formulas, formulas.FormulaWriter.line_cells
-    workbook._fast_formulas, formulas.FormulaWriter.line_cells = (lambda ws: ws), per_cell
+    saved = workbook._fast_formulas, formulas.FormulaWriter.line_cells, \
+        workbook.write_formula_row
+    workbook._fast_formulas, formulas.FormulaWriter.line_cells, workbook.write_formula_row = \
+        (lambda ws: ws), per_cell, per_cell_row
     try:
         finmodel.export_excel(result, path)
     finally:
-        workbook._fast_formulas, formulas.FormulaWriter.line_cells = fast, cells
+        workbook._fast_formulas, formulas.FormulaWriter.line_cells, \
+            workbook.write_formula_row = saved
 
 
 EXPORT = """

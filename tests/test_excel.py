@@ -390,6 +390,9 @@ def _rows_xml(tmp_path: Path, name: str, fast: bool, options: dict) -> bytes:
                 ws.write_formula(r, c, formula, fm, v)
     ws.write_number(10, 2, 7.0, fmt)
     ws.write_string(10, 3, "a & b", fmt)
+    ws.set_row(1, 18)  # a row of formulas with a height, an empty one with a format
+    ws.set_row(12, None, fmt)
+    ws.write_comment(14, 1, "a comment on an empty row")
     wb.close()
     with zipfile.ZipFile(path) as z:
         return z.read("xl/worksheets/sheet1.xml")

@@ -379,6 +379,11 @@ def format_summary(result) -> str:
              f"{result.assumptions.case.start_month}, discount rate "
              f"{result.assumptions.case.discount_rate:.1%}", ""]
     width = max(len(v) for v in labels.values()) + 2
+    from finmodel.excel.labels import strategy_labels
+
+    names = strategy_labels(result)
+    lines.append("Strategies: " + "; ".join(f"{s} = {names[s]}" for s in frame.columns))
+    lines.append("")
     lines.append(" " * width + "".join(f"{s:>18}" for s in frame.columns))
     has = {(s.strategy, s.metric) for s in result.model.metrics()}
     for key in frame.index:

@@ -46,7 +46,10 @@ def write_report(result, path: str | os.PathLike[str], analysis=None) -> Path:
                                     "axes.spines.top": False, "axes.spines.right": False}):
             with PdfPages(tmp, metadata={"Title": result.assumptions.case.name,
                                          "Creator": "finmodel"}) as pdf:
-                pages = [_decision_page, _strategies_page]
+                pages = [_decision_page]
+                if _converting(result):
+                    pages.append(_bridge_page)
+                pages.append(_strategies_page)
                 if analysis is not None and (analysis.tornado is not None
                                              or analysis.grid is not None):
                     pages.append(_sensitivity_page)
@@ -174,7 +177,57 @@ def _decision_page(fig, result, analysis) -> None:
     ax.set_ylabel("NPV (USD m)")
     ax.set_title("NPV by strategy")
     ax.tick_params(axis="x", labelsize=8, rotation=12)
-    # Hook: the NPV bridge from mining (issue 8) joins this page once the model has it.
+
+
+def _converting(result) -> list[str]:
+    """The strategies with an NPV bridge from mining (every one but mining itself)."""
+    return [s for s in result.strategies
+            if _metric(result, s, "bridge_mining_margin_usd") is not None]
+
+
+def _bridge_page(fig, result, analysis) -> None:
+    from finmodel.models.strategies import BRIDGE_TITLES
+
+    labels = _labels(result)
+    others = _converting(result)
+    best = max(others, key=lambda s: _metric(result, s, "npv_usd"))
+    keys = list(BRIDGE_TITLES)
+    _title(fig, "Why converting is worth what it is",
+           "NPV bridge from keeping mining: each step is the present value of one line of "
+           "the strategy's cash flow less mining's; the steps sum to the difference in NPV")
+    base = _metric(result, "mining", "npv_usd") / 1e6
+    steps = [_metric(result, best, f"bridge_{k}_usd") / 1e6 for k in keys]
+    ax = fig.add_axes([0.07, 0.2, 0.44, 0.62])
+    names = ["Keep mining NPV"] + [BRIDGE_TITLES[k] for k in keys] + [f"{labels[best]} NPV"]
+    level = base
+    for i, name in enumerate(names):
+        if i == 0 or i == len(names) - 1:
+            v = base if i == 0 else base + sum(steps)
+            ax.bar(i, v, color=_BLUE)
+            ax.annotate(f"{v:,.1f}", (i, v), xytext=(0, 3 if v >= 0 else -10),
+                        textcoords="offset points", ha="center", fontsize=7)
+            continue
+        d = steps[i - 1]
+        ax.bar(i, d, bottom=level, color=_GREEN if d >= 0 else _RED)
+        ax.annotate(f"{d:+,.1f}", (i, max(level, level + d)), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=7)
+        level += d
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("USD m (present value at the discount rate)")
+    ax.set_title(f"Keep mining to {labels[best]} (highest NPV of the conversions)", pad=14)
+    # Bars with a bottom are sticky there, so margins would not apply: set the limits.
+    tops = np.cumsum([base] + steps)
+    lo, hi = min(0.0, tops.min()), max(0.0, tops.max())
+    ax.set_ylim(lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
+    ax.grid(axis="y", color="#E5E5E5")
+    rows = [["Keep mining NPV"] + [_fmt(base * 1e6, "m")] * len(others)]
+    rows += [[BRIDGE_TITLES[k]] + [_fmt(_metric(result, s, f"bridge_{k}_usd"), "m")
+                                   for s in others] for k in keys]
+    rows += [["Strategy NPV"] + [_fmt(_metric(result, s, "npv_usd"), "m") for s in others]]
+    ax = fig.add_axes([0.55, 0.1, 0.41, 0.72])
+    _table(ax, rows, ["USD m"] + [labels[s] for s in others],
+           [0.37] + [0.63 / len(others)] * len(others), size=7.5)
 
 
 def _strategies_page(fig, result, analysis) -> None:

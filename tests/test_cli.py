@@ -172,6 +172,9 @@ def test_summary_names_bridge_steps_by_title_and_prints_money_in_millions():
     assert _fmt(440_013.0, "USD") == "0.44 M USD"
     assert _fmt(-602_900_000.0, "USD") == "-602.9 M USD"
     lines = {ln.split("  ")[0]: ln for ln in text.splitlines()}
+    # The columns are code names (they fit 18 characters); a legend names them as readers do.
+    assert ("Strategies: mining = Keep mining; ai_hosting = Convert to AI hosting; "
+            "hybrid = Hybrid: 40 MW IT to AI") in text
     asic = lines["NPV bridge from mining: ASIC Sales"]
     v = float(result.summary.loc["bridge_asic_sale_usd", "ai_hosting"])
     assert f"{v / 1e6:,.1f} M USD" in asic

@@ -27,16 +27,23 @@ def test_report_of_the_base_case_has_the_decision_sensitivity_and_monte_carlo(tm
     assert p.returncode == 0, p.stderr
     pages = _text(pypdf.PdfReader(out))
     assert 3 <= len(pages) <= 6
-    assert len(pages) == 5  # decision, strategies, sensitivity, Monte Carlo, inputs
+    # decision, NPV bridge, strategies, sensitivity, Monte Carlo, inputs
+    assert len(pages) == 6
     result = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"))
     hybrid = float(result.values["hybrid.npv_vs_mining"][0]) / 1e6
     assert "The decision" in pages[0]
-    assert f"adds ${hybrid:,.1f}M against keeping mining" in pages[0]  # 118.9, by hand
-    assert "The strategies side by side" in pages[1] and "When to convert" in pages[1]
-    assert "Tornado" in pages[2] and "Grid" in pages[2]
-    assert "Monte Carlo" in pages[3] and "seed 2026" in pages[3]
-    assert "Key inputs" in pages[4] and "Case file SHA-256" in pages[4]
-    assert result.assumptions._source.sha256 in pages[4]
+    assert f"adds ${hybrid:,.1f}M against keeping mining" in pages[0]
+    assert "Why converting is worth what it is" in pages[1]
+    assert "Keep mining to Convert to AI hosting" in pages[1]  # the highest NPV: 175.2M
+    steps = [float(result.values[f"ai_hosting.bridge_{k}"][0]) / 1e6
+             for k in ("mining_margin", "asic_sale", "hall_revenue", "conversion_capex")]
+    for v in steps:  # -79.5, 77.8, 950.1, -602.9 in the table and on the bars
+        assert f"{v:,.1f}" in pages[1] and f"{v:+,.1f}" in pages[1]
+    assert "The strategies side by side" in pages[2] and "When to convert" in pages[2]
+    assert "Tornado" in pages[3] and "Grid" in pages[3]
+    assert "Monte Carlo" in pages[4] and "seed 2026" in pages[4]
+    assert "Key inputs" in pages[5] and "Case file SHA-256" in pages[5]
+    assert result.assumptions._source.sha256 in pages[5]
     for k, text in enumerate(pages, start=1):
         assert f"Page {k} of {len(pages)}" in text
 
@@ -56,7 +63,7 @@ def test_report_of_a_case_without_analysis_is_three_pages(tmp_path):
     p = _cli("report", "assumptions/riot_style_fixed_block.toml", "-o", str(out))
     assert p.returncode == 0, p.stderr
     pages = _text(pypdf.PdfReader(out))
-    assert len(pages) == 3  # decision, strategies, key inputs
+    assert len(pages) == 3  # decision, strategies, key inputs: mining only, no bridge
     assert "Tornado" not in " ".join(pages)
 
 

@@ -310,3 +310,17 @@ def test_the_scanner_catches_each_rule(tmp_path):
                      (11, "longer")}
     assert next(p.cell for p in problems if p.rule.startswith("differs")) == "F7"
     assert typed_numbers('=TEXT(A1,"0.0%")+B2*12+C$3/1440') == ["1440"]
+
+
+def test_dashboard_npv_bars_start_at_zero_when_every_npv_is_positive(base_workbook):
+    import re
+    import zipfile
+
+    result, path = base_workbook
+    assert min(result.summary.loc["npv_usd"]) > 0  # base: 165.5, 175.2, 170.7 M USD
+    with zipfile.ZipFile(path) as z:
+        charts = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart")]
+    npv = [c for c in charts if "NPV by strategy (USD m)" in c]
+    assert len(npv) == 1
+    # The value axis of a column chart is its second axis; it has a fixed minimum of 0.
+    assert re.search(r'<c:valAx>.*?<c:min val="0"/>', npv[0], re.S)

@@ -99,7 +99,11 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict,
                                1 + len(strategies)],
                     "data_labels": {"value": True, "num_format": _MILLIONS},
                     "fill": {"color": "#1F3864"}, "invert_if_negative": False})
-    _axes(npv, "NPV by strategy (USD m)", None, "USD m")
+    # Bars are read by their length: an axis that starts above zero (the chart engines'
+    # automatic scale when every NPV is positive) makes 166 vs 175 look like 1 to 3.
+    npvs = [float(result.summary.loc["npv_usd", s]) for s in strategies]
+    _axes(npv, "NPV by strategy (USD m)", None, "USD m",
+          y_min=0 if min(npvs) >= 0 else None)
     npv.set_x_axis({"label_position": "low"})
     npv.set_legend({"none": True})
     npv.set_size({"width": 520, "height": 260})
@@ -148,10 +152,13 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict,
         ws.insert_chart(bridge_row + 1, 0, waterfall_chart(wb, waterfall, 720, 330))
 
 
-def _axes(chart, title: str, x_name: str | None, y_name: str) -> None:
+def _axes(chart, title: str, x_name: str | None, y_name: str,
+          y_min: float | None = None) -> None:
     chart.set_title({"name": title, "name_font": {"size": 10}})
-    chart.set_y_axis({"name": y_name, "num_format": _MILLIONS,
-                      "name_font": {"size": 9, "bold": False},
-                      "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
+    y = {"name": y_name, "num_format": _MILLIONS, "name_font": {"size": 9, "bold": False},
+         "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}}
+    if y_min is not None:
+        y["min"] = y_min
+    chart.set_y_axis(y)
     if x_name:
         chart.set_x_axis({"name": x_name, "name_font": {"size": 9, "bold": False}})

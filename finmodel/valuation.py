@@ -11,7 +11,8 @@ negative;
 ``peak_funding_usd`` is the deepest point of cumulative free cash flow.
 
 Terminal value at the horizon (the case's ``[valuation]``): ``exit_multiple`` x the last
-twelve months' EBITDA, or a growing perpetuity of the last twelve months' free cash flow,
+twelve months' EBITDA, or a growing perpetuity of the last twelve months' recurring free
+cash flow (EBITDA + capex; one-off deposits, prepayments and asset sales left out),
 ``FCF_ltm x (1 + g) / (r - g)``, or (``lease_renewal``) that perpetuity with the AI hall
 re-let (rent reset, re-letting capex every renewal; :func:`add_cash_flow`), never below
 the salvage value of the site
@@ -98,7 +99,8 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
 
     ``rent`` (a lease's rent) and ``ai_mw`` (the AI hall's critical IT) enter the
     ``lease_renewal`` terminal value: the growing perpetuity of the last twelve months'
-    free cash flow ``N``, with the rent in it reset to ``release_rent_share`` of the last
+    recurring free cash flow ``N`` (EBITDA + capex: no deposit, prepayment or asset sale),
+    with the rent in it reset to ``release_rent_share`` of the last
     twelve months' rent ``R``, less the re-letting capex ``C = release_capex_usd_per_mw x
     ai_mw`` spent at the horizon and every ``T = release_term_years`` after it, growing
     with the rent:
@@ -130,15 +132,21 @@ def add_cash_flow(m: Model, a: Assumptions, strategy: str, revenue: list[Line],
     # workbook's IF on valuation_terminal_method picks the value (none: no terminal value).
     operating = m.line(f"{s}.operating_fcf_usd", flows,
                        "Free cash flow before terminal value", "USD", SHEET, section=sec)
+    # A perpetuity capitalises what recurs: EBITDA and capex. A deposit received or
+    # returned, a prepayment or an asset sale in the last twelve months happens once, and
+    # capitalised it would invent (or destroy) value many times its size.
+    recurring = m.line(f"{s}.recurring_fcf_usd", ebitda + capex_total,
+                       "Recurring free cash flow (EBITDA + capex; the perpetuity's base)",
+                       "USD", SHEET, section=sec)
     ltm = {}
-    for key, base in (("ebitda", ebitda), ("operating_fcf", operating)):
+    for key, base in (("ebitda", ebitda), ("recurring_fcf", recurring)):
         cum = m.line(f"{s}.cumulative_{key}_usd", cumulative(base),
                      "Cumulative, for the last twelve months", "USD", SHEET, agg="none",
                      section=sec)
         ltm[key] = m.line(f"{s}.ltm_{key}_usd", cum - lag(cum, MONTHS_PER_YEAR, 0),
                           "Last twelve months", "USD", SHEET, agg="none", section=sec)
     g, r = inp("valuation.terminal_growth_rate"), inp("case.discount_rate")
-    perpetuity: Expr = ltm["operating_fcf"] * (1 + g) / (r - g)
+    perpetuity: Expr = ltm["recurring_fcf"] * (1 + g) / (r - g)
     renewal: Expr = perpetuity
     if rent is not None:
         cum = m.line(f"{s}.cumulative_rent_usd", cumulative(rent),

@@ -64,6 +64,37 @@ def test_prepayment_credit_and_deposit():
     assert np.count_nonzero(dep) == 2
 
 
+def test_a_deposit_still_held_at_the_horizon_is_returned_in_the_last_month():
+    # A 5-year term on the 3-year horizon: the $2.0M deposit received at signing (month 2)
+    # is owed to the tenant at the horizon, so it goes back in month 35: the tenant's money
+    # is never counted as the project's. (Before: kept, +$2.0M of value on 3 years.)
+    r = run_small(hosting={"term_years": 5.0})
+    dep = row(r, "ai_hosting.hosting.deposit_usd")
+    assert dep[2] == pytest.approx(2e6) and dep[35] == pytest.approx(-2e6)
+    assert np.count_nonzero(dep) == 2 and dep.sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_perpetuity_capitalises_recurring_cash_not_a_deposit_returned():
+    # A 27-month term: the deposit goes back in month 33 (July 2026 + 27 months), within
+    # the last twelve months of the 3-year horizon; a perpetuity of the
+    # last twelve months' free cash flow must not capitalise that one-off: the terminal
+    # value is the same with a 2-month deposit and with none, and equals the recurring
+    # (EBITDA + capex) twelve months x (1 + g) / (r - g), by hand.
+    vals = {"terminal_method": "perpetuity_growth", "terminal_growth_rate": 0.02}
+    with_dep = run_small(hosting={"term_years": 2.25}, valuation=vals)
+    without = run_small(hosting={"term_years": 2.25, "security_deposit_months": 0.0},
+                        valuation=vals)
+    assert row(with_dep, "ai_hosting.hosting.deposit_usd")[33] == pytest.approx(-2e6)
+    tv = row(with_dep, "ai_hosting.terminal_value_usd")[35]
+    assert tv == pytest.approx(row(without, "ai_hosting.terminal_value_usd")[35], rel=1e-12)
+    last12 = slice(24, 36)
+    recurring = (row(with_dep, "ai_hosting.ebitda_usd")[last12].sum()
+                 + row(with_dep, "ai_hosting.capex_total_usd")[last12].sum())
+    r = with_dep.assumptions.case.discount_rate
+    assert tv == pytest.approx(max(recurring * 1.02 / (r - 0.02), 0.0), rel=1e-12)
+    assert tv > 0
+
+
 def test_conversion_capex_draw_and_asic_sale():
     # $1.0M/MW x 1.1 contingency x 10 MW = $11M: phase 1's $5.5M evenly over months 2-3,
     # phase 2's $5.5M over months 2-5 -> 4.125, 4.125, 1.375, 1.375 ($M).

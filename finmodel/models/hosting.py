@@ -254,7 +254,10 @@ def build_hosting(m: Model, a: Assumptions, strategy: str) -> Hosting:
         last_ready = phase_chain(m, f"{p}.last_ready_months", maximum, len(phases),
                                  "Latest phase readiness (months after conversion start)")
         last_end = maximum(last_end, start + last_ready + term)
-    refund = eq(time("index"), last_end)
+    # A deposit still held at the horizon is owed to the tenant: settled in the last month,
+    # so money the project must give back is never counted as value.
+    horizon_last = inp("case.horizon_years") * MONTHS_PER_YEAR - 1
+    refund = eq(time("index"), minimum(last_end, horizon_last))
     if h.default_month is not None:  # a defaulted tenant forfeits its deposit
         refund = refund & (default_at > time("index"))
     # A deposit the contract holds in escrow is restricted cash: not the project's to use,

@@ -242,6 +242,15 @@ CRASHED = {
     "conversion after the horizon": (
         swap(BASE, 'conversion_start_month = "2026-07"', 'conversion_start_month = "2045-01"'),
         ["conversion_start_month", "2045-01", "after the model's last month"]),
+    # Fuzzed (2026-11-27): a phase ready after the horizon ran and made converting look
+    # better (its capex spread over a build that never ends); a NaN share ran to the engine.
+    "phase ready after the horizon": (
+        swap(BASE, "phase_ready_months = [", "phase_ready_months = [12, 200] #"),
+        ["hosting.phase_ready_months", "ready in 2043-03", "after the model's last month "
+         "2040-12"]),
+    "NaN phase share": (
+        swap(BASE, "phase_it_shares = [", "phase_it_shares = [nan, 1.0] #"),
+        ["phase_it_shares", "positive shares summing to 1", "nan"]),
     "fractional refresh interval": (
         swap(BASE, "refresh_interval_years = ", "refresh_interval_years = 2.5 #"),
         ["mining.refresh_interval_years", "integer", "2.5"]),

@@ -467,6 +467,22 @@ def test_formulas_grow_linearly_with_the_horizon(tmp_path):
     assert not any("SUMIF(" in f or "MATCH(" in f for f in every)
 
 
+def test_fourteen_construction_phases_export_and_libreoffice_agrees(tmp_path, libreoffice):
+    # 14 phases a month apart (a fuzzed case): the depreciation's long sum was split into
+    # a helper row that also stood in a shift's month count, which must be a single value
+    # ("used where a single value is needed"). The split now leaves the count alone.
+    shares = [0.07] * 13 + [1 - 0.07 * 13]
+    a = finmodel.with_values(finmodel.load_assumptions("assumptions/base.toml"),
+                             {"hosting.phase_it_shares": shares,
+                              "hosting.phase_ready_months": list(range(1, 15))})
+    result = finmodel.run(a, breakevens=False)
+    path = finmodel.export_excel(result, tmp_path / "fourteen_phases.xlsx")
+    placed = result.values["hybrid.conversion.placed_share"][0]
+    assert placed.sum() == pytest.approx(1.0)
+    recalculated = recalculate(path, tmp_path / "lo")
+    assert_parity(read_model(recalculated, result), expected_values(result), PARITY, 1e-7)
+
+
 def test_three_construction_phases_one_row_each_and_libreoffice_agrees(tmp_path, libreoffice):
     # Any number of phases: a lease hybrid, a full conversion and a GPU cloud hall built
     # in three phases. Each phase has rows of its own (ready, placed in service, GPUs

@@ -29,6 +29,12 @@ def substitute(e: Expr, new: dict[int, Expr]) -> Expr:
     """``e`` with every node whose id is in ``new`` replaced."""
     if id(e) in new:
         return new[id(e)]
+    if isinstance(e, Shift):
+        # A shift's k is rendered as a single value: a helper *row* cannot stand in it, so
+        # a part shared with k is replaced in ``initial`` only (14 construction phases
+        # shared one between a depreciation's life and its amount).
+        initial = substitute(e.initial, new)
+        return e if initial is e.initial else Shift(e.target, e.k, initial, e.ahead)
     kids = children(e)
     if not kids:
         return e
@@ -45,8 +51,6 @@ def substitute(e: Expr, new: dict[int, Expr]) -> Expr:
         return Func(e.name, got)
     if isinstance(e, Lag):
         return Lag(e.target, e.k, got[0])
-    if isinstance(e, Shift):
-        return Shift(e.target, got[0], got[1])
     if isinstance(e, PathInput):
         return PathInput(e.name, got[0])
     return e

@@ -116,6 +116,18 @@ def _strategy_problem(case: Any, v: _View, name: str, tag) -> str | None:
                 f"model's last month {serial_month(_at(last, i))} (case.start_month + "
                 f"case.horizon_years): the strategy would convert nothing"
                 + tag(i, f"{where}.conversion_start_month"))
+    if case.hosting.phase_ready_months:
+        # A phase ready after the horizon is never delivered in the model, yet its capex
+        # is drawn over its build and the MW keep mining meanwhile: refused, as a start
+        # after the horizon is.
+        ready = add_months(start, max(case.hosting.phase_ready_months))
+        if (i := _first(np.greater(ready, last))) is not None:
+            return (f"hosting.phase_ready_months: the last phase of {where} is ready in "
+                    f"{serial_month(_at(ready, i))}, after the model's last month "
+                    f"{serial_month(_at(last, i))}; expected every phase ready within the "
+                    "horizon (build faster, start earlier or lengthen case.horizon_years)"
+                    + tag(i, "hosting.phase_ready_months",
+                          f"{where}.conversion_start_month"))
     h_pue, p_pue, link = v("hosting.pue"), v("power.pue"), v("site.interconnect_mw")
     if spec.kind == "ai_hosting" and spec.ai_it_mw is None:
         ai = np.divide(link, h_pue)

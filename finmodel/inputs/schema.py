@@ -363,8 +363,9 @@ class HostingSection(_Section):
             raise ValueError("phase_it_shares and phase_ready_months need one value per "
                              f"phase (got {len(self.phase_it_shares)} and "
                              f"{len(self.phase_ready_months)})")
-        if any(x <= 0 for x in self.phase_it_shares) or \
-                abs(sum(self.phase_it_shares) - 1) > 1e-9:
+        # ``not x > 0`` also refuses NaN, which every comparison lets through.
+        if any(not x > 0 or x == float("inf") for x in self.phase_it_shares) or \
+                not abs(sum(self.phase_it_shares) - 1) <= 1e-9:
             raise ValueError(f"phase_it_shares: expected positive shares summing to 1, got "
                              f"{self.phase_it_shares}")
         if any(m < 1 for m in self.phase_ready_months):

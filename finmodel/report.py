@@ -382,6 +382,7 @@ def _inputs_page(fig, result, analysis) -> None:
     _title(fig, "Key inputs and reproducibility", "Change them in the case file and re-run; "
            "every input is on the workbook's Inputs sheet with its defined name")
     fields = {f.path: f for f in input_fields(result.assumptions)}
+    sources = dict(result.assumptions.input_sources)
     rows = []
     for p in KEY_INPUTS:
         f = fields.get(p)
@@ -389,20 +390,26 @@ def _inputs_page(fig, result, analysis) -> None:
             continue
         v = float(f.value)
         shown = f"{v:.1%}" if f.unit in ("rate", "share") else _num(v)
-        source = getattr(f, "source", None) or ""
-        rows.append([input_label(p, f.unit), shown, source[:40]])
+        source = sources.get(p, "")
+        rows.append([input_label(p, f.unit), shown,
+                     source if len(source) <= 40 else source[:39] + "…"])
     ax = fig.add_axes([0.04, 0.3, 0.55, 0.55])
-    _table(ax, rows, ["Input", "Value", "Source"], [0.6, 0.18, 0.22])
+    _table(ax, rows, ["Input", "Value", "Source"], [0.52, 0.16, 0.32])
     y = 0.84
     fig.text(0.63, y, "Reproducibility stamp", fontsize=10, weight="bold", color=_BLUE)
     for k, v in stamp_rows(result):
-        y -= 0.03
-        fig.text(0.63, y, f"{k}: {v}", fontsize=6.5 if len(v) > 40 else 7.5)
+        # A SHA-256 does not fit beside its name: it goes on a line of its own, whole.
+        for part in ([f"{k}:"] + ["  " + v[i:i + 32] for i in range(0, len(v), 32)]
+                     if len(v) > 40 else [f"{k}: {v}"]):
+            y -= 0.03 if part.startswith(k) else 0.022
+            fig.text(0.63, y, part, fontsize=7.5, family="monospace" if part[:2] == "  "
+                     else None)
     y -= 0.05
     fig.text(0.63, y, "Conventions", fontsize=10, weight="bold", color=_BLUE)
     import textwrap
 
     for c in CONVENTIONS:
+        c = c.replace("(brackets)", "(a minus sign in this report)")
         for part in textwrap.wrap(c, 70):
             y -= 0.025
             fig.text(0.63, y, part, fontsize=7.5)

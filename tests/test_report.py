@@ -43,7 +43,8 @@ def test_report_of_the_base_case_has_the_decision_sensitivity_and_monte_carlo(tm
     assert "Tornado" in pages[3] and "Grid" in pages[3]
     assert "Monte Carlo" in pages[4] and "seed 2026" in pages[4]
     assert "Key inputs" in pages[5] and "Case file SHA-256" in pages[5]
-    assert result.assumptions._source.sha256 in pages[5]
+    sha = result.assumptions._source.sha256  # whole, on two lines of 32 characters
+    assert sha[:32] in pages[5] and sha[32:] in pages[5]
     for k, text in enumerate(pages, start=1):
         assert f"Page {k} of {len(pages)}" in text
 
@@ -56,6 +57,12 @@ def test_report_of_the_bitdeer_convertible_case(tmp_path):
     assert 3 <= len(pages) <= 6
     assert "Hybrid: 100 MW IT to AI" in pages[0] and "The decision" in pages[0]
     assert "Key inputs" in pages[-1]
+    # Each key input's source from the case's [input_sources], as the case file states it.
+    sources = finmodel.load_assumptions(
+        ROOT / "assumptions" / "bitdeer_convertible_hybrid.toml").input_sources
+    assert sources["hosting.lease_rate_usd_per_kw_month"] == "EST; [L3]-[L17]"
+    assert "EST; [L3]-[L17]" in pages[-1] and "[B24]" in pages[-1]
+    assert "(a minus sign in this report)" in pages[-1]
 
 
 def test_report_of_a_case_without_analysis_is_three_pages(tmp_path):

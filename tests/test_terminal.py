@@ -85,3 +85,10 @@ def test_lease_renewal_re_lets_the_hall_net_of_re_letting_capex():
     # Growth at or above the discount rate has no perpetuity: refused, naming the field.
     with pytest.raises(finmodel.InputError, match="valuation.terminal_growth_rate"):
         finmodel.with_values(a, {"valuation.terminal_growth_rate": 0.10})
+    # ... and a hair below it has a perpetuity of any size (fuzzed: 0.0999999 at 10 % gave
+    # an NPV of 1.09e14 USD): at least half a point below, which is still accepted.
+    r = a.case.discount_rate
+    with pytest.raises(finmodel.InputError, match="at least 0.005 below case.discount_rate"):
+        finmodel.with_values(a, {"valuation.terminal_growth_rate": r - 1e-7})
+    assert finmodel.with_values(a, {"valuation.terminal_growth_rate": r - 0.005}) \
+        .valuation.terminal_growth_rate == pytest.approx(r - 0.005)

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+#: The least discount rate less terminal growth a perpetuity takes (200 years' cash).
+MIN_GROWTH_SPREAD = 0.005
+
 #: Steps of the lattice that values the convertible note (see financing.notes).
 LATTICE_STEPS = 1000
 #: Months supported: the model's dates stay within what Excel and pandas represent.
@@ -92,9 +95,12 @@ def cross_field_problem(case: Any, over: Mapping[str, Any] | None = None) -> str
                 return msg
     if case.valuation.terminal_method in ("perpetuity_growth", "lease_renewal"):
         g, r = v("valuation.terminal_growth_rate"), v("case.discount_rate")
-        if (i := _first(np.greater_equal(g, r))) is not None:
-            return (f"valuation.terminal_growth_rate: {_at(g, i):g} must be below "
-                    f"case.discount_rate = {_at(r, i):g}"
+        # r - g of a hair makes the perpetuity any number at all (0.0999999 at 10 %: 1e7
+        # years of cash flow, an NPV of 1e14): at least half a point, 200 years' worth.
+        if (i := _first(np.greater(g, np.subtract(r, MIN_GROWTH_SPREAD)))) is not None:
+            return (f"valuation.terminal_growth_rate: {_at(g, i):g} must be at least "
+                    f"{MIN_GROWTH_SPREAD:g} below case.discount_rate = {_at(r, i):g} (the "
+                    f"perpetuity is cash flow / (rate - growth))"
                     + tag(i, "valuation.terminal_growth_rate", "case.discount_rate"))
     if case.financing is not None and case.financing.convertible is not None:
         return _lattice_problem(v, tag)

@@ -289,6 +289,22 @@ def test_company_view_rolls_cash_forward(four):
     json.dumps(js, allow_nan=False)
 
 
+def test_a_plan_that_keeps_every_site_mining_has_the_status_quo_value_per_share():
+    # Fuzzed (2026-11-27): with no capex budget the plan keeps every site mining, yet the
+    # summary said 13.15 USD a share keeping mining -> 13.25 with the plan: the status quo
+    # raised no money while the plan raised what the cash floor needs. Both raise the
+    # least new money that keeps the floor, so they are the same company.
+    data = small(capex_budget_usd_by_year={"2026": 0.0, "2027": 0.0}, min_cash_usd=250e6)
+    lp = parse_portfolio(data, source="small.toml", folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, exact_gains=False)
+    assert set(plan.chosen.strategy) == {"mining"}
+    assert plan.company.new_funding_usd > 0  # the floor needs new money in both
+    assert plan.status_quo.new_funding_usd == pytest.approx(plan.company.new_funding_usd)
+    assert plan.status_quo.per_share.value_per_share_usd == pytest.approx(
+        plan.company.per_share.value_per_share_usd, rel=1e-12)
+    assert plan.status_quo.balance_usd.min() >= 250e6 - 1.0
+
+
 # ---- bad input --------------------------------------------------------------------------
 
 def test_site_file_that_does_not_exist():

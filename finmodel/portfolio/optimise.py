@@ -236,7 +236,7 @@ def _repaired(p: Problem, got: _Got, time_limit: float, **limits) -> _Got:
     money it needs to keep every month. Not proven optimal; its gap is against the
     restricted problem's bound, which bounds the full problem too."""
     q = p if not limits else _with_limits(p, **limits)
-    f = _need(q, dict(enumerate(got.choice)))
+    f = new_money_needed(q, dict(enumerate(got.choice)))
     if not f <= q.max_funding * (1 + 1e-9):  # inf: no amount of new money will do
         raise SolverError(f"the plan's MILP found no plan keeping the cash floor within "
                           f"{time_limit:g} s")
@@ -454,7 +454,7 @@ def greedy(p: Problem) -> Solution:
     gain = np.array([p.npv[i] - p.npv[choice[s]] for i, s in enumerate(opts.site)])
     extra = total_capex - np.array([total_capex[choice[s]] for s in opts.site])
     ratio = np.where(extra > 0, gain / np.maximum(extra, 1.0), -np.inf)
-    need = _need(p, choice)
+    need = new_money_needed(p, choice)
     upgraded: set[str] = set()
     for i in np.argsort(-ratio, kind="stable"):
         s = opts.site[i]
@@ -463,7 +463,7 @@ def greedy(p: Problem) -> Solution:
         trial = {**choice, s: int(i)}
         if not _within_budget(p, trial):
             continue
-        trial_need = _need(p, trial)
+        trial_need = new_money_needed(p, trial)
         if trial_need <= max(p.max_funding, need) * (1 + 1e-9):
             choice, need = trial, trial_need
             upgraded.add(s)
@@ -479,7 +479,7 @@ def _within_budget(p: Problem, choice: dict) -> bool:
     return bool(np.all(p.capex @ x <= p.budget + 1e-6 * np.maximum(p.budget, 1.0)))
 
 
-def _need(p: Problem, choice: dict) -> float:
+def new_money_needed(p: Problem, choice: dict) -> float:
     """The new money a plan needs to keep the cash floor (inf if no amount will do)."""
     x = np.zeros(p.n)
     x[list(choice.values())] = 1.0

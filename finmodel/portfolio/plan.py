@@ -11,7 +11,8 @@ import pandas as pd
 
 from finmodel.portfolio.company import CompanyFlows, PerShare, company_flows, per_share
 from finmodel.portfolio.load import LoadedPortfolio
-from finmodel.portfolio.optimise import Problem, Solution, build_problem, greedy, solve
+from finmodel.portfolio.optimise import (Problem, Solution, build_problem, greedy,
+                                         new_money_needed, solve)
 from finmodel.portfolio.options import MINING, Options, evaluate_options
 
 
@@ -114,7 +115,13 @@ def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
     sol = solve(problem, exact_gains=exact_gains, time_limit=time_limit)
     grd = greedy(problem) if sol.feasible else sol
     view = company_view(lp, options, flows, sol.choice, sol.funding_usd)
-    sq = company_view(lp, options, flows, status_quo_choice(options), 0.0)
+    # Keeping every site mining needs new money too (overhead, refreshes, the cash floor):
+    # the same least amount the optimiser would raise for that plan, so that a plan which
+    # keeps every site mining has the status quo's value per share exactly.
+    sq_choice = status_quo_choice(options)
+    sq_need = new_money_needed(problem, dict(enumerate(sq_choice)))
+    sq = company_view(lp, options, flows, sq_choice,
+                      sq_need if np.isfinite(sq_need) else 0.0)
     plan = Plan(lp, options, problem, flows, sol, grd, view, sq)
     if monte_carlo and sol.feasible:
         from finmodel.portfolio.montecarlo import funding_shortfall

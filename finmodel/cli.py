@@ -384,10 +384,10 @@ def format_summary(result) -> str:
     names = strategy_labels(result)
     lines.append("Strategies: " + "; ".join(f"{s} = {names[s]}" for s in frame.columns))
     lines.append("")
-    lines.append(" " * width + "".join(f"{s:>18}" for s in frame.columns))
+    lines.append(" " * width + "".join(f"{s:>20}" for s in frame.columns))
     has = {(s.strategy, s.metric) for s in result.model.metrics()}
     for key in frame.index:
-        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]) if (s, key) in has else '':>18}"
+        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]) if (s, key) in has else '':>20}"
                         for s in frame.columns)
         lines.append(f"{labels[key]:<{width}}{cells}")
     timing = result.summary_json()["timing"]
@@ -421,7 +421,12 @@ def _fmt(v: float, unit: str) -> str:
         return f"{v / 1e6:,.2f} M USD"
     if unit == "years":
         return f"{v:.2f} y"
-    return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if unit in ("x", "ratio"):
+        return f"{v:,.2f}x"
+    number = f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    # Every other figure carries its unit (USD/BTC, USD/MW, BTC, ...): a reader never has to
+    # guess whether 132,964 is dollars per coin or per MW.
+    return f"{number} {unit}" if unit else number
 
 
 if __name__ == "__main__":  # pragma: no cover

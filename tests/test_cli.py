@@ -171,6 +171,10 @@ def test_summary_names_bridge_steps_by_title_and_prints_money_in_millions():
     assert _fmt(0.0, "USD") == _fmt(-3e-7, "USD") == "0.0 M USD"
     assert _fmt(440_013.0, "USD") == "0.44 M USD"
     assert _fmt(-602_900_000.0, "USD") == "-602.9 M USD"
+    # Every other figure carries its unit; ratios read as multiples.
+    assert _fmt(132_964.4, "USD/BTC") == "132,964 USD/BTC"
+    assert _fmt(17.2712, "USD/PH/day") == "17.27 USD/PH/day"
+    assert _fmt(1.3412, "x") == "1.34x" and _fmt(1.25, "ratio") == "1.25x"
     lines = {ln.split("  ")[0]: ln for ln in text.splitlines()}
     # The columns are code names (they fit 18 characters); a legend names them as readers do.
     assert ("Strategies: mining = Keep mining; ai_hosting = Convert to AI hosting; "

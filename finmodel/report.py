@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -119,10 +120,8 @@ def _title(fig, text: str, sub: str = "") -> None:
 
 def _table(ax, rows: list[list[str]], col_labels: list[str], widths=None,
            size: float = 9) -> None:
-    import textwrap
-
     ax.axis("off")
-    heads = ["\n".join(textwrap.wrap(h, 16)) for h in col_labels]
+    heads = ["\n".join(textwrap.wrap(h, 12)) for h in col_labels]
     t = ax.table(cellText=rows, colLabels=heads, loc="upper left", cellLoc="right",
                  colLoc="center", colWidths=widths)
     t.auto_set_font_size(False)
@@ -135,6 +134,7 @@ def _table(ax, rows: list[list[str]], col_labels: list[str], widths=None,
             cell.set_facecolor(_BLUE)
             cell.get_text().set_color("white")
             cell.get_text().set_weight("bold")
+            cell.get_text().set_fontsize(size - 1.5)
         if c == 0:
             cell.get_text().set_ha("left")
 
@@ -168,15 +168,29 @@ def _decision_page(fig, result, analysis) -> None:
     ax = fig.add_axes([0.04, 0.08, 0.54, 0.6])
     _table(ax, rows, ["Metric"] + [labels[s] for s in strategies],
            [0.43] + [0.57 / len(strategies)] * len(strategies))
+    # Every n/a in the table says why, once per reason (as the CLI and the workbook do).
+    why: dict[str, list[str]] = {}
+    for key, label, _ in _DECISION:
+        for s in strategies:
+            v = _metric(result, s, key)
+            text = result.reasons.get(f"{s}.{key}")
+            if v is not None and not np.isfinite(v) and text is not None and text[0]:
+                why.setdefault(f"{label}: {text[0]}", []).append(labels[s])
+    y = 0.115
+    for text, who in why.items():
+        for part in textwrap.wrap(f"n/a - {text} ({', '.join(who)})", 150)[:2]:
+            fig.text(0.04, y, part, fontsize=7, color=_GREY)
+            y -= 0.018
     ax = fig.add_axes([0.68, 0.14, 0.28, 0.52])
     npv = [(_metric(result, s, "npv_usd") or 0.0) / 1e6 for s in strategies]
-    bars = ax.bar([labels[s] for s in strategies], npv,
+    # Long strategy names wrapped under their bars: slanted they ran off the page.
+    bars = ax.bar(["\n".join(textwrap.wrap(labels[s], 14)) for s in strategies], npv,
                   color=[_GREEN if v >= 0 else _BLUE for v in npv])
     ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=8)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel("NPV (USD m)")
     ax.set_title("NPV by strategy")
-    ax.tick_params(axis="x", labelsize=8, rotation=12)
+    ax.tick_params(axis="x", labelsize=7)
 
 
 def _converting(result) -> list[str]:
@@ -200,6 +214,8 @@ def _bridge_page(fig, result, analysis) -> None:
     ax = fig.add_axes([0.07, 0.2, 0.44, 0.62])
     names = ["Keep mining NPV"] + [BRIDGE_TITLES[k] for k in keys] + [f"{labels[best]} NPV"]
     level = base
+    tops = np.cumsum([base] + steps)
+    span = max(0.0, tops.max()) - min(0.0, tops.min()) or 1.0
     for i, name in enumerate(names):
         if i == 0 or i == len(names) - 1:
             v = base if i == 0 else base + sum(steps)
@@ -209,8 +225,12 @@ def _bridge_page(fig, result, analysis) -> None:
             continue
         d = steps[i - 1]
         ax.bar(i, d, bottom=level, color=_GREEN if d >= 0 else _RED)
-        ax.annotate(f"{d:+,.1f}", (i, max(level, level + d)), xytext=(0, 3),
-                    textcoords="offset points", ha="center", fontsize=7)
+        if abs(d) > 0.12 * span:  # inside a tall bar, so neighbours' labels never collide
+            ax.text(i, level + d / 2, f"{d:+,.1f}", ha="center", va="center", fontsize=7,
+                    color="white", rotation=90)
+        else:
+            ax.annotate(f"{d:+,.1f}", (i, max(level, level + d)), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=7)
         level += d
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
     ax.axhline(0, color="black", lw=0.6)
@@ -357,8 +377,6 @@ def _monte_carlo_page(fig, result, an) -> None:
     for c in spec.correlations:
         text.append(f"Correlation {humanise(c.a)} / {humanise(c.b)}: {c.rho:.2f}")
     fig.text(0.63, 0.44, "Settings", fontsize=10, weight="bold", color=_BLUE)
-    import textwrap
-
     y = 0.44
     for line in text:
         for k, part in enumerate(textwrap.wrap(line, 62)):
@@ -406,8 +424,6 @@ def _inputs_page(fig, result, analysis) -> None:
                      else None)
     y -= 0.05
     fig.text(0.63, y, "Conventions", fontsize=10, weight="bold", color=_BLUE)
-    import textwrap
-
     for c in CONVENTIONS:
         c = c.replace("(brackets)", "(a minus sign in this report)")
         for part in textwrap.wrap(c, 70):

@@ -33,6 +33,9 @@ def test_report_of_the_base_case_has_the_decision_sensitivity_and_monte_carlo(tm
     hybrid = float(result.values["hybrid.npv_vs_mining"][0]) / 1e6
     assert "The decision" in pages[0]
     assert f"adds ${hybrid:,.1f}M against keeping mining" in pages[0]
+    # Every n/a says why (base: no project IRR, the first flow being an inflow).
+    assert ("n/a - Project IRR: the first non-zero flow is an inflow: there is no investment "
+            "to earn a return on") in pages[0]
     assert "Why converting is worth what it is" in pages[1]
     assert "Keep mining to Convert to AI hosting" in pages[1]  # the highest NPV: 175.2M
     steps = [float(result.values[f"ai_hosting.bridge_{k}"][0]) / 1e6

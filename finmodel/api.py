@@ -13,7 +13,7 @@ import pandas as pd
 from finmodel.analysis.timing import conversion_timing, timing_summary
 from finmodel.engine.evaluate import evaluate
 from finmodel.engine.graph import Line, Model
-from finmodel.engine.solve import bracketed_root, irr_reasons
+from finmodel.engine.solve import NOT_CROSSED, bracketed_root, irr_reasons
 from finmodel.engine.timeline import Timeline
 from finmodel.errors import InputError, ModelError, shown
 from finmodel.inputs.load import numeric_inputs
@@ -518,7 +518,6 @@ def _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n) 
         reasons[t.node] = w
 
 
-NOT_CROSSED = "the target is not crossed between the bracket's ends"
 #: Why a strategy has no break-even BTC price when its NPV is not negative at zero: an
 #: owned fleet spends no capex, and what the site earns without mining covers its costs —
 #: power sold back, the fleet sold at its value on the ASIC price curve (quoted in USD/TH,

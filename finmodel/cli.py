@@ -157,7 +157,7 @@ def json_writer(data: dict):
 
 def _run(args: argparse.Namespace) -> int:
     from finmodel.api import run
-    from finmodel.excel import export_excel
+    from finmodel.excel.workbook import write_workbook
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     if js is not None:
         writers.append((js, json_writer(result.summary_json())))
     if out is not None:
-        writers.append((out, lambda tmp: export_excel(result, tmp)))
+        writers.append((out, lambda tmp: write_workbook(result, tmp)))
     text = format_summary(result)
     written = outputs.commit(writers)
     say(text)
@@ -188,7 +188,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from finmodel.analysis.run import analysis_json, run_analysis
     from finmodel.api import run
     from finmodel.errors import InputError
-    from finmodel.excel import export_excel
+    from finmodel.excel.workbook import write_workbook
     from finmodel.inputs import load_assumptions
 
     t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         writers.append((js, json_writer(analysis_json(an))))
     if out is not None:
         result = run(a)
-        writers.append((out, lambda tmp: export_excel(result, tmp, analysis=an)))
+        writers.append((out, lambda tmp: write_workbook(result, tmp, analysis=an)))
     if png is not None:
         from finmodel.analysis.plots import chart_names, save_png
 
@@ -229,14 +229,14 @@ def _sensitivity(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from finmodel.api import run
     from finmodel.inputs import load_assumptions
-    from finmodel.report import analysis_for_report, write_report
+    from finmodel.report import analysis_for_report, render_report
 
     t0 = time.perf_counter()
     outputs = Outputs(inputs=[args.case])
     out = outputs.target(args.output, ".pdf", "-o")
     a = load_assumptions(args.case)
     result, an = run(a), analysis_for_report(a)
-    written = outputs.commit([(out, lambda tmp: write_report(result, tmp, an))])
+    written = outputs.commit([(out, lambda tmp: render_report(result, tmp, an))])
     say(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.2f} s")
     return 0
 
@@ -258,13 +258,13 @@ def _portfolio(args: argparse.Namespace) -> int:
     writers = []
     links: dict[str, str] = {}
     if sites is not None:
-        from finmodel.excel import export_excel
+        from finmodel.excel.workbook import write_workbook
         from finmodel.portfolio.plan import site_case
 
         for i, site in enumerate(plan.chosen.site):
             target = outputs.target(sites / f"{site}.xlsx", ".xlsx", "--site-workbooks")
             result = run(site_case(plan, i))
-            writers.append((target, lambda tmp, r=result: export_excel(r, tmp)))
+            writers.append((target, lambda tmp, r=result: write_workbook(r, tmp)))
             links[site] = os.path.relpath(target, out.parent if out is not None else ".")
     if js is not None:
         writers.append((js, json_writer(plan.to_json())))

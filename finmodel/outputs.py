@@ -11,7 +11,7 @@ commit into that folder.
 >>> out = Outputs(inputs=[case_path])
 >>> xlsx = out.target(args.output, ".xlsx", "-o")      # checked now
 >>> ...                                                 # compute
->>> out.commit([(xlsx, lambda tmp: export_excel(result, tmp))])
+>>> out.commit([(xlsx, lambda tmp: write_workbook(result, tmp))])
 """
 
 from __future__ import annotations

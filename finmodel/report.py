@@ -5,13 +5,13 @@ inputs and the reproducibility stamp; 3-6 pages of matplotlib (the ``plot`` extr
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from finmodel.errors import ExportError
+from finmodel.outputs import Outputs
 
 _PAGE = (11.0, 8.5)  # US Letter, landscape (inches)
 _BLUE, _RED, _GREEN, _GREY = "#1F3864", "#C0504D", "#00804A", "#595959"
@@ -24,7 +24,17 @@ _DECISION = [("npv_usd", "NPV", "m"), ("npv_vs_mining_usd", "Value vs keeping mi
 
 
 def write_report(result, path: str | os.PathLike[str], analysis=None) -> Path:
-    """Write the PDF report of ``result`` (and of ``analysis``, if given) atomically."""
+    """Write the PDF report of ``result`` (and of ``analysis``, if given) atomically, with
+    the checks every output of finmodel gets (:class:`finmodel.outputs.Outputs`)."""
+    out = Outputs()
+    target = out.target(path, ".pdf", "report")
+    out.commit([(target, lambda tmp: render_report(result, tmp, analysis))])
+    return target
+
+
+def render_report(result, path: str | os.PathLike[str], analysis=None) -> None:
+    """Write the PDF report at ``path`` as it goes (not atomically: for a writer of
+    :meth:`finmodel.outputs.Outputs.commit`, which renames it into place)."""
     try:
         import matplotlib
 
@@ -33,42 +43,27 @@ def write_report(result, path: str | os.PathLike[str], analysis=None) -> Path:
         from matplotlib.backends.backend_pdf import PdfPages
     except ImportError:
         raise ExportError("the report needs matplotlib: pip install 'finmodel[plot]'") from None
-    target = Path(path)
-    if target.suffix.lower() != ".pdf":
-        raise ExportError(f"{target}: the report's name must end in .pdf")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ExportError(f"{target}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".pdf", dir=directory)
-    os.close(fd)
-    try:
-        with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 9,
-                                    "axes.titlesize": 11, "axes.titleweight": "bold",
-                                    "axes.spines.top": False, "axes.spines.right": False}):
-            with PdfPages(tmp, metadata={"Title": result.assumptions.case.name,
-                                         "Creator": "finmodel"}) as pdf:
-                pages = [_decision_page]
-                if _converting(result):
-                    pages.append(_bridge_page)
-                pages.append(_strategies_page)
-                if analysis is not None and (analysis.tornado is not None
-                                             or analysis.grid is not None):
-                    pages.append(_sensitivity_page)
-                if analysis is not None and analysis.monte_carlo is not None:
-                    pages.append(_monte_carlo_page)
-                pages.append(_inputs_page)
-                for k, page in enumerate(pages, start=1):
-                    fig = plt.figure(figsize=_PAGE)
-                    page(fig, result, analysis)
-                    _frame(fig, result, k, len(pages))
-                    pdf.savefig(fig)
-                    plt.close(fig)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 9,
+                                "axes.titlesize": 11, "axes.titleweight": "bold",
+                                "axes.spines.top": False, "axes.spines.right": False}):
+        with PdfPages(path, metadata={"Title": result.assumptions.case.name,
+                                      "Creator": "finmodel"}) as pdf:
+            pages = [_decision_page]
+            if _converting(result):
+                pages.append(_bridge_page)
+            pages.append(_strategies_page)
+            if analysis is not None and (analysis.tornado is not None
+                                         or analysis.grid is not None):
+                pages.append(_sensitivity_page)
+            if analysis is not None and analysis.monte_carlo is not None:
+                pages.append(_monte_carlo_page)
+            pages.append(_inputs_page)
+            for k, page in enumerate(pages, start=1):
+                fig = plt.figure(figsize=_PAGE)
+                page(fig, result, analysis)
+                _frame(fig, result, k, len(pages))
+                pdf.savefig(fig)
+                plt.close(fig)
 
 
 # --- pieces ---------------------------------------------------------------------------
@@ -215,10 +210,11 @@ def _bridge_page(fig, result, analysis) -> None:
     names = ["Keep mining NPV"] + [BRIDGE_TITLES[k] for k in keys] + [f"{labels[best]} NPV"]
     level = base
     tops = np.cumsum([base] + steps)
-    span = max(0.0, tops.max()) - min(0.0, tops.min()) or 1.0
+    lo, hi = min(0.0, tops.min()), max(0.0, tops.max())
+    span = hi - lo or 1.0
     for i, name in enumerate(names):
         if i == 0 or i == len(names) - 1:
-            v = base if i == 0 else base + sum(steps)
+            v = base if i == 0 else _metric(result, best, "npv_usd") / 1e6
             ax.bar(i, v, color=_BLUE)
             ax.annotate(f"{v:,.1f}", (i, v), xytext=(0, 3 if v >= 0 else -10),
                         textcoords="offset points", ha="center", fontsize=7)
@@ -237,9 +233,7 @@ def _bridge_page(fig, result, analysis) -> None:
     ax.set_ylabel("USD m (present value at the discount rate)")
     ax.set_title(f"Keep mining to {labels[best]} (highest NPV of the conversions)", pad=14)
     # Bars with a bottom are sticky there, so margins would not apply: set the limits.
-    tops = np.cumsum([base] + steps)
-    lo, hi = min(0.0, tops.min()), max(0.0, tops.max())
-    ax.set_ylim(lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
+    ax.set_ylim(lo - 0.08 * span, hi + 0.08 * span)
     ax.grid(axis="y", color="#E5E5E5")
     rows = [["Keep mining NPV"] + [_fmt(base * 1e6, "m")] * len(others)]
     rows += [[BRIDGE_TITLES[k]] + [_fmt(_metric(result, s, f"bridge_{k}_usd"), "m")

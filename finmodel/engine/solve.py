@@ -251,6 +251,10 @@ def irr_reasons(values: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return reason
 
 
+#: :func:`bracketed_root`'s reason where the bracket's ends are on one side of the target.
+NOT_CROSSED = "the target is not crossed between the bracket's ends"
+
+
 def bracketed_root(
     f: Callable[[np.ndarray], np.ndarray],
     lo: np.ndarray,
@@ -291,7 +295,7 @@ def bracketed_root(
     fb = f(b) if fb is None else np.array(fb, dtype=float)
     reason = np.full(a.shape, "", dtype=object)
     bad = np.sign(fa) * np.sign(fb) > 0
-    reason[bad] = "the target is not crossed between the bracket's ends"
+    reason[bad] = NOT_CROSSED
     reason[~np.isfinite(fa) | ~np.isfinite(fb)] = "the model is not finite at the bracket"
     x = np.where(fa == 0, a, b)
     active = (reason == "") & (fa != 0) & (fb != 0)

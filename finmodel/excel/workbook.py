@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from finmodel.conventions import to_serial
 from finmodel.engine.expr import Ref
 from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
+from finmodel.outputs import Outputs
 from finmodel.excel import checks as checks_sheet
 from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.bridge import Waterfall, waterfall_chart, write_bridge
@@ -128,22 +128,18 @@ def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0
     name ``<strategy>_<metric>``. ``analysis`` (from ``finmodel sensitivity``) adds the
     Sensitivity and Monte Carlo sheets.
     """
-    target = Path(path)
-    if target.suffix.lower() != ".xlsx":
-        raise ExportError(f"{target}: the workbook's name must end in .xlsx")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ExportError(f"{target}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".xlsx", dir=directory)
-    os.close(fd)
-    try:
-        _write(result, tmp, scenario, analysis)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a workbook is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = Outputs()
+    target = out.target(path, ".xlsx", "workbook")
+    out.commit([(target, lambda tmp: write_workbook(result, tmp, scenario,
+                                                    analysis=analysis))])
     return target
+
+
+def write_workbook(result: Result, path: str | os.PathLike[str], scenario: int = 0, *,
+                   analysis=None) -> None:
+    """Write the workbook of :func:`export_excel` at ``path`` as it goes (not atomically:
+    for a writer of :meth:`finmodel.outputs.Outputs.commit`, which renames it into place)."""
+    _write(result, str(path), scenario, analysis)
 
 
 def _write(result: Result, path: str, scenario: int, analysis=None) -> None:

@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("book", help="a workbook written by finmodel (.xlsx), edited")
     m.add_argument("-o", "--output", required=True, help="case file to write (.toml)")
     m.set_defaults(func=_import)
-    v = sub.add_parser("validate", help="check a case file and report every problem")
+    v = sub.add_parser("validate", help="check a case or portfolio file and report every "
+                       "problem")
     v.add_argument("case")
     v.set_defaults(func=_validate)
     s = sub.add_parser("schema", help="print the JSON Schema of a case file")
@@ -347,10 +348,29 @@ def _import(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from finmodel.inputs import load_assumptions
 
+    if _is_portfolio(args.case):
+        from finmodel.portfolio import load_portfolio
+
+        lp = load_portfolio(args.case)
+        say(f"{args.case}: valid portfolio ({lp.spec.company.name}; {len(lp.cases)} sites, "
+            f"every site's case valid; {lp.months // 12} years from {lp.start_month})")
+        return 0
     a = load_assumptions(args.case)
     say(f"{args.case}: valid ({a.case.name}; {a.case.horizon_years} years from "
         f"{a.case.start_month})")
     return 0
+
+
+def _is_portfolio(path: str) -> bool:
+    """A portfolio file has ``[company]`` and ``[sites]`` tables, which no case has; a file
+    that cannot be read as TOML is left to the case loader to report."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(data.get("company"), dict) and isinstance(data.get("sites"), dict)
 
 
 def _schema(args: argparse.Namespace) -> int:

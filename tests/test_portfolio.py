@@ -7,6 +7,7 @@ import copy
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -803,3 +804,32 @@ def test_monte_carlo_without_n_takes_the_files_scenarios(tmp_path, capsys):
     mc = json.loads(js.read_text())["monte_carlo"]
     assert (mc["scenarios"], mc["seed"]) == (3, 5)
     assert "over 3 scenarios (seed 5)" in out
+
+
+@pytest.mark.parametrize("where, change, message", [
+    ("existing", {"coupons_per_year": 5}, r'financing\.existing\."V5"\.coupons_per_year: 5 '
+     r"does not divide the year into whole months; expected 1, 2, 3, 4, 6 or 12"),
+    ("new", {"coupons_per_year": 5}, r"financing\.new\.coupons_per_year: 5 does not divide"),
+    ("existing", {"maturity_month": "2020-08"}, r'financing\.existing\."V5"\.maturity_month: '
+     r"2020-08 is before the sites' start 2026-01"),
+])
+def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsys, where,
+                                                                   change, message):
+    """Fuzzed 2026-11-27: coupons_per_year = 5 failed only when the plan was built, with
+    neither file nor field named, and ``finmodel validate`` passed the file."""
+    data = small()
+    data["financing"] = {"existing": [{"name": "V5", "principal_usd": 325e6, "coupon_rate":
+                                       0.05, "maturity_month": "2032-02",
+                                       "conversion_price_usd": 9.93}],
+                         "new": {"kind": "convertible"}}
+    target = data["financing"]["existing"][0] if where == "existing" else \
+        data["financing"]["new"]
+    target.update(change)
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                                       f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    with pytest.raises(InputError, match=re.escape(str(src)) + ": " + message):
+        load_portfolio(src)
+    assert main(["validate", str(src)]) != 0
+    err = capsys.readouterr().err
+    assert re.search(message, err) and str(src) in err

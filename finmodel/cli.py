@@ -134,9 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", help="workbook to write (.xlsx): Portfolio and Company "
                    "sheets")
     q.add_argument("--json", dest="json_path", help="plan JSON to write")
-    q.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), metavar="N",
-                   help="probability of a funding shortfall over N scenarios of shared BTC "
-                   "price and hashrate paths ([monte_carlo] of the portfolio file)")
+    q.add_argument("--monte-carlo", dest="monte_carlo", type=_count(1), nargs="?", const=0,
+                   metavar="N", help="probability of a funding shortfall over N scenarios of "
+                   "shared BTC price and hashrate paths (default N: [monte_carlo] scenarios "
+                   "of the portfolio file, which also sets the seed and volatilities)")
     q.add_argument("--site-workbooks", dest="site_workbooks", metavar="DIR",
                    help="also write each site's live workbook (its chosen option) into DIR, "
                    "linked from the Sites sheet")
@@ -262,7 +263,8 @@ def _portfolio(args: argparse.Namespace) -> int:
     js = outputs.target(args.json_path, ".json", "--json")
     sites = outputs.folder(args.site_workbooks, "--site-workbooks")
     lp = load_portfolio(args.portfolio)
-    plan = plan_portfolio(lp, monte_carlo=args.monte_carlo, time_limit=args.time_limit)
+    n_mc = lp.spec.monte_carlo.scenarios if args.monte_carlo == 0 else args.monte_carlo
+    plan = plan_portfolio(lp, monte_carlo=n_mc, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
     writers = []

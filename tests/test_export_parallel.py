@@ -75,22 +75,23 @@ def test_base_workbook_is_byte_identical_to_the_serial_path(base, tmp_path, monk
     _same_but_timestamp(tmp_path / "serial.xlsx", tmp_path / "parallel.xlsx")
 
 
-def test_the_child_gets_about_half_the_cells_and_no_sheet_with_links(base, tmp_path,
+def test_the_child_gets_about_half_the_work_and_no_sheet_with_links(base, tmp_path,
                                                                       monkeypatch):
     shares = []
     real = package.child_share
 
     def spy(sheets):
         got = real(sheets)
-        shares.append((got, [sum(map(len, ws.table.values())) for ws in sheets],
-                       [bool(ws.hyperlinks) for ws in sheets]))
+        work = [sum(map(len, ws.table.values()))
+                + package.VALIDATION_CELLS * len(ws.validations) for ws in sheets]
+        shares.append((got, work, [bool(ws.hyperlinks) for ws in sheets]))
         return got
 
     monkeypatch.setattr(package, "child_share", spy)
     write_workbook(base, tmp_path / "p.xlsx")
-    (theirs, cells, links), = shares
-    child = sum(cells[i] for i in theirs)
-    assert 0.4 * sum(cells) <= child <= 0.5 * sum(cells)
+    (theirs, work, links), = shares
+    child = sum(work[i] for i in theirs)
+    assert 0.4 * sum(work) <= child <= 0.5 * sum(work)
     assert not any(links[i] for i in theirs) and any(links)  # the Cover's links stay
 
 

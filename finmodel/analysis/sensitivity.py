@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from finmodel.api import timeline_of
-from finmodel.engine.evaluate import evaluate
+from finmodel.engine.evaluate import Buffers, evaluate
 from finmodel.engine.graph import Model
 from finmodel.engine.solve import bracketed_root
 from finmodel.engine.timeline import Timeline
@@ -49,6 +49,14 @@ class Scenarios:
             raise InputError(f"expected a case (finmodel.load_assumptions), got {shown(a)}")
         scalars, paths = numeric_inputs(a)
         return cls(a, build_model(a), timeline_of(a), scalars, paths)
+
+    @property
+    def buffers(self) -> Buffers:
+        """The arrays this case's evaluations reuse (a Monte Carlo's chunks, one size)."""
+        b = self.__dict__.get("_buffers")
+        if b is None:
+            b = self.__dict__["_buffers"] = Buffers()
+        return b
 
     def base(self, path: str) -> float:
         """The case's value of the numeric input at ``path``."""
@@ -89,7 +97,7 @@ class Scenarios:
         names = {(s, m): n for m in metrics
                  for s, n in self.metric_names(m, strategies).items()}
         out = evaluate(self.model, self.timeline, scalars, paths, lines or {},
-                       only=list(names.values()))
+                       only=list(names.values()), buffers=self.buffers)
         if size is None:
             size = max([np.size(v) for v in inputs.values()]
                        + [np.shape(v)[0] for v in (lines or {}).values()] + [1])

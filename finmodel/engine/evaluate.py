@@ -212,7 +212,9 @@ class _Evaluator:
                 v = self._eval_line(node.expr)
                 if v.shape[1] != 1:
                     raise ModelError(f"scalar {node.name!r} depends on a per-period value")
-            self.values[node.name] = np.asarray(v, dtype=float)
+            v = np.asarray(v, dtype=float)
+            # (a constant's array is shared and read-only: the scalar gets its own)
+            self.values[node.name] = v if v.flags.writeable else v.copy()
             return
         if node.name in self.overrides:
             v = self.overrides[node.name]
@@ -341,6 +343,20 @@ class _Evaluator:
         Comparisons give booleans (IF takes them as they are); arithmetic on one makes a
         float, and a line is always stored as floats. A shared sub-expression's value is
         remembered for the rest of the line and never fresh (it is read again)."""
+        kind = type(e)
+        if kind is Ref:  # the commonest nodes first, without the isinstance chain
+            v = self.values.get(e.target.name)
+            if v is None:
+                v = self._value(e.target)
+            return (v if t is None or isinstance(e.target, Scalar) else v[:, t:t + 1]), False
+        if kind is Const:
+            v = _CONSTANTS.get(e.value)
+            if v is None:
+                v = np.array([[e.value]])
+                v.flags.writeable = False  # shared by every use: never written
+                if len(_CONSTANTS) < 10_000:
+                    _CONSTANTS[e.value] = v
+            return v, False
         if self._memo is not None and id(e) in self._shared:
             v = self._memo.get(id(e))
             if v is None:
@@ -379,8 +395,8 @@ class _Evaluator:
             else:
                 (a, fa), (b, fb) = self._eval(e.args[1], t), self._eval(e.args[2], t)
             return self._where(c, a, fa, b, fb), True
-        if t is None and isinstance(e, Lag):
-            return self._lag(e, t), True
+        if t is None and isinstance(e, (Lag, Shift)):
+            return (self._lag(e, t) if isinstance(e, Lag) else self._shift(e, t)), True
         return self._plain(e, t), False
 
     def _apply(self, ufunc, a: np.ndarray, a_fresh: bool, b: np.ndarray, b_fresh: bool
@@ -533,6 +549,21 @@ class _Evaluator:
         k = self.eval(e.k, None)
         if k.shape[1] != 1:
             raise ModelError(f"the shift of {e.target.name!r} must not vary by period")
+        if t is None and k.shape[0] == 1 and np.isfinite(k[0, 0]):
+            # One shift for every scenario: copies of column ranges, the values below.
+            d = int(np.rint(k[0, 0])) * (1 if e.ahead else -1)  # source = column + d
+            init = self.eval(e.initial, None)
+            rows = max(arr.shape[0], init.shape[0])
+            out = self._new((rows, self.n))
+            lo, hi = min(max(0, -d), self.n), max(min(self.n, self.n - d), 0)
+            init = np.broadcast_to(init, (init.shape[0], self.n))
+            if lo < hi:
+                out[:, lo:hi] = arr[:, lo + d:hi + d]
+            else:
+                lo = hi = self.n
+            out[:, :lo] = init[:, :lo]
+            out[:, hi:] = init[:, hi:]
+            return out
         cols = np.arange(self.n)[None, :] if t is None else np.array([[t]])
         step = np.rint(k).astype(int)
         src = cols + step if e.ahead else cols - step  # (S or 1, periods)
@@ -590,6 +621,8 @@ class _Evaluator:
 #: Per expression (by id, with the expression kept so the id cannot be reused): the ids
 #: of its compound sub-expressions that occur more than once in it.
 _SHARED: dict[int, tuple[Expr, frozenset[int]]] = {}
+#: Constants as (1, 1) arrays, read-only, by value.
+_CONSTANTS: dict[float, np.ndarray] = {}
 #: Per IF expression: whether one of its branches solves an IRR.
 _IRR_IN: dict[int, tuple[Expr, bool]] = {}
 

@@ -31,7 +31,7 @@ from finmodel.engine.expr import (
     TimeRow,
     children,
 )
-from finmodel.engine.graph import Line, Model, Node, Scalar
+from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets
 from finmodel.engine.solve import irr_periodic, one_blas_thread
 from finmodel.engine.timeline import Timeline
 from finmodel.errors import ModelError
@@ -233,6 +233,18 @@ class _Evaluator:
         # (vectorised) and sliced per step. The same elementwise operations on the same
         # values, so the same numbers, at a fraction of the per-step Python work.
         members = {id(node) for node in group}
+        given = [node for node in group if node.name in self.overrides]
+        if given:
+            # A line given (a Monte Carlo's price or hashrate path) breaks the recursion
+            # through it: when no remaining line lags another remaining one, they are
+            # evaluated over all periods in the group's order (same-period references
+            # first), the same operations as stepping, at once.
+            rest = [node for node in group if node.name not in self.overrides]
+            inner = {id(node) for node in rest}
+            if not any(id(target) in inner for node in rest for target in _lag_targets(node)):
+                for node in group:
+                    self._evaluate_node(node)
+                return
         steps = []
         for node in group:  # every period is written below
             self.values[node.name] = self._new((self.s, self.n))

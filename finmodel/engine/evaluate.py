@@ -112,6 +112,11 @@ class Buffers:
                 return self._free.pop()
         return np.empty(shape)
 
+    def clear(self) -> None:
+        """Let every array not lent go (to the garbage collector)."""
+        with self._lock:
+            self._shape, self._free = None, []
+
     def give(self, a: np.ndarray) -> None:
         """Take ``a`` back; the caller no longer reads or writes it."""
         with self._lock:
@@ -237,12 +242,12 @@ class _Evaluator:
         if given:
             # A line given (a Monte Carlo's price or hashrate path) breaks the recursion
             # through it: when no remaining line lags another remaining one, they are
-            # evaluated over all periods in the group's order (same-period references
-            # first), the same operations as stepping, at once.
+            # evaluated over all periods, the given first, then the others in the group's
+            # order (same-period references first): the operations of stepping, at once.
             rest = [node for node in group if node.name not in self.overrides]
             inner = {id(node) for node in rest}
             if not any(id(target) in inner for node in rest for target in _lag_targets(node)):
-                for node in group:
+                for node in given + rest:
                     self._evaluate_node(node)
                 return
         steps = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -482,6 +484,27 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         assert ps["share_value_usd"] == max(0.0, ps["value_per_share_usd"])
     before = plan["company"]["before"]
     assert f"Value per share: {before['share_value_usd']:.2f} USD keeping every site mining" in out
+    # Keeping every site mining raises money too (fuzzed 2026-11-27: the summary's 13.25 USD
+    # "before" counted a raise it did not show). Shares by hand: 200M outstanding, the
+    # notes that convert at 13.94 USD, and the raise at 13.94 USD a share.
+    c = plan["company"]
+    assert c["keep_mining_keeps_cash_floor"] and c["keep_mining_new_funding_usd"] > 1e9
+    assert (f"{c['keep_mining_new_funding_usd'] / 1e6:,.1f}M keeping every site mining"
+            in out)
+    for key, view in (("plan", "after"), ("keep_mining", "before")):
+        raised = c["new_funding_usd"] if key == "plan" else c["keep_mining_new_funding_usd"]
+        assert c[f"{key}_new_shares"] == pytest.approx(raised / 13.94, rel=1e-12)
+        shares = 200e6 + c["note_conversion_shares"] + raised / 13.94
+        assert c[view]["shares"] == pytest.approx(shares, rel=1e-12)
+        assert c[f"{key}_new_share_dilution"] == pytest.approx(raised / 13.94 / shares)
+        assert c[f"{key}_all_dilution_share"] == pytest.approx(1 - 200e6 / shares)
+    assert c["dilution_share"] == c["plan_all_dilution_share"]  # the old key, kept
+    assert f"{c['plan_new_share_dilution']:.1%} of" in out
+    assert f"{c['keep_mining_new_share_dilution']:.1%} of" in out
+    # An LP dual that rounds to zero prints as 0, never -0.000.
+    assert "-0.000" not in out and all(
+        math.copysign(1, x["shadow_price"]) > 0 for x in plan["constraints"]
+        if x["shadow_price"] == 0)
     assert len(plan["options"]) == 7 * (1 + 3 * 4)
     first = plan["options"][1]
     assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180
@@ -506,7 +529,14 @@ def _close(got, want, rel=PARITY, scale=1.0):
         (got - want)[np.argmax(np.abs(got - want))]
 
 
-def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice):
+@pytest.mark.parametrize("kind", ["convertible", "equity"])
+def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice,
+                                                                  kind):
+    """Convertible: the new note's service month by month (keeping every site mining, no
+    amount of a note repaid in 2032 keeps the floor, so none is counted). Equity with a
+    $600M floor: keeping every site mining raises money too (fuzzed 2026-11-27: the sheet's
+    "before" left out the status quo's raise, its cost and its shares; recalculated, it
+    read 13.15 USD a share where Python said 13.25)."""
     import openpyxl
 
     from finmodel.excel.libreoffice import recalculate
@@ -519,12 +549,22 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
          "maturity_month": "2029-12", "conversion_price_usd": 15.95},
         {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05, "maturity_month":
          "2032-02", "conversion_price_usd": 9.93}],
-        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6}}
+        "new": {"kind": kind, "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
     data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
+    if kind == "equity":
+        data["constraints"]["min_cash_usd"] = 600e6
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
     plan = plan_portfolio(lp, options=options, exact_gains=False)
     assert plan.solution.feasible and plan.solution.funding_usd > 1e6  # new money drawn
+    sq = plan.status_quo
+    if kind == "equity":  # keeping every site mining raises money and issues shares
+        assert sq.keeps_cash_floor and sq.new_funding_usd > 100e6
+        assert sq.new_shares == pytest.approx(sq.new_funding_usd / 13.94, rel=1e-12)
+        assert sq.per_share.shares == pytest.approx(
+            200e6 + 325e6 / 9.93 + sq.new_funding_usd / 13.94, rel=1e-12)
+    else:
+        assert not sq.keeps_cash_floor and sq.new_funding_usd == 0.0
     assert plan.flows.stack_shares > 0 and plan.flows.stack_coupons_usd.sum() < 0
     path = export_plan(plan, tmp_path / "plan.xlsx")
     lo = recalculate(path, tmp_path / "lo")
@@ -548,6 +588,12 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
                       ("value_per_share_before_usd", ps0.value_per_share_usd),
                       ("share_value_usd", ps.share_value_usd),
                       ("share_value_before_usd", ps0.share_value_usd),
+                      ("equity_value_before_usd", ps0.equity_value_usd),
+                      ("diluted_shares_before", ps0.shares),
+                      ("new_shares", v.new_shares), ("new_shares_before", sq.new_shares),
+                      ("new_share_dilution", v.new_shares / ps.shares),
+                      ("new_share_dilution_before", sq.new_shares / ps0.shares),
+                      ("dilution_before_share", 1 - 200e6 / ps0.shares),
                       ("lowest_balance_usd", v.balance_usd.min()),
                       ("peak_funding_gap_usd", v.funding_gap_usd.max())):
         _close([company[key][0]], [want])
@@ -742,3 +788,48 @@ def test_monte_carlo_sites_batched_equal_one_run_per_site():
         assert np.allclose(batched.sites_npv_usd, alone.sites_npv_usd, rtol=1e-13, atol=0)
         assert np.allclose(batched.shortfall_usd, alone.shortfall_usd, rtol=1e-13, atol=1e-6)
     assert alone.shortfall_usd.max() > 0 and np.ptp(alone.sites_npv_usd) > 1e6
+
+
+def test_monte_carlo_without_n_takes_the_files_scenarios(tmp_path, capsys):
+    """README showed a probability of a shortfall under a command that printed none:
+    ``--monte-carlo`` alone takes ``[monte_carlo] scenarios`` (and seed) of the file."""
+    data = small()
+    data["monte_carlo"] = {"scenarios": 3, "seed": 5}
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                                       f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    js = tmp_path / "plan.json"
+    assert main(["portfolio", str(src), "--monte-carlo", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    mc = json.loads(js.read_text())["monte_carlo"]
+    assert (mc["scenarios"], mc["seed"]) == (3, 5)
+    assert "over 3 scenarios (seed 5)" in out
+
+
+@pytest.mark.parametrize("where, change, message", [
+    ("existing", {"coupons_per_year": 5}, r'financing\.existing\."V5"\.coupons_per_year: 5 '
+     r"does not divide the year into whole months; expected 1, 2, 3, 4, 6 or 12"),
+    ("new", {"coupons_per_year": 5}, r"financing\.new\.coupons_per_year: 5 does not divide"),
+    ("existing", {"maturity_month": "2020-08"}, r'financing\.existing\."V5"\.maturity_month: '
+     r"2020-08 is before the sites' start 2026-01"),
+])
+def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsys, where,
+                                                                   change, message):
+    """Fuzzed 2026-11-27: coupons_per_year = 5 failed only when the plan was built, with
+    neither file nor field named, and ``finmodel validate`` passed the file."""
+    data = small()
+    data["financing"] = {"existing": [{"name": "V5", "principal_usd": 325e6, "coupon_rate":
+                                       0.05, "maturity_month": "2032-02",
+                                       "conversion_price_usd": 9.93}],
+                         "new": {"kind": "convertible"}}
+    target = data["financing"]["existing"][0] if where == "existing" else \
+        data["financing"]["new"]
+    target.update(change)
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                                       f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    with pytest.raises(InputError, match=re.escape(str(src)) + ": " + message):
+        load_portfolio(src)
+    assert main(["validate", str(src)]) != 0
+    err = capsys.readouterr().err
+    assert re.search(message, err) and str(src) in err

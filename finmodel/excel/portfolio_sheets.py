@@ -29,6 +29,7 @@ import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
+from finmodel.excel.labels import _USD_M, shown_unit
 from finmodel.excel.workbook import _Styles
 from finmodel.outputs import Outputs
 
@@ -58,6 +59,28 @@ def export_plan(plan: Plan, path: str | os.PathLike[str],
     return target
 
 
+#: Units of the plan workbook whose number format differs from the single-site workbook's,
+#: and how each unit is printed beside its figure (money is stored in dollars and shown in
+#: millions, so a formula still reads whole dollars).
+_NUM_FORMATS = {"USD/year": _USD_M, "shares/USD": "0.000000", "USD/USD": "0.0000"}
+_SHOWN = {"USD/year": "USD m/year", "USD/USD": "USD per USD"}
+
+
+def _shown(unit: str) -> str:
+    return _SHOWN.get(unit, shown_unit(unit))
+
+
+class _PlanStyles(_Styles):
+    """The workbook's styles with the plan's own units (overhead a year in USD millions,
+    shares per dollar to six decimals: 0.0717 showed as 0.07)."""
+
+    def cell(self, unit: str, kind: str = "calc", bold: bool = False):
+        fmt = super().cell(unit, kind, bold)
+        if unit in _NUM_FORMATS:
+            fmt.set_num_format(_NUM_FORMATS[unit])
+        return fmt
+
+
 class _Sheet:
     """Row bookkeeping for a sheet with one column per month."""
 
@@ -84,7 +107,7 @@ class _Sheet:
         r = self.row
         self.keys[key] = r
         self.ws.write_string(r, 0, text, self.st.label)
-        self.ws.write_string(r, 1, unit, self.st.unit)
+        self.ws.write_string(r, 1, _shown(unit), self.st.unit)
         self.ws.write_string(r, 3, key, self.st.name)
         self.row += 1
         return r
@@ -168,7 +191,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     wb.set_calc_mode("auto")
     spec = plan.portfolio.spec
     wb.set_properties({"title": spec.company.name, "author": "finmodel"})
-    st = _Styles(wb)
+    st = _PlanStyles(wb)
     ws_p = wb.add_worksheet("Portfolio")
     ws_c = wb.add_worksheet("Company")
     ws_s = wb.add_worksheet("Sites")
@@ -220,7 +243,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Company ------------------------------------------------------------------------
     c = _Sheet(ws_c, st, n)
     v = plan.company
-    c.header("Company", f"{spec.company.name} | USD; money in +, out -; live formulas over "
+    c.header("Company", f"{spec.company.name} | money in USD millions (stored in USD); in +, out -; live formulas over "
              "the Sites lines and the inputs below", opts.periods)
     co, cons, fl = spec.company, spec.constraints, plan.flows
     c.section("Inputs (from the portfolio file)")
@@ -244,16 +267,23 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
                      f"{note.maturity_month}, {note.conversion_price_usd:g} USD/share, "
                      f"{verdict}", "USD", None, note.principal_usd, "value")
     c.section("From the optimiser and the notes' terms (Python; run again after changes)")
-    c.scalar("new_funding_usd", f"New money raised at the start ({spec.financing.new.kind})",
-             "USD", None, sol.funding_usd, "value")
-    c.scalar("new_cost_per_usd", "Value lost per dollar raised", "ratio", None,
+    sq_view = plan.status_quo
+    c.scalar("new_funding_usd", f"New money raised at the start with the plan "
+             f"({spec.financing.new.kind})", "USD", None, sol.funding_usd, "value")
+    # "Before" is the company keeping every site mining, which needs new money too (the
+    # overhead, fleet refreshes, the cash floor): the least that keeps its own floor.
+    c.scalar("new_funding_before_usd", "New money keeping every site mining (the least its "
+             "cash floor needs)" if sq_view.keeps_cash_floor else "New money keeping every "
+             "site mining (no amount keeps its cash floor: none counted)", "USD", None,
+             sq_view.new_funding_usd, "value")
+    c.scalar("new_cost_per_usd", "Value lost per dollar raised", "USD/USD", None,
              fl.new_cost_per_usd, "value")
-    c.scalar("new_shares_per_usd", "New shares per dollar raised", "ratio", None,
+    c.scalar("new_shares_per_usd", "New shares per dollar raised", "shares/USD", None,
              fl.new_shares_per_usd, "value")
     c.scalar("notes_pv_usd", "Existing notes: PV of cash still to pay", "USD", None,
              -fl.stack_pv_usd, "value")
-    c.scalar("notes_shares", "Existing notes: shares delivered on conversion", "shares",
-             None, fl.stack_shares, "value")
+    c.scalar("notes_shares", "Existing notes: shares delivered on conversion (with or "
+             "without the plan)", "shares", None, fl.stack_shares, "value")
     c.section("Monthly cash")
     c.values_row("index", "Month number (0-based)", "months", np.arange(n, dtype=float))
     sites_rows = []
@@ -275,7 +305,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
                  fl.stack_coupons_usd)
     c.values_row("existing_principal_usd", "Existing notes: principal repaid", "USD",
                  fl.stack_principal_usd)
-    c.values_row("new_per_usd", "New issuance: cash per dollar raised", "ratio",
+    c.values_row("new_per_usd", "New issuance: cash per dollar raised", "USD/USD",
                  fl.new_per_usd)
     c.formula_row("new_funding_cash_usd", "New money: proceeds less its service", "USD",
                   lambda t: f"{c.cell('new_funding_usd')}*{c.cell('new_per_usd', t, False)}",
@@ -321,9 +351,11 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("equity_value_usd", "Equity value with the plan", "USD",
              f"{c.cell('sites_npv_usd')}+{c.cell('cash_usd')}+{c.cell('overhead_pv_usd')}+"
              f"{c.cell('notes_pv_usd')}+{new_value}", ps.equity_value_usd)
+    c.scalar("new_shares", "New shares with the plan", "shares",
+             f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", v.new_shares)
     c.scalar("diluted_shares", "Diluted shares with the plan", "shares",
-             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
-             f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", ps.shares)
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+{c.cell('new_shares')}",
+             ps.shares)
     c.scalar("value_per_share_usd", "Equity NPV per share with the plan (may be < 0)",
              "USD/share", f"{c.cell('equity_value_usd')}/{c.cell('diluted_shares')}",
              ps.value_per_share_usd)
@@ -331,19 +363,42 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
              "USD/share", f"MAX(0,{c.cell('value_per_share_usd')})", ps.share_value_usd)
     c.scalar("sites_npv_keep_mining_usd", "Sites' NPV keeping every site mining", "USD",
              f"SUM({keep_cells})", ps0.sites_value_usd)
-    c.scalar("equity_value_before_usd", "Equity value keeping every site mining", "USD",
+    new_value_before = (
+        f"{c.cell('new_funding_before_usd')}*(1-{c.cell('new_cost_per_usd')})"
+        if spec.financing.new.kind == "equity" else
+        f"-{c.cell('new_funding_before_usd')}*{c.cell('new_cost_per_usd')}")
+    c.scalar("equity_value_before_usd", "Equity value keeping every site mining (with its "
+             "new money)", "USD",
              f"{c.cell('sites_npv_keep_mining_usd')}+{c.cell('cash_usd')}+"
-             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}", ps0.equity_value_usd)
+             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}+{new_value_before}",
+             ps0.equity_value_usd)
+    c.scalar("new_shares_before", "New shares keeping every site mining", "shares",
+             f"{c.cell('new_funding_before_usd')}*{c.cell('new_shares_per_usd')}",
+             sq_view.new_shares)
+    c.scalar("diluted_shares_before", "Diluted shares keeping every site mining", "shares",
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
+             f"{c.cell('new_shares_before')}", ps0.shares)
     c.scalar("value_per_share_before_usd", "Equity NPV per share keeping every site mining"
-             " (may be < 0)", "USD/share", f"{c.cell('equity_value_before_usd')}/("
-             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')})",
-             ps0.value_per_share_usd)
+             " (may be < 0)", "USD/share", f"{c.cell('equity_value_before_usd')}/"
+             f"{c.cell('diluted_shares_before')}", ps0.value_per_share_usd)
     c.scalar("share_value_before_usd", "Value per share keeping every site mining (limited "
              "liability: >= 0)", "USD/share", f"MAX(0,{c.cell('value_per_share_before_usd')})",
              ps0.share_value_usd)
-    c.scalar("dilution_share", "Dilution (new and converted shares / diluted shares)",
-             "share", f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
+    c.section("Dilution: the notes convert with or without the plan; the new shares differ")
+    c.scalar("new_share_dilution", "New shares with the plan / its diluted shares", "share",
+             f"{c.cell('new_shares')}/{c.cell('diluted_shares')}",
+             v.new_shares / ps.shares)
+    c.scalar("new_share_dilution_before", "New shares keeping every site mining / its "
+             "diluted shares", "share", f"{c.cell('new_shares_before')}/"
+             f"{c.cell('diluted_shares_before')}", sq_view.new_shares / ps0.shares)
+    c.scalar("dilution_share", "All dilution with the plan (new shares and the notes' "
+             "conversion / diluted shares)", "share",
+             f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
              1 - co.shares_outstanding / ps.shares)
+    c.scalar("dilution_before_share", "All dilution keeping every site mining (new shares "
+             "and the notes' conversion / diluted shares)", "share",
+             f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares_before')}",
+             1 - co.shares_outstanding / ps0.shares)
     for key in ("value_per_share_usd", "value_per_share_before_usd", "share_value_usd",
                 "share_value_before_usd", "equity_value_usd",
                 "lowest_balance_usd", "peak_funding_gap_usd"):

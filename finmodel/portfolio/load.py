@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from finmodel.errors import InputError
 from finmodel.inputs.load import CaseSource, format_validation_error, parse_assumptions
 from finmodel.inputs.schema import Assumptions
-from finmodel.portfolio.schema import Portfolio, month_index
+from finmodel.portfolio.schema import Portfolio, month_index, note_path
 
 
 @dataclass
@@ -120,6 +120,12 @@ def _check_sites(spec: Portfolio, cases: dict[str, Assumptions], source: str) ->
             if not 0 <= k <= months - 12:
                 raise InputError(f"{source}: {where}.start_months: {m} is outside the model "
                                  f"({a.case.start_month} to a year before its end)")
+    for note in spec.financing.existing:
+        if month_index(note.maturity_month, first.case.start_month) < 0:
+            raise InputError(f"{source}: {note_path(note.name)}.maturity_month: "
+                             f"{note.maturity_month} is before the sites' start "
+                             f"{first.case.start_month} (a note already repaid or converted "
+                             "is not part of the stack)")
     for name, dists in spec.monte_carlo.distributions.items():
         if name not in cases:
             raise InputError(f"{source}: monte_carlo.distributions.{name}: not a site of the "

@@ -833,3 +833,68 @@ def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsy
     assert main(["validate", str(src)]) != 0
     err = capsys.readouterr().err
     assert re.search(message, err) and str(src) in err
+
+
+def test_plan_workbook_units_labels_and_print(four, tmp_path, libreoffice):
+    """Review of 2026-11-27: money shown in millions under a "USD" unit, overhead in full
+    dollars, 0.0717 shares per dollar shown as 0.07, Monte Carlo rows labelled with Python
+    keys, the Portfolio sheet printed at ~38 % (charts beside a 60-wide column) and the
+    notes' labels cut at column A. Checked on the file and on LibreOffice's PDF."""
+    import re as _re
+    import subprocess
+    import zipfile
+
+    import openpyxl
+
+    from finmodel.excel.libreoffice import to_pdf
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "5.25% notes due Dec 2029 [V3], $400M less $200M [V1] and $135M [V5] "
+         "repurchased", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95}]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False, monte_carlo=8)
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    wb = openpyxl.load_workbook(path)
+    co = wb["Company"]
+    rows = {r[3].value: r for r in co.iter_rows(min_row=6) if isinstance(r[3].value, str)}
+    assert rows["cash_usd"][1].value == "USD m"
+    assert rows["cash_usd"][2].number_format.startswith("#,##0.00,,")  # shown in millions
+    assert rows["overhead_usd_per_year"][1].value == "USD m/year"
+    assert rows["overhead_usd_per_year"][2].number_format.startswith("#,##0.00,,")
+    assert rows["new_shares_per_usd"][1].value == "shares/USD"
+    assert rows["new_shares_per_usd"][2].number_format == "0.000000"
+    # The note's label wraps onto a taller row rather than being cut at column A.
+    note = rows["note.1"][0]
+    assert note.value.endswith("repaid") and note.alignment.wrap_text
+    assert co.row_dimensions[note.row].height >= 24
+    pf = wb["Portfolio"]
+    texts = [c.value for row in pf.iter_rows() for c in row if isinstance(c.value, str)]
+    for head in ("NPV (USD m)", "Capex counted (USD m)", "Limit (USD m)", "Used (USD m)"):
+        assert head in texts
+    for key in ("prob_shortfall", "p95_shortfall_usd", "sites_npv_mean_usd"):
+        assert key not in texts
+    assert "Probability of a funding shortfall" in texts
+    assert any(t.startswith("mean of each scenario's NPV; not the NPV of the expected path "
+                            f"({plan.chosen.npv_usd.sum() / 1e6:,.1f}M") for t in texts)
+    # Printed at a fixed scale >= 60 % (no fit-to-page), charts under the table (their
+    # anchors within columns A..H), on a page of their own.
+    assert pf.page_setup.scale >= 60 and not pf.sheet_properties.pageSetUpPr.fitToPage
+    assert len(pf.row_breaks.brk) == 1
+    with zipfile.ZipFile(path) as z:
+        drawings = [z.read(n).decode() for n in z.namelist()
+                    if n.startswith("xl/drawings/drawing") and n.endswith(".xml")]
+    cols = [int(c) for d in drawings for c in _re.findall(r"<xdr:from><xdr:col>(\d+)<", d)]
+    assert cols and max(cols) <= 7
+    # LibreOffice's PDF: page 1 holds the whole table width (its last column, Source, and
+    # the constraints' Reading), and the Company sheet shows the note's label to its end.
+    pdf = to_pdf(path, tmp_path / "pdf")
+    page1 = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Source" in page1 and "Reading" in page1 and "Capex counted" in page1
+    full = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "15.95 USD/share, repaid" in " ".join(full.split())

@@ -389,7 +389,9 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
 
 def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
     """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
-    a path relative to the plan; if any output fails, no file at all is left behind."""
+    a path relative to the plan, with '/' (XlsxWriter wrote ``..\\sites\\a.xlsx``, one
+    file name to LibreOffice on Linux); DIR is made when it does not exist yet (it was
+    refused); if any output fails, no file or folder at all is left behind."""
     import openpyxl
 
     import finmodel.excel.portfolio_sheets as sheets
@@ -400,7 +402,6 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
     out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
     out.parent.mkdir()
-    folder.mkdir()
     args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
             "--site-workbooks", str(folder)]
     real = sheets.export_plan
@@ -408,19 +409,24 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         OSError(28, "No space left on device")))
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml"]
     monkeypatch.setattr(sheets, "export_plan", real)
     assert main(args) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
     ws = openpyxl.load_workbook(out)["Sites"]
-    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
-    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
-             for c in row if c.hyperlink}
+    links = {c.hyperlink.target: c.value for row in ws.iter_rows() for c in row
+             if c.hyperlink}
     assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
     for target in links:
         site = openpyxl.load_workbook(out.parent / target, read_only=True)
         assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
         site.close()
+    # A file where the folder should be, or a folder under a missing one, is refused.
+    (tmp_path / "f").write_text("")
+    for bad, says in ((tmp_path / "f", "is a file; expected a folder"),
+                      (tmp_path / "no" / "sites", "does not exist")):
+        assert main(["portfolio", str(src), "--site-workbooks", str(bad)]) == 2
+        assert says in capsys.readouterr().err
 
 
 def _toml(data: dict) -> str:
@@ -501,6 +507,8 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
     assert c["dilution_share"] == c["plan_all_dilution_share"]  # the old key, kept
     assert f"{c['plan_new_share_dilution']:.1%} of" in out
     assert f"{c['keep_mining_new_share_dilution']:.1%} of" in out
+    # "BINDING" stands apart from the Used figure (it read "687.70 BINDING").
+    assert re.search(r"used +[\d,.]+M {3}BINDING", out)
     # An LP dual that rounds to zero prints as 0, never -0.000.
     assert "-0.000" not in out and all(
         math.copysign(1, x["shadow_price"]) > 0 for x in plan["constraints"]
@@ -898,3 +906,12 @@ def test_plan_workbook_units_labels_and_print(four, tmp_path, libreoffice):
     full = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "15.95 USD/share, repaid" in " ".join(full.split())
+
+
+def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
+    """It reported "company: required input is missing (and 10 more ...)"."""
+    case = ASSUMPTIONS / "bitdeer_hybrid.toml"
+    assert main(["portfolio", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
+    assert "required input is missing" not in err

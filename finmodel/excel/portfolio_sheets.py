@@ -418,6 +418,36 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Portfolio ----------------------------------------------------------------------
     _portfolio_sheet(wb, ws_p, st, plan, s, capex_rows, years, __version__)
     wb.close()
+    if links:
+        _forward_slash_links(path)
+
+
+def _forward_slash_links(path: str) -> None:
+    """Rewrite the workbook's external link targets with '/' (``sites/a.xlsx``).
+
+    XlsxWriter stores a relative external link with Windows separators
+    (``sites\\a.xlsx``), which a reader on Linux or macOS takes as one file name with a
+    backslash in it; '/' is read by Excel on Windows too. The file is a temporary of
+    :class:`~finmodel.outputs.Outputs`, so it is rewritten in place."""
+    import io
+    import re
+    import zipfile
+
+    def fix(xml: bytes) -> bytes:
+        return re.sub(rb'<Relationship [^>]*TargetMode="External"[^>]*/>',
+                      lambda m: re.sub(rb'Target="([^"]*)"', lambda t: b'Target="' +
+                                       t.group(1).replace(b"\\", b"/") + b'"', m.group(0)),
+                      xml)
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.startswith("xl/worksheets/_rels/"):
+                data = fix(data)
+            dst.writestr(info, data)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
 
 
 #: Portfolio sheet column widths (A..H): the table prints one A4 landscape page wide at

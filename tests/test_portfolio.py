@@ -389,7 +389,9 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
 
 def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
     """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
-    a path relative to the plan; if any output fails, no file at all is left behind."""
+    a path relative to the plan, with '/' (XlsxWriter wrote ``..\\sites\\a.xlsx``, one
+    file name to LibreOffice on Linux); DIR is made when it does not exist yet (it was
+    refused); if any output fails, no file or folder at all is left behind."""
     import openpyxl
 
     import finmodel.excel.portfolio_sheets as sheets
@@ -400,7 +402,6 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
     out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
     out.parent.mkdir()
-    folder.mkdir()
     args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
             "--site-workbooks", str(folder)]
     real = sheets.export_plan
@@ -408,19 +409,24 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         OSError(28, "No space left on device")))
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml"]
     monkeypatch.setattr(sheets, "export_plan", real)
     assert main(args) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
     ws = openpyxl.load_workbook(out)["Sites"]
-    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
-    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
-             for c in row if c.hyperlink}
+    links = {c.hyperlink.target: c.value for row in ws.iter_rows() for c in row
+             if c.hyperlink}
     assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
     for target in links:
         site = openpyxl.load_workbook(out.parent / target, read_only=True)
         assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
         site.close()
+    # A file where the folder should be, or a folder under a missing one, is refused.
+    (tmp_path / "f").write_text("")
+    for bad, says in ((tmp_path / "f", "is a file; expected a folder"),
+                      (tmp_path / "no" / "sites", "does not exist")):
+        assert main(["portfolio", str(src), "--site-workbooks", str(bad)]) == 2
+        assert says in capsys.readouterr().err
 
 
 def _toml(data: dict) -> str:
@@ -501,6 +507,8 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
     assert c["dilution_share"] == c["plan_all_dilution_share"]  # the old key, kept
     assert f"{c['plan_new_share_dilution']:.1%} of" in out
     assert f"{c['keep_mining_new_share_dilution']:.1%} of" in out
+    # "BINDING" stands apart from the Used figure (it read "687.70 BINDING").
+    assert re.search(r"used +[\d,.]+M {3}BINDING", out)
     # An LP dual that rounds to zero prints as 0, never -0.000.
     assert "-0.000" not in out and all(
         math.copysign(1, x["shadow_price"]) > 0 for x in plan["constraints"]
@@ -833,3 +841,77 @@ def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsy
     assert main(["validate", str(src)]) != 0
     err = capsys.readouterr().err
     assert re.search(message, err) and str(src) in err
+
+
+def test_plan_workbook_units_labels_and_print(four, tmp_path, libreoffice):
+    """Review of 2026-11-27: money shown in millions under a "USD" unit, overhead in full
+    dollars, 0.0717 shares per dollar shown as 0.07, Monte Carlo rows labelled with Python
+    keys, the Portfolio sheet printed at ~38 % (charts beside a 60-wide column) and the
+    notes' labels cut at column A. Checked on the file and on LibreOffice's PDF."""
+    import re as _re
+    import subprocess
+    import zipfile
+
+    import openpyxl
+
+    from finmodel.excel.libreoffice import to_pdf
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "5.25% notes due Dec 2029 [V3], $400M less $200M [V1] and $135M [V5] "
+         "repurchased", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95}]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False, monte_carlo=8)
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    wb = openpyxl.load_workbook(path)
+    co = wb["Company"]
+    rows = {r[3].value: r for r in co.iter_rows(min_row=6) if isinstance(r[3].value, str)}
+    assert rows["cash_usd"][1].value == "USD m"
+    assert rows["cash_usd"][2].number_format.startswith("#,##0.00,,")  # shown in millions
+    assert rows["overhead_usd_per_year"][1].value == "USD m/year"
+    assert rows["overhead_usd_per_year"][2].number_format.startswith("#,##0.00,,")
+    assert rows["new_shares_per_usd"][1].value == "shares/USD"
+    assert rows["new_shares_per_usd"][2].number_format == "0.000000"
+    # The note's label wraps onto a taller row rather than being cut at column A.
+    note = rows["note.1"][0]
+    assert note.value.endswith("repaid") and note.alignment.wrap_text
+    assert co.row_dimensions[note.row].height >= 24
+    pf = wb["Portfolio"]
+    texts = [c.value for row in pf.iter_rows() for c in row if isinstance(c.value, str)]
+    for head in ("NPV (USD m)", "Capex counted (USD m)", "Limit (USD m)", "Used (USD m)"):
+        assert head in texts
+    for key in ("prob_shortfall", "p95_shortfall_usd", "sites_npv_mean_usd"):
+        assert key not in texts
+    assert "Probability of a funding shortfall" in texts
+    assert any(t.startswith("mean of each scenario's NPV; not the NPV of the expected path "
+                            f"({plan.chosen.npv_usd.sum() / 1e6:,.1f}M") for t in texts)
+    # Printed at a fixed scale >= 60 % (no fit-to-page), charts under the table (their
+    # anchors within columns A..H), on a page of their own.
+    assert pf.page_setup.scale >= 60 and not pf.sheet_properties.pageSetUpPr.fitToPage
+    assert len(pf.row_breaks.brk) == 1
+    with zipfile.ZipFile(path) as z:
+        drawings = [z.read(n).decode() for n in z.namelist()
+                    if n.startswith("xl/drawings/drawing") and n.endswith(".xml")]
+    cols = [int(c) for d in drawings for c in _re.findall(r"<xdr:from><xdr:col>(\d+)<", d)]
+    assert cols and max(cols) <= 7
+    # LibreOffice's PDF: page 1 holds the whole table width (its last column, Source, and
+    # the constraints' Reading), and the Company sheet shows the note's label to its end.
+    pdf = to_pdf(path, tmp_path / "pdf")
+    page1 = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Source" in page1 and "Reading" in page1 and "Capex counted" in page1
+    full = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "15.95 USD/share, repaid" in " ".join(full.split())
+
+
+def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
+    """It reported "company: required input is missing (and 10 more ...)"."""
+    case = ASSUMPTIONS / "bitdeer_hybrid.toml"
+    assert main(["portfolio", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
+    assert "required input is missing" not in err

@@ -76,6 +76,13 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
 def parse_portfolio(data: dict[str, Any], *, source: str = "<portfolio>",
                     folder: Path = Path(".")) -> LoadedPortfolio:
     """Validate a portfolio given as a dictionary; case paths are relative to ``folder``."""
+    if isinstance(data.get("case"), dict) and "company" not in data and "sites" not in data:
+        # A case file given where a portfolio is expected: say so, rather than list the
+        # portfolio's missing sections ("company: required input is missing").
+        raise InputError(f"{source}: this is a case file (it has [case] and no [company] or "
+                         "[sites]), not a portfolio; run `finmodel run` on it, or give "
+                         "`finmodel portfolio` a portfolio file such as "
+                         "assumptions/bitdeer_portfolio.toml")
     try:
         spec = Portfolio.model_validate(data)
     except ValidationError as exc:

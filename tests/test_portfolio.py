@@ -21,6 +21,7 @@ from finmodel.portfolio import load_portfolio, parse_portfolio, plan_portfolio
 from finmodel.portfolio.company import company_flows, per_share
 from finmodel.portfolio.optimise import UNIT, build_problem, relaxation, solve
 from finmodel.portfolio.options import evaluate_options
+from finmodel.portfolio.schema import month_index
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSUMPTIONS = ROOT / "assumptions"
@@ -272,6 +273,34 @@ def test_per_share_value_by_hand():
     assert deep.value_per_share_usd == pytest.approx(-1_399_057_851.24 / 224_347_202.30,
                                                      rel=1e-10)
     assert deep.share_value_usd == 0.0
+
+
+def test_a_new_note_costs_the_equity_its_issuance_cost_only():
+    """A new convertible is sold at its fair value: $200M at a 2 % cost brings 196,000,000
+    of cash and a liability worth its 200,000,000 principal, so the equity loses
+    4,000,000 (reviewed 2026-11-27: the note's principal was counted as lost outright,
+    1 - PV(net flows) = 0.736 a dollar for a 4.5 % note, and a zero-coupon note at a 0 %
+    rate lost its whole principal). It issues no shares (conversion premium >= 0).
+    Equity = 1,000,000,000 + 500,000,000 - 93,057,851.24 (note Y, above) - 4,000,000
+           = 1,402,942,148.76 over 210,000,000 shares."""
+    data = small()
+    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
+    data["financing"] = {"existing": [
+        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
+         "conversion_price_usd": 10.0},
+        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
+         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
+        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6,
+                "issuance_cost_share": 0.02}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    assert cf.new_cost_per_usd == 0.02 and cf.new_shares_per_usd == 0.0
+    assert cf.new_per_usd[0] == pytest.approx(0.98)  # the cash still pays its service
+    assert cf.new_per_usd.sum() < 0.98 - 0.045 * 6 * 0.99
+    ps = per_share(lp.spec, cf, 1e9, 200e6)
+    assert ps.equity_value_usd == pytest.approx(1_402_942_148.76, abs=0.01)
+    assert ps.new_funding_cost_usd == pytest.approx(-4e6)
+    assert ps.shares == pytest.approx(210e6, abs=1e-6)
 
 
 def test_company_view_rolls_cash_forward(four):
@@ -560,6 +589,8 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
         "new": {"kind": kind, "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
     data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
+    data["company"].update(overhead_usd_per_year=30e6, overhead_escalator_rate=0.03,
+                           overhead_terminal_multiple=8.0)
     if kind == "equity":
         data["constraints"]["min_cash_usd"] = 600e6
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
@@ -589,6 +620,7 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
     _close(company["new_funding_cash_usd"][1:n + 1], v.new_funding_cash_usd, scale=scale)
     ps, ps0 = v.per_share, plan.status_quo.per_share
     for key, want in (("overhead_pv_usd", ps.overhead_pv_usd),
+                      ("overhead_terminal_usd", 8.0 * plan.flows.overhead_usd[-12:].sum()),
                       ("sites_npv_usd", ps.sites_value_usd),
                       ("equity_value_usd", ps.equity_value_usd),
                       ("diluted_shares", ps.shares),
@@ -915,3 +947,48 @@ def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
     err = capsys.readouterr().err
     assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
     assert "required input is missing" not in err
+
+
+def test_a_note_issued_after_the_start_pays_no_coupon_before_it_exists():
+    """Reviewed 2026-11-27: the Feb 2026 notes [V5] (due Feb 2032, semi-annual) paid a full
+    $8.1M coupon in Feb 2026, the month they were issued, coupons being counted back from
+    maturity. With issue_month the first coupon is six months after issue: Aug 2026."""
+    data = small()
+    start = parse_portfolio(small(), folder=ASSUMPTIONS).start_month  # '2026-01'
+    note = {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05,
+            "maturity_month": "2032-02", "conversion_price_usd": 20.0}
+    data["financing"] = {"existing": [note]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    before = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    feb, aug = month_index("2026-02", start), month_index("2026-08", start)
+    assert before[feb] == pytest.approx(-325e6 * 0.05 / 2)  # the old count: paid at issue
+    data["financing"]["existing"][0]["issue_month"] = "2026-02"
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    after = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    assert after[feb] == 0.0 and after[aug] == pytest.approx(-8_125_000.0)
+    assert np.array_equal(after[feb + 1:], before[feb + 1:])
+    data["financing"]["existing"][0]["issue_month"] = "2032-02"
+    with pytest.raises(InputError, match=r'existing\."?V5"?\.issue_month: 2032-02 is not '
+                                         r"before its maturity_month"):
+        parse_portfolio(data, folder=ASSUMPTIONS)
+
+
+def test_the_overhead_goes_on_beyond_the_horizon_as_the_sites_do():
+    """Reviewed 2026-11-27: sites carry an exit value past the horizon, the head office
+    that runs them stopped at it. Hand calculation: $12M a year, flat, no tax shield,
+    10 %: months of -1,000,000; beyond the horizon 5 x 12,000,000 = 60,000,000 at the end
+    of month N, worth 60e6 / 1.1 ** (N / 12) today."""
+    data = small()
+    data["company"].update(overhead_usd_per_year=12e6, overhead_escalator_rate=0.0,
+                           tax_rate=0.0, discount_rate=0.10, overhead_terminal_multiple=5.0)
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    n = lp.months
+    flows = -1e6 / (1.1 ** (1 / 12)) ** np.arange(1, n + 1)
+    ps = per_share(lp.spec, cf, 0.0, 0.0)
+    assert ps.overhead_pv_usd == pytest.approx(flows.sum() - 60e6 / 1.1 ** (n / 12),
+                                               rel=1e-12)
+    data["company"]["overhead_terminal_multiple"] = 0.0  # as before: stops at the horizon
+    lp0 = parse_portfolio(data, folder=ASSUMPTIONS)
+    ps0 = per_share(lp0.spec, company_flows(lp0.spec, lp0.start_month, n), 0.0, 0.0)
+    assert ps0.overhead_pv_usd == pytest.approx(flows.sum(), rel=1e-12)

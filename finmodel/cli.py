@@ -10,6 +10,7 @@ everything, then commit all files together.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from finmodel.errors import FinmodelError, escape_controls
+from finmodel.errors import ExportError, FinmodelError, escape_controls
 from finmodel.outputs import Outputs, Terminated, terminate_cleanly
 
 EXIT_BAD_INPUT = 2
@@ -253,20 +254,40 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _portfolio(args: argparse.Namespace) -> int:
-    from finmodel.api import run
     from finmodel.portfolio import load_portfolio, plan_portfolio
-    from finmodel.portfolio.report import format_plan, infeasible_message
+    from finmodel.portfolio.report import infeasible_message
 
     t0 = time.perf_counter()
     outputs = Outputs(inputs=[args.portfolio])
     out = outputs.target(args.output, ".xlsx", "-o")
     js = outputs.target(args.json_path, ".json", "--json")
-    sites = outputs.folder(args.site_workbooks, "--site-workbooks")
+    sites = outputs.folder(args.site_workbooks, "--site-workbooks", create=True)
     lp = load_portfolio(args.portfolio)
     n_mc = lp.spec.monte_carlo.scenarios if args.monte_carlo == 0 else args.monte_carlo
     plan = plan_portfolio(lp, monte_carlo=n_mc, time_limit=args.time_limit)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
+    made = sites is not None and not sites.exists()
+    if made:  # made only once the plan is known; removed again if any output fails
+        try:
+            sites.mkdir()
+        except OSError as exc:
+            raise ExportError(f"--site-workbooks {sites}: cannot create the folder "
+                              f"({exc.strerror or exc})") from None
+    try:
+        return _write_plan(args, plan, outputs, out, js, sites, t0)
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                sites.rmdir()  # empty: the outputs removed their temporaries
+        raise
+
+
+def _write_plan(args, plan, outputs, out, js, sites, t0) -> int:
+    """Write the plan's outputs (every one or none) and print its summary."""
+    from finmodel.api import run
+    from finmodel.portfolio.report import format_plan
+
     writers = []
     links: dict[str, str] = {}
     if sites is not None:

@@ -21,6 +21,7 @@ from finmodel.portfolio import load_portfolio, parse_portfolio, plan_portfolio
 from finmodel.portfolio.company import company_flows, per_share
 from finmodel.portfolio.optimise import UNIT, build_problem, relaxation, solve
 from finmodel.portfolio.options import evaluate_options
+from finmodel.portfolio.schema import month_index
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSUMPTIONS = ROOT / "assumptions"
@@ -274,6 +275,34 @@ def test_per_share_value_by_hand():
     assert deep.share_value_usd == 0.0
 
 
+def test_a_new_note_costs_the_equity_its_issuance_cost_only():
+    """A new convertible is sold at its fair value: $200M at a 2 % cost brings 196,000,000
+    of cash and a liability worth its 200,000,000 principal, so the equity loses
+    4,000,000 (reviewed 2026-11-27: the note's principal was counted as lost outright,
+    1 - PV(net flows) = 0.736 a dollar for a 4.5 % note, and a zero-coupon note at a 0 %
+    rate lost its whole principal). It issues no shares (conversion premium >= 0).
+    Equity = 1,000,000,000 + 500,000,000 - 93,057,851.24 (note Y, above) - 4,000,000
+           = 1,402,942,148.76 over 210,000,000 shares."""
+    data = small()
+    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
+    data["financing"] = {"existing": [
+        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
+         "conversion_price_usd": 10.0},
+        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
+         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
+        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6,
+                "issuance_cost_share": 0.02}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    assert cf.new_cost_per_usd == 0.02 and cf.new_shares_per_usd == 0.0
+    assert cf.new_per_usd[0] == pytest.approx(0.98)  # the cash still pays its service
+    assert cf.new_per_usd.sum() < 0.98 - 0.045 * 6 * 0.99
+    ps = per_share(lp.spec, cf, 1e9, 200e6)
+    assert ps.equity_value_usd == pytest.approx(1_402_942_148.76, abs=0.01)
+    assert ps.new_funding_cost_usd == pytest.approx(-4e6)
+    assert ps.shares == pytest.approx(210e6, abs=1e-6)
+
+
 def test_company_view_rolls_cash_forward(four):
     lp, options = four
     plan = plan_portfolio(lp, options=options, exact_gains=False)
@@ -389,7 +418,9 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
 
 def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
     """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
-    a path relative to the plan; if any output fails, no file at all is left behind."""
+    a path relative to the plan, with '/' (XlsxWriter wrote ``..\\sites\\a.xlsx``, one
+    file name to LibreOffice on Linux); DIR is made when it does not exist yet (it was
+    refused); if any output fails, no file or folder at all is left behind."""
     import openpyxl
 
     import finmodel.excel.portfolio_sheets as sheets
@@ -400,7 +431,6 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
     out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
     out.parent.mkdir()
-    folder.mkdir()
     args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
             "--site-workbooks", str(folder)]
     real = sheets.export_plan
@@ -408,19 +438,24 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         OSError(28, "No space left on device")))
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml"]
     monkeypatch.setattr(sheets, "export_plan", real)
     assert main(args) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
     ws = openpyxl.load_workbook(out)["Sites"]
-    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
-    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
-             for c in row if c.hyperlink}
+    links = {c.hyperlink.target: c.value for row in ws.iter_rows() for c in row
+             if c.hyperlink}
     assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
     for target in links:
         site = openpyxl.load_workbook(out.parent / target, read_only=True)
         assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
         site.close()
+    # A file where the folder should be, or a folder under a missing one, is refused.
+    (tmp_path / "f").write_text("")
+    for bad, says in ((tmp_path / "f", "is a file; expected a folder"),
+                      (tmp_path / "no" / "sites", "does not exist")):
+        assert main(["portfolio", str(src), "--site-workbooks", str(bad)]) == 2
+        assert says in capsys.readouterr().err
 
 
 def _toml(data: dict) -> str:
@@ -501,6 +536,8 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
     assert c["dilution_share"] == c["plan_all_dilution_share"]  # the old key, kept
     assert f"{c['plan_new_share_dilution']:.1%} of" in out
     assert f"{c['keep_mining_new_share_dilution']:.1%} of" in out
+    # "BINDING" stands apart from the Used figure (it read "687.70 BINDING").
+    assert re.search(r"used +[\d,.]+M {3}BINDING", out)
     # An LP dual that rounds to zero prints as 0, never -0.000.
     assert "-0.000" not in out and all(
         math.copysign(1, x["shadow_price"]) > 0 for x in plan["constraints"]
@@ -552,6 +589,8 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
         "new": {"kind": kind, "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
     data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
+    data["company"].update(overhead_usd_per_year=30e6, overhead_escalator_rate=0.03,
+                           overhead_terminal_multiple=8.0)
     if kind == "equity":
         data["constraints"]["min_cash_usd"] = 600e6
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
@@ -581,6 +620,7 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
     _close(company["new_funding_cash_usd"][1:n + 1], v.new_funding_cash_usd, scale=scale)
     ps, ps0 = v.per_share, plan.status_quo.per_share
     for key, want in (("overhead_pv_usd", ps.overhead_pv_usd),
+                      ("overhead_terminal_usd", 8.0 * plan.flows.overhead_usd[-12:].sum()),
                       ("sites_npv_usd", ps.sites_value_usd),
                       ("equity_value_usd", ps.equity_value_usd),
                       ("diluted_shares", ps.shares),
@@ -833,3 +873,122 @@ def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsy
     assert main(["validate", str(src)]) != 0
     err = capsys.readouterr().err
     assert re.search(message, err) and str(src) in err
+
+
+def test_plan_workbook_units_labels_and_print(four, tmp_path, libreoffice):
+    """Review of 2026-11-27: money shown in millions under a "USD" unit, overhead in full
+    dollars, 0.0717 shares per dollar shown as 0.07, Monte Carlo rows labelled with Python
+    keys, the Portfolio sheet printed at ~38 % (charts beside a 60-wide column) and the
+    notes' labels cut at column A. Checked on the file and on LibreOffice's PDF."""
+    import re as _re
+    import subprocess
+    import zipfile
+
+    import openpyxl
+
+    from finmodel.excel.libreoffice import to_pdf
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "5.25% notes due Dec 2029 [V3], $400M less $200M [V1] and $135M [V5] "
+         "repurchased", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95}]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False, monte_carlo=8)
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    wb = openpyxl.load_workbook(path)
+    co = wb["Company"]
+    rows = {r[3].value: r for r in co.iter_rows(min_row=6) if isinstance(r[3].value, str)}
+    assert rows["cash_usd"][1].value == "USD m"
+    assert rows["cash_usd"][2].number_format.startswith("#,##0.00,,")  # shown in millions
+    assert rows["overhead_usd_per_year"][1].value == "USD m/year"
+    assert rows["overhead_usd_per_year"][2].number_format.startswith("#,##0.00,,")
+    assert rows["new_shares_per_usd"][1].value == "shares/USD"
+    assert rows["new_shares_per_usd"][2].number_format == "0.000000"
+    # The note's label wraps onto a taller row rather than being cut at column A.
+    note = rows["note.1"][0]
+    assert note.value.endswith("repaid") and note.alignment.wrap_text
+    assert co.row_dimensions[note.row].height >= 24
+    pf = wb["Portfolio"]
+    texts = [c.value for row in pf.iter_rows() for c in row if isinstance(c.value, str)]
+    for head in ("NPV (USD m)", "Capex counted (USD m)", "Limit (USD m)", "Used (USD m)"):
+        assert head in texts
+    for key in ("prob_shortfall", "p95_shortfall_usd", "sites_npv_mean_usd"):
+        assert key not in texts
+    assert "Probability of a funding shortfall" in texts
+    assert any(t.startswith("mean of each scenario's NPV; not the NPV of the expected path "
+                            f"({plan.chosen.npv_usd.sum() / 1e6:,.1f}M") for t in texts)
+    # Printed at a fixed scale >= 60 % (no fit-to-page), charts under the table (their
+    # anchors within columns A..H), on a page of their own.
+    assert pf.page_setup.scale >= 60 and not pf.sheet_properties.pageSetUpPr.fitToPage
+    assert len(pf.row_breaks.brk) == 1
+    with zipfile.ZipFile(path) as z:
+        drawings = [z.read(n).decode() for n in z.namelist()
+                    if n.startswith("xl/drawings/drawing") and n.endswith(".xml")]
+    cols = [int(c) for d in drawings for c in _re.findall(r"<xdr:from><xdr:col>(\d+)<", d)]
+    assert cols and max(cols) <= 7
+    # LibreOffice's PDF: page 1 holds the whole table width (its last column, Source, and
+    # the constraints' Reading), and the Company sheet shows the note's label to its end.
+    pdf = to_pdf(path, tmp_path / "pdf")
+    page1 = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Source" in page1 and "Reading" in page1 and "Capex counted" in page1
+    full = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "15.95 USD/share, repaid" in " ".join(full.split())
+
+
+def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
+    """It reported "company: required input is missing (and 10 more ...)"."""
+    case = ASSUMPTIONS / "bitdeer_hybrid.toml"
+    assert main(["portfolio", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
+    assert "required input is missing" not in err
+
+
+def test_a_note_issued_after_the_start_pays_no_coupon_before_it_exists():
+    """Reviewed 2026-11-27: the Feb 2026 notes [V5] (due Feb 2032, semi-annual) paid a full
+    $8.1M coupon in Feb 2026, the month they were issued, coupons being counted back from
+    maturity. With issue_month the first coupon is six months after issue: Aug 2026."""
+    data = small()
+    start = parse_portfolio(small(), folder=ASSUMPTIONS).start_month  # '2026-01'
+    note = {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05,
+            "maturity_month": "2032-02", "conversion_price_usd": 20.0}
+    data["financing"] = {"existing": [note]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    before = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    feb, aug = month_index("2026-02", start), month_index("2026-08", start)
+    assert before[feb] == pytest.approx(-325e6 * 0.05 / 2)  # the old count: paid at issue
+    data["financing"]["existing"][0]["issue_month"] = "2026-02"
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    after = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    assert after[feb] == 0.0 and after[aug] == pytest.approx(-8_125_000.0)
+    assert np.array_equal(after[feb + 1:], before[feb + 1:])
+    data["financing"]["existing"][0]["issue_month"] = "2032-02"
+    with pytest.raises(InputError, match=r'existing\."?V5"?\.issue_month: 2032-02 is not '
+                                         r"before its maturity_month"):
+        parse_portfolio(data, folder=ASSUMPTIONS)
+
+
+def test_the_overhead_goes_on_beyond_the_horizon_as_the_sites_do():
+    """Reviewed 2026-11-27: sites carry an exit value past the horizon, the head office
+    that runs them stopped at it. Hand calculation: $12M a year, flat, no tax shield,
+    10 %: months of -1,000,000; beyond the horizon 5 x 12,000,000 = 60,000,000 at the end
+    of month N, worth 60e6 / 1.1 ** (N / 12) today."""
+    data = small()
+    data["company"].update(overhead_usd_per_year=12e6, overhead_escalator_rate=0.0,
+                           tax_rate=0.0, discount_rate=0.10, overhead_terminal_multiple=5.0)
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    n = lp.months
+    flows = -1e6 / (1.1 ** (1 / 12)) ** np.arange(1, n + 1)
+    ps = per_share(lp.spec, cf, 0.0, 0.0)
+    assert ps.overhead_pv_usd == pytest.approx(flows.sum() - 60e6 / 1.1 ** (n / 12),
+                                               rel=1e-12)
+    data["company"]["overhead_terminal_multiple"] = 0.0  # as before: stops at the horizon
+    lp0 = parse_portfolio(data, folder=ASSUMPTIONS)
+    ps0 = per_share(lp0.spec, company_flows(lp0.spec, lp0.start_month, n), 0.0, 0.0)
+    assert ps0.overhead_pv_usd == pytest.approx(flows.sum(), rel=1e-12)

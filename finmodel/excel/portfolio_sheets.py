@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from finmodel.portfolio.plan import Plan
 
 FIRST_COL = 4  # E: A label, B unit, C total or value, D key
+LABEL_WIDTH = 46  # column A of the Company and Sites sheets (wider, December moves off its
+#                   calendar-year A3 page); longer labels wrap
 TOP = 6
 
 
@@ -74,6 +76,10 @@ class _PlanStyles(_Styles):
     """The workbook's styles with the plan's own units (overhead a year in USD millions,
     shares per dollar to six decimals: 0.0717 showed as 0.07)."""
 
+    def __init__(self, wb) -> None:
+        super().__init__(wb)
+        self.label_wrap = wb.add_format({**self.base, "text_wrap": True})
+
     def cell(self, unit: str, kind: str = "calc", bold: bool = False):
         fmt = super().cell(unit, kind, bold)
         if unit in _NUM_FORMATS:
@@ -106,7 +112,12 @@ class _Sheet:
     def label(self, key: str, text: str, unit: str) -> int:
         r = self.row
         self.keys[key] = r
-        self.ws.write_string(r, 0, text, self.st.label)
+        # A label wider than column A wraps onto a taller row: cut at the column, the notes'
+        # labels lost their last words ("converts", "repaid").
+        lines = _lines(text, LABEL_WIDTH)
+        self.ws.write_string(r, 0, text, self.st.label_wrap if lines > 1 else self.st.label)
+        if lines > 1:
+            self.ws.set_row(r, _LINE_PT * lines + 1)
         self.ws.write_string(r, 1, _shown(unit), self.st.unit)
         self.ws.write_string(r, 3, key, self.st.name)
         self.row += 1
@@ -166,7 +177,7 @@ class _Sheet:
             self.ws.write_datetime(3, self.col(t), dt.datetime(p.year, p.month, 1),
                                    self.st.cell("date", "header_date"))
             self.ws.write_number(4, self.col(t), p.year, self.st.header)
-        self.ws.set_column(0, 0, 46)
+        self.ws.set_column(0, 0, LABEL_WIDTH)
         self.ws.set_column(1, 1, 12)
         self.ws.set_column(2, 2, 16)
         self.ws.set_column(3, 3, 22)
@@ -185,6 +196,7 @@ class _Sheet:
 
 def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     from finmodel import __version__
+    from finmodel.portfolio.company import overhead_terminal_usd
 
     wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
                                     "nan_inf_to_errors": True})
@@ -205,7 +217,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     s = _Sheet(ws_s, st, n)
     s.header("Sites", "Each site's chosen option, from its own run of the single-site model "
              "(values: change a site's case and run finmodel portfolio again)", opts.periods)
-    s.section("Chosen option: free cash flow without terminal value (USD, money in +)")
+    s.section("Chosen option: free cash flow without terminal value (USD m, money in +)")
     for k, site in enumerate(chosen.site):
         s.values_row(f"cash.{site}", f"{_label(spec, site)}: {chosen.label(k)}", "USD",
                      chosen.cash_usd[k])
@@ -254,6 +266,8 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("overhead_escalator_rate", "Overhead growth", "rate", None,
              co.overhead_escalator_rate, "input")
     c.scalar("tax_rate", "Tax shield on overhead", "rate", None, co.tax_rate, "input")
+    c.scalar("overhead_terminal_multiple", "Overhead beyond the horizon: multiple of its "
+             "last year", "multiple", None, co.overhead_terminal_multiple, "input")
     c.scalar("discount_rate", "Company discount rate", "rate", None, co.discount_rate, "input")
     c.scalar("shares_outstanding", "Shares outstanding", "shares", None,
              co.shares_outstanding, "input")
@@ -338,8 +352,15 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("peak_funding_gap_usd", "Peak funding gap", "USD",
              f"MAX({c.span('funding_gap_usd')})", float(v.funding_gap_usd.max()))
     ps, ps0 = v.per_share, plan.status_quo.per_share
-    c.scalar("overhead_pv_usd", "PV of the overhead", "USD",
-             f"NPV((1+{c.cell('discount_rate')})^(1/12)-1,{c.span('overhead_usd')})",
+    last_year = xl_rowcol_to_cell(c.keys["overhead_usd"], FIRST_COL + max(c.n - 12, 0),
+                                  True, True) + ":" + xl_rowcol_to_cell(
+        c.keys["overhead_usd"], FIRST_COL + c.n - 1, True, True)
+    c.scalar("overhead_terminal_usd", "Overhead beyond the horizon, at its end", "USD",
+             f"{c.cell('overhead_terminal_multiple')}*SUM({last_year})",
+             overhead_terminal_usd(spec, plan.flows))
+    c.scalar("overhead_pv_usd", "PV of the overhead (with what is beyond the horizon)", "USD",
+             f"NPV((1+{c.cell('discount_rate')})^(1/12)-1,{c.span('overhead_usd')})"
+             f"+{c.cell('overhead_terminal_usd')}/(1+{c.cell('discount_rate')})^({c.n}/12)",
              ps.overhead_pv_usd)
     npv_cells = ",".join(f"'Sites'!{s.cell(f'npv.{x}')}" for x in chosen.site)
     keep_cells = ",".join(f"'Sites'!{s.cell(f'npv_keep.{x}')}" for x in sq.site)
@@ -407,14 +428,87 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Portfolio ----------------------------------------------------------------------
     _portfolio_sheet(wb, ws_p, st, plan, s, capex_rows, years, __version__)
     wb.close()
+    if links:
+        _forward_slash_links(path)
+
+
+def _forward_slash_links(path: str) -> None:
+    """Rewrite the workbook's external link targets with '/' (``sites/a.xlsx``).
+
+    XlsxWriter stores a relative external link with Windows separators
+    (``sites\\a.xlsx``), which a reader on Linux or macOS takes as one file name with a
+    backslash in it; '/' is read by Excel on Windows too. The file is a temporary of
+    :class:`~finmodel.outputs.Outputs`, so it is rewritten in place."""
+    import io
+    import re
+    import zipfile
+
+    def fix(xml: bytes) -> bytes:
+        return re.sub(rb'<Relationship [^>]*TargetMode="External"[^>]*/>',
+                      lambda m: re.sub(rb'Target="([^"]*)"', lambda t: b'Target="' +
+                                       t.group(1).replace(b"\\", b"/") + b'"', m.group(0)),
+                      xml)
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.startswith("xl/worksheets/_rels/"):
+                data = fix(data)
+            dst.writestr(info, data)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+#: Portfolio sheet column widths (A..H): the table prints one A4 landscape page wide at
+#: 72 % (it was fitted to ~38 %, 9 pt text printing at 3.5 pt, because of a 60-wide Source
+#: column and the charts beside the table); LibreOffice's columns are the wider, ~7.3 pt a
+#: unit (measured: at 70 % the table ended 93 % of the way across the page), so at 72 %
+#: it fills ~96 % and a font a little wider still fits.
+_P_WIDTHS = (22, 22, 11, 13, 13, 13, 13, 36)
+_P_SCALE = 72
+#: Characters of Arial 9 per unit of column width, counted low so a wrapped cell's row is
+#: never too short for its text.
+_CHARS_PER_UNIT = 1.35
+_LINE_PT = 12.0
+
+
+def _lines(text: str, width: float) -> int:
+    """Lines ``text`` wraps to in a column ``width`` units wide (words kept whole)."""
+    per = max(int(width * _CHARS_PER_UNIT), 1)
+    n, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) > per:
+            n, used = n + 1, len(word)
+        else:
+            used += (1 if used else 0) + len(word)
+    return n + max(0, (max((len(w) for w in text.split()), default=0) - 1) // per)
+
+
+def _wrapped(ws, r: int, c0: int, c1: int, text: str, fmt, widths=_P_WIDTHS) -> None:
+    """``text`` in columns c0..c1 (merged when more than one), wrapped, its row tall enough."""
+    if c1 > c0:
+        ws.merge_range(r, c0, r, c1, text, fmt)
+    else:
+        ws.write_string(r, c0, text, fmt)
+    n = _lines(text, sum(widths[c0:c1 + 1]))
+    if n > 1:
+        ws.set_row(r, _LINE_PT * n + 1)
 
 
 def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) -> None:
     spec = plan.portfolio.spec
     chosen, sol = plan.chosen, plan.solution
     src = plan.portfolio.source
+    # Wrapped text sits at the bottom of its row, level with the numbers beside it.
+    wrap = wb.add_format({**st.base, "text_wrap": True})
+    wrap_unit = wb.add_format({**st.base, "text_wrap": True, "font_color": "#595959",
+                               "indent": 1})
+    centred = wb.add_format({**st.base, "align": "center"})
+    section = wb.add_format({**st.base, "bold": True, "bottom": 1, "bg_color": "#D9E1F2",
+                             "text_wrap": True, "valign": "top"})
     ws.write_string(0, 0, "Portfolio", st.title)
-    ws.write_string(1, 0, spec.company.name, st.subtitle)
+    ws.write_string(1, 0, f"{spec.company.name} | money in USD millions (USD m)", st.subtitle)
     stamp = [("finmodel version", version),
              ("Portfolio file", src.name if src else "(built in Python)"),
              ("Portfolio file SHA-256", src.sha256 if src else "-"),
@@ -426,12 +520,11 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
               "the LP relaxation; values, not formulas: run again after changes")]
     for i, (k, val) in enumerate(stamp):
         ws.write_string(2 + i, 0, k, st.unit)
-        ws.write_string(2 + i, 1, val, st.text)
+        _wrapped(ws, 2 + i, 1, 7, val, wrap)
     r = 8
-    heads = ["Site", "Decision", "Start month", "NPV", "Keep-mining NPV", "Value of "
-             "converting", "Capex counted", "Source"]
-    for j, h in enumerate(heads):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
+    heads = ["Site", "Decision", "Start month", "NPV (USD m)", "Keep-mining NPV (USD m)",
+             "Value of converting (USD m)", "Capex counted (USD m)", "Source"]
+    _heads(ws, st, r, heads)
     top = r + 1
     usd = st.cell("USD")
     for k, site in enumerate(chosen.site):
@@ -448,7 +541,7 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                          float(chosen.value_of_converting_usd[k]))
         ws.write_formula(r, 6, f"=SUM('Sites'!{s.span(f'capex.{site}', True)})", usd,
                          float(chosen.capex_usd[k].sum()))
-        ws.write_string(r, 7, spec.sites[site].source or "", st.unit)
+        _wrapped(ws, r, 7, 7, spec.sites[site].source or "", wrap_unit)
     bottom = r
     r += 1
     ws.write_string(r, 0, "Total", st.cell("USD", bold=True))
@@ -459,25 +552,14 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                              [chosen.npv_usd.sum(), (chosen.npv_usd - chosen.value_of_converting_usd).sum(),
                               chosen.value_of_converting_usd.sum(), chosen.capex_usd.sum()][j - 3]))
     wb.define_name("plan_sites_npv_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 3, True, True)}")
-    chart = wb.add_chart({"type": "bar"})
-    chart.add_series({"name": "NPV", "categories": ["Portfolio", top, 0, bottom, 0],
-                      "values": ["Portfolio", top, 3, bottom, 3]})
-    chart.add_series({"name": "Keep-mining NPV", "categories": ["Portfolio", top, 0, bottom, 0],
-                      "values": ["Portfolio", top, 4, bottom, 4]})
-    chart.set_title({"name": "NPV by site: the decision vs keep mining"})
-    chart.set_x_axis({"num_format": '#,##0,,"M"'})
-    chart.set_y_axis({"reverse": True, "label_position": "low"})
-    chart.set_size({"width": 640, "height": 80 + 36 * len(chosen.site)})
-    ws.insert_chart(8, 9, chart)
-    below_npv_chart = 8 + (80 + 36 * len(chosen.site)) // 20 + 2
 
     # capex by year against the budget
     r += 2
-    ws.write_string(r, 0, "Capex by year against the budget (live over the Sites sheet)",
-                    st.section)
+    _wrapped(ws, r, 0, 7, "Capex by year against the budget (live over the Sites sheet)",
+             section)
     r += 1
-    for j, h in enumerate(["Year", "Budget", "Capex of the plan", "Headroom"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
+    _heads(ws, st, r, ["Year", "Budget (USD m)", "Capex of the plan (USD m)",
+                       "Headroom (USD m)"])
     budget = spec.constraints.capex_budget_usd_by_year
     by_year = chosen.capex_by_year().sum()
     big = [y for y in years if by_year.get(y, 0) > 0.05 * max(by_year.max(), 1.0)]
@@ -499,6 +581,95 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
         else:
             ws.write_string(r, 1, "no limit", st.unit)
     ybottom = r
+
+    # constraints
+    r += 2
+    _wrapped(ws, r, 0, 7, "Constraints: gain = exact MILP re-solve with $100M more room; LP "
+             "dual = d value / d limit of the LP relaxation (USD per USD), which can fill a "
+             "limit the integer plan cannot", section)
+    r += 1
+    _heads(ws, st, r, ["Constraint", "Limit (USD m)", "Used (USD m)", "Binding",
+                       "LP dual (USD per USD)", "Gain per $100M (USD m)", "Lowest month",
+                       "Reading"])
+    for con in sol.constraints:
+        r += 1
+        ws.write_string(r, 0, con.name + (f" {con.year}" if con.year else ""), st.label)
+        ws.write_number(r, 1, con.limit_usd, usd)
+        ws.write_number(r, 2, con.used_usd, usd)
+        ws.write_string(r, 3, "BINDING" if con.binding else "slack", centred)
+        # + 0.0: an LP's -0.0 dual shows as 0, not -0.000
+        ws.write_number(r, 4, (con.shadow_price if np.isfinite(con.shadow_price) else 0.0)
+                        + 0.0, st.cell("USD/USD"))
+        if con.milp_gain_per_100m_usd is not None:
+            ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
+        ws.write_string(r, 6, con.month or "", centred)
+        _wrapped(ws, r, 7, 7, con.reading, wrap)
+
+    # greedy beside the optimiser
+    r += 2
+    _wrapped(ws, r, 0, 7, "Greedy ranking by NPV gained per extra capex dollar, beside the "
+             "optimiser", section)
+    r += 1
+    _heads(ws, st, r, ["Site", "Optimiser", "Greedy"])
+    g = plan.options.take(plan.greedy.choice)
+    for k, site in enumerate(chosen.site):
+        r += 1
+        ws.write_string(r, 0, _label(spec, site), st.label)
+        ws.write_string(r, 1, chosen.label(k), st.text)
+        gk = int(np.flatnonzero(g.site == site)[0])
+        ws.write_string(r, 2, g.label(gk), st.text)
+    r += 1
+    _wrapped(ws, r, 0, 0, "Value (sites' NPV less the cost of new money), USD m", wrap)
+    ws.write_number(r, 1, sol.objective_usd, st.cell("USD", bold=True))
+    ws.write_number(r, 2, plan.greedy.objective_usd, st.cell("USD", bold=True))
+    wb.define_name("plan_value_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 1, True, True)}")
+    mc = plan.extra.get("monte_carlo")
+    if mc:
+        r += 2
+        _wrapped(ws, r, 0, 7, f"Monte Carlo of the plan's cash: {mc['scenarios']} scenarios, "
+                 f"seed {mc['seed']}, BTC price and hashrate paths shared by the sites",
+                 section)
+        expected = float(chosen.npv_usd.sum())
+        rows = [
+            ("prob_shortfall", "Probability of a funding shortfall", "share",
+             "scenarios whose cash falls below the minimum in some month"),
+            ("mean_shortfall_when_short_usd", "Mean shortfall when short", "USD",
+             "largest shortfall of a scenario, averaged over those that fall short"),
+            ("p95_shortfall_usd", "Shortfall, 95th percentile", "USD",
+             "over all scenarios (0 when fewer than 5 % fall short)"),
+            ("sites_npv_mean_usd", "Sites' NPV, mean over the paths", "USD",
+             "mean of each scenario's NPV; not the NPV of the expected path "
+             f"({expected / 1e6:,.1f}M, the plan's NPV above): NPV is not linear in the "
+             "BTC price and hashrate"),
+            ("sites_npv_p5_usd", "Sites' NPV, 5th percentile", "USD",
+             "one scenario in twenty is worth less")]
+        for key, text, unit, note in rows:
+            r += 1
+            ws.write_string(r, 0, text, st.label)
+            ws.write_string(r, 1, shown_unit(unit), st.unit)
+            ws.write_number(r, 2, mc[key], st.cell(unit))
+            _wrapped(ws, r, 3, 7, note, wrap_unit)
+
+    # Charts below the tables, one above the other, on a page of their own (beside the
+    # table they made the printed sheet ~2.5 times wider than the table).
+    r += 2
+    chart_row = r
+    ws.write_string(r, 0, "Charts", st.label_bold)
+    r += 1
+    chart = wb.add_chart({"type": "bar"})
+    chart.add_series({"name": "NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 3, bottom, 3]})
+    chart.add_series({"name": "Keep-mining NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 4, bottom, 4]})
+    chart.set_title({"name": "NPV by site: the decision vs keep mining (USD m)",
+                     "name_font": {"size": 11}})
+    chart.set_x_axis({"num_format": '#,##0,,"M"'})
+    chart.set_y_axis({"reverse": True, "label_position": "low"})
+    chart.set_legend({"position": "bottom"})
+    height = max(300, 100 + 36 * len(chosen.site))
+    chart.set_size({"width": 760, "height": height})
+    ws.insert_chart(r, 0, chart)
+    r += height // 20 + 2
     chart = wb.add_chart({"type": "column"})
     chart.add_series({"name": "Capex of the plan", "categories": ["Portfolio", ytop, 0,
                                                                    ybottom, 0],
@@ -509,71 +680,28 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                      "marker": {"type": "diamond", "size": 9, "fill": {"color": "#C00000"},
                                 "border": {"color": "#C00000"}}, "line": {"none": True}})
     chart.combine(line)
-    chart.set_title({"name": "Capex by year against the budget"})
+    chart.set_title({"name": "Capex by year against the budget (USD m)",
+                     "name_font": {"size": 11}})
     chart.set_y_axis({"num_format": '#,##0,,"M"'})
-    chart.set_size({"width": 640, "height": 300})
-    ws.insert_chart(max(ytop - 1, below_npv_chart), 9, chart)
-
-    # constraints
-    r += 2
-    ws.write_string(r, 0, "Constraints: gain = exact MILP re-solve with $100M more room; LP "
-                    "dual = d value / d limit of the LP relaxation (USD per USD), which can "
-                    "fill a limit the integer plan cannot", st.section)
-    r += 1
-    for j, h in enumerate(["Constraint", "Limit", "Used", "Binding", "LP dual",
-                           "Gain per $100M", "Lowest month", "Reading"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
-    for con in sol.constraints:
-        r += 1
-        ws.write_string(r, 0, con.name + (f" {con.year}" if con.year else ""), st.label)
-        ws.write_number(r, 1, con.limit_usd, usd)
-        ws.write_number(r, 2, con.used_usd, usd)
-        ws.write_string(r, 3, "BINDING" if con.binding else "slack", st.text)
-        ws.write_number(r, 4, con.shadow_price if np.isfinite(con.shadow_price) else 0.0,
-                        st.cell("ratio"))
-        if con.milp_gain_per_100m_usd is not None:
-            ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
-        ws.write_string(r, 6, con.month or "", st.text)
-        ws.write_string(r, 7, con.reading, st.text)
-
-    # greedy beside the optimiser
-    r += 2
-    ws.write_string(r, 0, "Greedy ranking by NPV gained per extra capex dollar, beside "
-                    "the optimiser", st.section)
-    r += 1
-    for j, h in enumerate(["Site", "Optimiser", "Greedy"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
-    g = plan.options.take(plan.greedy.choice)
-    for k, site in enumerate(chosen.site):
-        r += 1
-        ws.write_string(r, 0, _label(spec, site), st.label)
-        ws.write_string(r, 1, chosen.label(k), st.text)
-        gk = int(np.flatnonzero(g.site == site)[0])
-        ws.write_string(r, 2, g.label(gk), st.text)
-    r += 1
-    ws.write_string(r, 0, "Value (sites' NPV less the cost of new money)", st.label)
-    ws.write_number(r, 1, sol.objective_usd, st.cell("USD", bold=True))
-    ws.write_number(r, 2, plan.greedy.objective_usd, st.cell("USD", bold=True))
-    wb.define_name("plan_value_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 1, True, True)}")
-    mc = plan.extra.get("monte_carlo")
-    if mc:
-        r += 2
-        ws.write_string(r, 0, f"Monte Carlo of the plan's cash: {mc['scenarios']} scenarios, "
-                        f"seed {mc['seed']}, BTC price and hashrate paths shared by the sites",
-                        st.section)
-        for key, unit in (("prob_shortfall", "share"),
-                          ("mean_shortfall_when_short_usd", "USD"),
-                          ("p95_shortfall_usd", "USD"), ("sites_npv_mean_usd", "USD"),
-                          ("sites_npv_p5_usd", "USD")):
-            r += 1
-            ws.write_string(r, 0, key, st.label)
-            ws.write_number(r, 1, mc[key], st.cell(unit))
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 1, 26)
-    ws.set_column(2, 6, 16)
-    ws.set_column(7, 7, 60)
-    _print_setup(ws, fit_width=True)
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 760, "height": 300})
+    ws.insert_chart(r, 0, chart)
+    for j, w in enumerate(_P_WIDTHS):
+        ws.set_column(j, j, w)
+    _print_setup(ws, fit_width=False)
+    ws.set_print_scale(_P_SCALE)
+    ws.set_h_pagebreaks([chart_row])
     ws.activate()
+
+
+def _heads(ws, st, r: int, heads: list[str]) -> None:
+    """A header row; wrapped (two lines) when a header is wider than its column."""
+    fmt_left = ws_fmt = None
+    for j, h in enumerate(heads):
+        fmt_left, ws_fmt = st.header_left, st.header_wrap
+        ws.write_string(r, j, h, ws_fmt if j else fmt_left)
+    if any(_lines(h, _P_WIDTHS[j]) > 1 for j, h in enumerate(heads)):
+        ws.set_row(r, 2 * _LINE_PT + 1)
 
 
 def _print_setup(ws, *, fit_width: bool, paper: int = 9) -> None:

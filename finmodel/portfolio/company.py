@@ -45,7 +45,7 @@ class CompanyFlows:
     new_per_usd: np.ndarray  # (months,) cash of the new issuance per $ raised
     stack_pv_usd: float  # PV of the existing notes' cash flows still to pay (positive)
     stack_shares: float  # shares the converting notes deliver
-    new_cost_per_usd: float  # value lost per $ raised (issuance cost, PV of note service)
+    new_cost_per_usd: float  # value lost per $ raised: the issuance cost (sold at fair value)
     new_shares_per_usd: float  # shares per $ raised (equity, or a note that converts)
 
     @property
@@ -72,6 +72,8 @@ def company_flows(spec: Portfolio, start_month: str, months: int) -> CompanyFlow
         converts = c.share_price_usd > note.conversion_price_usd
         flows = np.zeros(max(end + 1, months))
         pay = _coupon_months(end, note.coupons_per_year)
+        if note.issue_month is not None:  # a note issued since the start: no coupon yet
+            pay = pay[pay > month_index(note.issue_month, start_month)]
         flows[pay] -= note.principal_usd * note.coupon_rate / note.coupons_per_year
         coupons += flows[:months]
         if converts:
@@ -96,8 +98,12 @@ def company_flows(spec: Portfolio, start_month: str, months: int) -> CompanyFlow
             per[end] -= 1.0
     else:
         shares = 1.0 / c.share_price_usd
-    cost = new.issuance_cost_share if new.kind == "equity" else \
-        1.0 - float(per @ df_long[:per.size])
+    # Either kind is sold at its fair value: the holders pay what the shares or the note
+    # are worth, so the company gives up only the issuance cost. (The note's coupons and
+    # repayment discounted at the company's equity rate are worth less than its principal;
+    # counting that as value would make every raise look profitable and the plan borrow to
+    # its limit. Before 2026-11-27 the note's principal was counted as lost outright.)
+    cost = new.issuance_cost_share
     return CompanyFlows(overhead, coupons, principal, per[:months], stack_pv, stack_shares,
                         cost, shares)
 
@@ -105,6 +111,20 @@ def company_flows(spec: Portfolio, start_month: str, months: int) -> CompanyFlow
 def pv(flows: np.ndarray, annual_rate: float) -> float:
     """Excel ``NPV(monthly rate, flows)``."""
     return float(np.asarray(flows) @ discount_factors(annual_rate, len(flows)))
+
+
+def overhead_terminal_usd(spec: Portfolio, cf: CompanyFlows) -> float:
+    """The overhead beyond the horizon at its end: the multiple times the last twelve
+    months' after-tax overhead (negative). Sites valued with a terminal value carry on
+    past the horizon; so does the head office that runs them."""
+    return spec.company.overhead_terminal_multiple * float(cf.overhead_usd[-12:].sum())
+
+
+def overhead_terminal_pv(spec: Portfolio, cf: CompanyFlows) -> float:
+    """:func:`overhead_terminal_usd` discounted from the end of the last month."""
+    n = len(cf.overhead_usd)
+    return overhead_terminal_usd(spec, cf) * float(discount_factors(
+        spec.company.discount_rate, n)[-1])
 
 
 @dataclass
@@ -138,15 +158,16 @@ def per_share(spec: Portfolio, cf: CompanyFlows, sites_value_usd: float, new_fun
     """Equity value = sites' NPV + cash - PV(overhead) - PV(existing notes) - cost of the new
     money; shares = outstanding + shares the converting notes deliver + new shares."""
     c = spec.company
-    overhead = pv(cf.overhead_usd, c.discount_rate)
+    overhead = pv(cf.overhead_usd, c.discount_rate) + overhead_terminal_pv(spec, cf)
     # An equity raise brings its net proceeds in and no repayment: the cash it adds is
-    # counted, net of its cost, as what the new shareholders paid for their shares.
+    # counted, net of its cost, as what the new shareholders paid for their shares. A new
+    # note brings the same net proceeds in and a liability worth its principal at issue
+    # (sold at fair value), so the equity loses its cost only.
+    new_cost = -new_funding_usd * cf.new_cost_per_usd
     if spec.financing.new.kind == "equity":
         new_value = new_funding_usd * (1.0 - cf.new_cost_per_usd)
-        new_cost = -new_funding_usd * cf.new_cost_per_usd
     else:
-        new_value = -new_funding_usd * cf.new_cost_per_usd
-        new_cost = new_value
+        new_value = new_cost
     equity = sites_value_usd + c.cash_usd + overhead - cf.stack_pv_usd + new_value
     shares = c.shares_outstanding + cf.stack_shares + new_funding_usd * cf.new_shares_per_usd
     return PerShare(sites_value_usd, c.cash_usd, overhead, -cf.stack_pv_usd, new_cost, equity,

@@ -24,6 +24,13 @@ from finmodel.excel.workbook import write_workbook
 from finmodel.outputs import Terminated, terminate_cleanly
 
 
+@pytest.fixture(autouse=True)
+def alone(monkeypatch):
+    """Fork as if this were the only thread: a test run may have left idle ones (dask's
+    offload thread, after the Monte Carlo tests), which make the export stay serial."""
+    monkeypatch.setattr(package, "python_threads", lambda: 1)
+
+
 @pytest.fixture(scope="module")
 def base():
     return finmodel.run(finmodel.load_assumptions("assumptions/base.toml"), breakevens=False)
@@ -200,6 +207,7 @@ def test_small_workbooks_and_threads_stay_in_one_process(base, tmp_path, monkeyp
     monkeypatch.setattr(package, "MIN_PARALLEL_CELLS", 20_000)  # shipped: 1,200 cells stay
     _styled_book(tmp_path / "small2.xlsx", None, monkeypatch, cells=300)
     assert len(pids) == 1
+    monkeypatch.setattr(package, "python_threads", threading.active_count)
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()
@@ -209,6 +217,7 @@ def test_small_workbooks_and_threads_stay_in_one_process(base, tmp_path, monkeyp
         stop.set()
         t.join()
     assert len(pids) == 1
+    monkeypatch.setattr(package, "python_threads", lambda: 1)
     write_workbook(base, tmp_path / "alone.xlsx")
     assert len(pids) == 2
 

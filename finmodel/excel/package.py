@@ -137,6 +137,12 @@ def _write_sheet(ws: Any, path: str) -> None:
     ws._assemble_xml_file()
 
 
+def python_threads() -> int:
+    """How many Python threads run in this process (a fork would copy the locks they hold:
+    with any besides this one the sheets are written here)."""
+    return threading.active_count()
+
+
 def child_share(sheets: Sequence[Any]) -> set[int] | None:
     """Indices of the sheets a child process should write, or None to write all here.
 
@@ -145,7 +151,7 @@ def child_share(sheets: Sequence[Any]) -> set[int] | None:
     nothing the packager reads afterwards (no hyperlinks: XlsxWriter collects a sheet's
     external links while writing its XML).
     """
-    if (not hasattr(os, "fork") or threading.active_count() > 1
+    if (not hasattr(os, "fork") or python_threads() > 1
             or any(ws.constant_memory for ws in sheets)):
         return None
     cells = [sum(map(len, ws.table.values())) for ws in sheets]

@@ -101,12 +101,21 @@ class Outputs:
         self.targets.append(p)
         return p
 
-    def folder(self, path: str | os.PathLike[str] | None, option: str) -> Path | None:
-        """``path`` checked as an existing, writable folder to write files into."""
+    def folder(self, path: str | os.PathLike[str] | None, option: str, *,
+               create: bool = False) -> Path | None:
+        """``path`` checked as an existing, writable folder to write files into; with
+        ``create``, a folder that does not exist yet passes when its parent is an existing,
+        writable folder (the caller makes it, and removes it if the command fails)."""
         if path is None:
             return None
         p = Path(path)
-        return self._folder(p, f"{option} {shown_name(str(p))}", is_target=True)
+        where = f"{option} {shown_name(str(p))}"
+        if create and not p.exists() and not p.is_symlink():
+            self._folder(p.parent, where)
+            return p
+        if p.exists() and not p.is_dir():
+            raise ExportError(f"{where}: is a file; expected a folder")
+        return self._folder(p, where, is_target=True)
 
     @staticmethod
     def _folder(folder: Path, where: str, is_target: bool = False) -> Path:

@@ -262,18 +262,20 @@ def _strategies_page(fig, result, analysis) -> None:
     ax = fig.add_axes([0.65, 0.13, 0.31, 0.7])
     for i, (s, t) in enumerate(result.timing.items()):
         starts = t.index.to_timestamp()
-        ax.plot(starts, t["npv_vs_mining_usd"] / 1e6, color=_COLOURS[(i + 1) % 5], lw=1.8,
-                label=labels.get(s, s))
+        colour = _COLOURS[(i + 1) % 5]
         best = t["npv_vs_mining_usd"].idxmax()
-        ax.annotate(f"best {best}", (best.to_timestamp(),
-                                     t.loc[best, "npv_vs_mining_usd"] / 1e6),
-                    fontsize=7, xytext=(0, 6), textcoords="offset points", ha="center")
+        top = t.loc[best, "npv_vs_mining_usd"] / 1e6
+        # The best start goes in the legend and is marked on the curve: labels beside
+        # the points collided with each other and the axis when two bests share a month.
+        ax.plot(starts, t["npv_vs_mining_usd"] / 1e6, color=colour, lw=1.8,
+                label=f"{labels.get(s, s)}\nbest start {best}: {top:+,.1f}M")
+        ax.plot([best.to_timestamp()], [top], "o", color=colour, ms=5, zorder=3)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel("NPV above keeping mining (USD m)")
     ax.set_xlabel("Conversion start month")
     ax.set_title("When to convert")
     if result.timing:
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(fontsize=8, frameon=False, loc="best")
     ax.grid(axis="y", color="#E5E5E5")
 
 

@@ -383,3 +383,20 @@ def test_monte_carlo_summary_of_a_metric_no_scenario_has():
 def test_list_inputs_other_than_yearly_paths_do_not_vary_between_scenarios():
     with pytest.raises(InputError, match="not a yearly path"):
         finmodel.run(A, inputs={"hosting.phase_it_shares": [[0.3, 0.8]]}, breakevens=False)
+
+
+# --- 9. validate reads a portfolio file as a portfolio -------------------------------------
+
+def test_validate_checks_a_portfolio_file_as_a_portfolio(tmp_path):
+    # Before: the portfolio was checked against the case schema ("case: required input
+    # is missing", 16 problems) and a valid portfolio could not be validated at all.
+    src = ROOT / "assumptions" / "bitdeer_portfolio.toml"
+    p = cli("validate", str(src))
+    assert p.returncode == 0, p.stderr
+    assert "valid portfolio" in p.stdout and "7 sites" in p.stdout
+    # A site's override breaking its case's schema is named with the site and field.
+    bad = tmp_path / "portfolio.toml"
+    text = src.read_text().replace('base_case = "bitdeer_hybrid.toml"',
+                                   f'base_case = "{ROOT / "assumptions" / "bitdeer_hybrid.toml"}"')
+    bad.write_text(text.replace("cash_usd = 900_000_000.0", "cash_usd = -5.0", 1))
+    refused(cli("validate", str(bad)), "company.cash_usd", "-5")

@@ -188,3 +188,23 @@ def test_summary_names_bridge_steps_by_title_and_prints_money_in_millions():
     assert credits.split()[-2:] == ["M", "USD"] and "0.00" not in credits
     assert not any(k.startswith("NPV bridge from mining: ") and k[24].islower()
                    for k in lines)
+
+
+def test_only_the_program_freezes_its_objects_before_exiting(monkeypatch, capsys):
+    # The console script (argv None) freezes the objects left so the interpreter's
+    # collections at exit skip them; a caller passing arguments (tests, scripts) keeps
+    # its collector as it was.
+    import gc
+
+    from finmodel.cli import main
+
+    assert gc.get_freeze_count() == 0
+    assert main(["validate", "assumptions/base.toml"]) == 0
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["finmodel", "validate", "assumptions/base.toml"])
+    try:
+        assert main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "valid" in capsys.readouterr().out

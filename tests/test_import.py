@@ -115,6 +115,20 @@ def test_refuses_a_structural_edit(base_book, tmp_path):
     _refused(edited, "strategies.hybrid.kind", "structural")
 
 
+def test_refuses_edited_tax_tables(tmp_path):
+    # The MACRS rates are live input-styled cells on Constants (the Tax sheet reads them);
+    # an import used to drop an edit to them silently, re-running a different model.
+    a = finmodel.load_assumptions("assumptions/bitdeer_convertible_hybrid.toml")  # has [tax]
+    a = a.model_copy(update={"case": a.case.model_copy(update={"horizon_years": 3})})
+    book = finmodel.export_excel(finmodel.run(a, breakevens=False), tmp_path / "tax.xlsx")
+    sheet, cell = defined_cell(book, "tax_macrs_5_year_rates")  # year 1: 20.00 % [Pub 946]
+    edited = write_cells(book, tmp_path / "t.xlsx", {(sheet, cell): 0.25})
+    _refused(edited, "Constants: tax_macrs_5_year_rates edited", "year 1: 0.2 -> 0.25",
+             "restore them")
+    same = write_cells(book, tmp_path / "u.xlsx", {(sheet, cell): 0.2})  # re-typed as is
+    assert read_workbook(same)[1] == []
+
+
 def test_refuses_values_that_break_the_schema(base_book, tmp_path, capsys):
     _, book = base_book
     pue = write_cells(book, tmp_path / "p.xlsx", {defined_cell(book, "power_pue"): 5.0})

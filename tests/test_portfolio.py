@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -389,7 +391,9 @@ def test_capex_budget_no_plan_satisfies(tmp_path):
 
 def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypatch, capsys):
     """``--site-workbooks DIR``: one workbook per site, each linked from the Sites sheet by
-    a path relative to the plan; if any output fails, no file at all is left behind."""
+    a path relative to the plan, with '/' (XlsxWriter wrote ``..\\sites\\a.xlsx``, one
+    file name to LibreOffice on Linux); DIR is made when it does not exist yet (it was
+    refused); if any output fails, no file or folder at all is left behind."""
     import openpyxl
 
     import finmodel.excel.portfolio_sheets as sheets
@@ -400,7 +404,6 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
     out, js, folder = tmp_path / "out" / "plan.xlsx", tmp_path / "plan.json", tmp_path / "sites"
     out.parent.mkdir()
-    folder.mkdir()
     args = ["portfolio", str(src), "-o", str(out), "--json", str(js),
             "--site-workbooks", str(folder)]
     real = sheets.export_plan
@@ -408,19 +411,24 @@ def test_site_workbooks_are_written_and_linked_or_nothing_is(tmp_path, monkeypat
         OSError(28, "No space left on device")))
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml", "sites"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "p.toml"]
     monkeypatch.setattr(sheets, "export_plan", real)
     assert main(args) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx"]
     ws = openpyxl.load_workbook(out)["Sites"]
-    # XlsxWriter writes external links with Windows separators; Excel and LibreOffice read both
-    links = {c.hyperlink.target.replace("\\", "/"): c.value for row in ws.iter_rows()
-             for c in row if c.hyperlink}
+    links = {c.hyperlink.target: c.value for row in ws.iter_rows() for c in row
+             if c.hyperlink}
     assert set(links) == {f"../sites/{s}.xlsx" for s in "abcd"}
     for target in links:
         site = openpyxl.load_workbook(out.parent / target, read_only=True)
         assert "Inputs" in site.sheetnames or len(site.sheetnames) > 2
         site.close()
+    # A file where the folder should be, or a folder under a missing one, is refused.
+    (tmp_path / "f").write_text("")
+    for bad, says in ((tmp_path / "f", "is a file; expected a folder"),
+                      (tmp_path / "no" / "sites", "does not exist")):
+        assert main(["portfolio", str(src), "--site-workbooks", str(bad)]) == 2
+        assert says in capsys.readouterr().err
 
 
 def _toml(data: dict) -> str:
@@ -484,6 +492,29 @@ def test_cli_on_the_shipped_portfolio(tmp_path, capsys):
         assert ps["share_value_usd"] == max(0.0, ps["value_per_share_usd"])
     before = plan["company"]["before"]
     assert f"Value per share: {before['share_value_usd']:.2f} USD keeping every site mining" in out
+    # Keeping every site mining raises money too (fuzzed 2026-11-27: the summary's 13.25 USD
+    # "before" counted a raise it did not show). Shares by hand: 200M outstanding, the
+    # notes that convert at 13.94 USD, and the raise at 13.94 USD a share.
+    c = plan["company"]
+    assert c["keep_mining_keeps_cash_floor"] and c["keep_mining_new_funding_usd"] > 1e9
+    assert (f"{c['keep_mining_new_funding_usd'] / 1e6:,.1f}M keeping every site mining"
+            in out)
+    for key, view in (("plan", "after"), ("keep_mining", "before")):
+        raised = c["new_funding_usd"] if key == "plan" else c["keep_mining_new_funding_usd"]
+        assert c[f"{key}_new_shares"] == pytest.approx(raised / 13.94, rel=1e-12)
+        shares = 200e6 + c["note_conversion_shares"] + raised / 13.94
+        assert c[view]["shares"] == pytest.approx(shares, rel=1e-12)
+        assert c[f"{key}_new_share_dilution"] == pytest.approx(raised / 13.94 / shares)
+        assert c[f"{key}_all_dilution_share"] == pytest.approx(1 - 200e6 / shares)
+    assert c["dilution_share"] == c["plan_all_dilution_share"]  # the old key, kept
+    assert f"{c['plan_new_share_dilution']:.1%} of" in out
+    assert f"{c['keep_mining_new_share_dilution']:.1%} of" in out
+    # "BINDING" stands apart from the Used figure (it read "687.70 BINDING").
+    assert re.search(r"used +[\d,.]+M {3}BINDING", out)
+    # An LP dual that rounds to zero prints as 0, never -0.000.
+    assert "-0.000" not in out and all(
+        math.copysign(1, x["shadow_price"]) > 0 for x in plan["constraints"]
+        if x["shadow_price"] == 0)
     assert len(plan["options"]) == 7 * (1 + 3 * 4)
     first = plan["options"][1]
     assert first["start_month"] == "2026-07" and len(first["funding_need_by_month_usd"]) == 180
@@ -508,7 +539,14 @@ def _close(got, want, rel=PARITY, scale=1.0):
         (got - want)[np.argmax(np.abs(got - want))]
 
 
-def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice):
+@pytest.mark.parametrize("kind", ["convertible", "equity"])
+def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path, libreoffice,
+                                                                  kind):
+    """Convertible: the new note's service month by month (keeping every site mining, no
+    amount of a note repaid in 2032 keeps the floor, so none is counted). Equity with a
+    $600M floor: keeping every site mining raises money too (fuzzed 2026-11-27: the sheet's
+    "before" left out the status quo's raise, its cost and its shares; recalculated, it
+    read 13.15 USD a share where Python said 13.25)."""
     import openpyxl
 
     from finmodel.excel.libreoffice import recalculate
@@ -521,12 +559,22 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
          "maturity_month": "2029-12", "conversion_price_usd": 15.95},
         {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05, "maturity_month":
          "2032-02", "conversion_price_usd": 9.93}],
-        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6}}
+        "new": {"kind": kind, "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
     data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
+    if kind == "equity":
+        data["constraints"]["min_cash_usd"] = 600e6
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
     plan = plan_portfolio(lp, options=options, exact_gains=False)
     assert plan.solution.feasible and plan.solution.funding_usd > 1e6  # new money drawn
+    sq = plan.status_quo
+    if kind == "equity":  # keeping every site mining raises money and issues shares
+        assert sq.keeps_cash_floor and sq.new_funding_usd > 100e6
+        assert sq.new_shares == pytest.approx(sq.new_funding_usd / 13.94, rel=1e-12)
+        assert sq.per_share.shares == pytest.approx(
+            200e6 + 325e6 / 9.93 + sq.new_funding_usd / 13.94, rel=1e-12)
+    else:
+        assert not sq.keeps_cash_floor and sq.new_funding_usd == 0.0
     assert plan.flows.stack_shares > 0 and plan.flows.stack_coupons_usd.sum() < 0
     path = export_plan(plan, tmp_path / "plan.xlsx")
     lo = recalculate(path, tmp_path / "lo")
@@ -550,6 +598,12 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
                       ("value_per_share_before_usd", ps0.value_per_share_usd),
                       ("share_value_usd", ps.share_value_usd),
                       ("share_value_before_usd", ps0.share_value_usd),
+                      ("equity_value_before_usd", ps0.equity_value_usd),
+                      ("diluted_shares_before", ps0.shares),
+                      ("new_shares", v.new_shares), ("new_shares_before", sq.new_shares),
+                      ("new_share_dilution", v.new_shares / ps.shares),
+                      ("new_share_dilution_before", sq.new_shares / ps0.shares),
+                      ("dilution_before_share", 1 - 200e6 / ps0.shares),
                       ("lowest_balance_usd", v.balance_usd.min()),
                       ("peak_funding_gap_usd", v.funding_gap_usd.max())):
         _close([company[key][0]], [want])
@@ -751,6 +805,125 @@ def test_monte_carlo_sites_batched_equal_one_run_per_site():
         assert np.allclose(batched.sites_npv_usd, alone.sites_npv_usd, rtol=1e-13, atol=0)
         assert np.allclose(batched.shortfall_usd, alone.shortfall_usd, rtol=1e-13, atol=1e-6)
     assert alone.shortfall_usd.max() > 0 and np.ptp(alone.sites_npv_usd) > 1e6
+
+
+def test_monte_carlo_without_n_takes_the_files_scenarios(tmp_path, capsys):
+    """README showed a probability of a shortfall under a command that printed none:
+    ``--monte-carlo`` alone takes ``[monte_carlo] scenarios`` (and seed) of the file."""
+    data = small()
+    data["monte_carlo"] = {"scenarios": 3, "seed": 5}
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                                       f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    js = tmp_path / "plan.json"
+    assert main(["portfolio", str(src), "--monte-carlo", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    mc = json.loads(js.read_text())["monte_carlo"]
+    assert (mc["scenarios"], mc["seed"]) == (3, 5)
+    assert "over 3 scenarios (seed 5)" in out
+
+
+@pytest.mark.parametrize("where, change, message", [
+    ("existing", {"coupons_per_year": 5}, r'financing\.existing\."V5"\.coupons_per_year: 5 '
+     r"does not divide the year into whole months; expected 1, 2, 3, 4, 6 or 12"),
+    ("new", {"coupons_per_year": 5}, r"financing\.new\.coupons_per_year: 5 does not divide"),
+    ("existing", {"maturity_month": "2020-08"}, r'financing\.existing\."V5"\.maturity_month: '
+     r"2020-08 is before the sites' start 2026-01"),
+])
+def test_note_terms_the_timeline_cannot_hold_are_refused_at_load(tmp_path, capsys, where,
+                                                                   change, message):
+    """Fuzzed 2026-11-27: coupons_per_year = 5 failed only when the plan was built, with
+    neither file nor field named, and ``finmodel validate`` passed the file."""
+    data = small()
+    data["financing"] = {"existing": [{"name": "V5", "principal_usd": 325e6, "coupon_rate":
+                                       0.05, "maturity_month": "2032-02",
+                                       "conversion_price_usd": 9.93}],
+                         "new": {"kind": "convertible"}}
+    target = data["financing"]["existing"][0] if where == "existing" else \
+        data["financing"]["new"]
+    target.update(change)
+    src = tmp_path / "p.toml"
+    src.write_text(_toml(data).replace('base_case = "bitdeer_hybrid.toml"',
+                                       f'base_case = "{ASSUMPTIONS / "bitdeer_hybrid.toml"}"'))
+    with pytest.raises(InputError, match=re.escape(str(src)) + ": " + message):
+        load_portfolio(src)
+    assert main(["validate", str(src)]) != 0
+    err = capsys.readouterr().err
+    assert re.search(message, err) and str(src) in err
+
+
+def test_plan_workbook_units_labels_and_print(four, tmp_path, libreoffice):
+    """Review of 2026-11-27: money shown in millions under a "USD" unit, overhead in full
+    dollars, 0.0717 shares per dollar shown as 0.07, Monte Carlo rows labelled with Python
+    keys, the Portfolio sheet printed at ~38 % (charts beside a 60-wide column) and the
+    notes' labels cut at column A. Checked on the file and on LibreOffice's PDF."""
+    import re as _re
+    import subprocess
+    import zipfile
+
+    import openpyxl
+
+    from finmodel.excel.libreoffice import to_pdf
+    from finmodel.excel.portfolio_sheets import export_plan
+
+    lp0, options = four
+    data = small()
+    data["financing"] = {"existing": [
+        {"name": "5.25% notes due Dec 2029 [V3], $400M less $200M [V1] and $135M [V5] "
+         "repurchased", "principal_usd": 65e6, "coupon_rate": 0.0525,
+         "maturity_month": "2029-12", "conversion_price_usd": 15.95}]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    plan = plan_portfolio(lp, options=options, exact_gains=False, monte_carlo=8)
+    path = export_plan(plan, tmp_path / "plan.xlsx")
+    wb = openpyxl.load_workbook(path)
+    co = wb["Company"]
+    rows = {r[3].value: r for r in co.iter_rows(min_row=6) if isinstance(r[3].value, str)}
+    assert rows["cash_usd"][1].value == "USD m"
+    assert rows["cash_usd"][2].number_format.startswith("#,##0.00,,")  # shown in millions
+    assert rows["overhead_usd_per_year"][1].value == "USD m/year"
+    assert rows["overhead_usd_per_year"][2].number_format.startswith("#,##0.00,,")
+    assert rows["new_shares_per_usd"][1].value == "shares/USD"
+    assert rows["new_shares_per_usd"][2].number_format == "0.000000"
+    # The note's label wraps onto a taller row rather than being cut at column A.
+    note = rows["note.1"][0]
+    assert note.value.endswith("repaid") and note.alignment.wrap_text
+    assert co.row_dimensions[note.row].height >= 24
+    pf = wb["Portfolio"]
+    texts = [c.value for row in pf.iter_rows() for c in row if isinstance(c.value, str)]
+    for head in ("NPV (USD m)", "Capex counted (USD m)", "Limit (USD m)", "Used (USD m)"):
+        assert head in texts
+    for key in ("prob_shortfall", "p95_shortfall_usd", "sites_npv_mean_usd"):
+        assert key not in texts
+    assert "Probability of a funding shortfall" in texts
+    assert any(t.startswith("mean of each scenario's NPV; not the NPV of the expected path "
+                            f"({plan.chosen.npv_usd.sum() / 1e6:,.1f}M") for t in texts)
+    # Printed at a fixed scale >= 60 % (no fit-to-page), charts under the table (their
+    # anchors within columns A..H), on a page of their own.
+    assert pf.page_setup.scale >= 60 and not pf.sheet_properties.pageSetUpPr.fitToPage
+    assert len(pf.row_breaks.brk) == 1
+    with zipfile.ZipFile(path) as z:
+        drawings = [z.read(n).decode() for n in z.namelist()
+                    if n.startswith("xl/drawings/drawing") and n.endswith(".xml")]
+    cols = [int(c) for d in drawings for c in _re.findall(r"<xdr:from><xdr:col>(\d+)<", d)]
+    assert cols and max(cols) <= 7
+    # LibreOffice's PDF: page 1 holds the whole table width (its last column, Source, and
+    # the constraints' Reading), and the Company sheet shows the note's label to its end.
+    pdf = to_pdf(path, tmp_path / "pdf")
+    page1 = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Source" in page1 and "Reading" in page1 and "Capex counted" in page1
+    full = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "15.95 USD/share, repaid" in " ".join(full.split())
+
+
+def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
+    """It reported "company: required input is missing (and 10 more ...)"."""
+    case = ASSUMPTIONS / "bitdeer_hybrid.toml"
+    assert main(["portfolio", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
+    assert "required input is missing" not in err
 
 
 def _random_problem(rng: np.random.Generator, n_sites: int, n_conversions: int):

@@ -43,6 +43,10 @@ def test_report_of_the_base_case_has_the_decision_sensitivity_and_monte_carlo(tm
     for v in steps:  # -79.5, 77.8, 950.1, -602.9 in the table and on the bars
         assert f"{v:,.1f}" in pages[1] and f"{v:+,.1f}" in pages[1]
     assert "The strategies side by side" in pages[2] and "When to convert" in pages[2]
+    for s, t in result.timing.items():  # the legend names each best start and its value
+        best = t["npv_vs_mining_usd"].idxmax()  # base: 2026-02, +9.9M and +5.3M
+        top = t.loc[best, "npv_vs_mining_usd"] / 1e6
+        assert f"best start {best}: {top:+,.1f}M" in pages[2]
     assert "Tornado" in pages[3] and "Grid" in pages[3]
     assert "Monte Carlo" in pages[4] and "seed 2026" in pages[4]
     assert "Key inputs" in pages[5] and "Case file SHA-256" in pages[5]

@@ -29,6 +29,7 @@ import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
+from finmodel.excel.labels import _USD_M, shown_unit
 from finmodel.excel.workbook import _Styles
 from finmodel.outputs import Outputs
 
@@ -39,6 +40,8 @@ FIRST_COL = 4  # E: A label, B unit, C total or value, D key
 #: What proved the plan (``Solution.solver``), as the Portfolio sheet names it.
 SOLVER_NAMES = {"highs": "scipy.optimize.milp (HiGHS)",
                 "cpsat": "OR-Tools CP-SAT (proof checked against the float problem)"}
+LABEL_WIDTH = 46  # column A of the Company and Sites sheets (wider, December moves off its
+#                   calendar-year A3 page); longer labels wrap
 TOP = 6
 
 
@@ -59,6 +62,32 @@ def export_plan(plan: Plan, path: str | os.PathLike[str],
     target = out.target(path, ".xlsx", "plan workbook")
     out.commit([(target, lambda tmp: _write(plan, str(tmp), site_links or {}))])
     return target
+
+
+#: Units of the plan workbook whose number format differs from the single-site workbook's,
+#: and how each unit is printed beside its figure (money is stored in dollars and shown in
+#: millions, so a formula still reads whole dollars).
+_NUM_FORMATS = {"USD/year": _USD_M, "shares/USD": "0.000000", "USD/USD": "0.0000"}
+_SHOWN = {"USD/year": "USD m/year", "USD/USD": "USD per USD"}
+
+
+def _shown(unit: str) -> str:
+    return _SHOWN.get(unit, shown_unit(unit))
+
+
+class _PlanStyles(_Styles):
+    """The workbook's styles with the plan's own units (overhead a year in USD millions,
+    shares per dollar to six decimals: 0.0717 showed as 0.07)."""
+
+    def __init__(self, wb) -> None:
+        super().__init__(wb)
+        self.label_wrap = wb.add_format({**self.base, "text_wrap": True})
+
+    def cell(self, unit: str, kind: str = "calc", bold: bool = False):
+        fmt = super().cell(unit, kind, bold)
+        if unit in _NUM_FORMATS:
+            fmt.set_num_format(_NUM_FORMATS[unit])
+        return fmt
 
 
 class _Sheet:
@@ -86,8 +115,13 @@ class _Sheet:
     def label(self, key: str, text: str, unit: str) -> int:
         r = self.row
         self.keys[key] = r
-        self.ws.write_string(r, 0, text, self.st.label)
-        self.ws.write_string(r, 1, unit, self.st.unit)
+        # A label wider than column A wraps onto a taller row: cut at the column, the notes'
+        # labels lost their last words ("converts", "repaid").
+        lines = _lines(text, LABEL_WIDTH)
+        self.ws.write_string(r, 0, text, self.st.label_wrap if lines > 1 else self.st.label)
+        if lines > 1:
+            self.ws.set_row(r, _LINE_PT * lines + 1)
+        self.ws.write_string(r, 1, _shown(unit), self.st.unit)
         self.ws.write_string(r, 3, key, self.st.name)
         self.row += 1
         return r
@@ -146,7 +180,7 @@ class _Sheet:
             self.ws.write_datetime(3, self.col(t), dt.datetime(p.year, p.month, 1),
                                    self.st.cell("date", "header_date"))
             self.ws.write_number(4, self.col(t), p.year, self.st.header)
-        self.ws.set_column(0, 0, 46)
+        self.ws.set_column(0, 0, LABEL_WIDTH)
         self.ws.set_column(1, 1, 12)
         self.ws.set_column(2, 2, 16)
         self.ws.set_column(3, 3, 22)
@@ -171,7 +205,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     wb.set_calc_mode("auto")
     spec = plan.portfolio.spec
     wb.set_properties({"title": spec.company.name, "author": "finmodel"})
-    st = _Styles(wb)
+    st = _PlanStyles(wb)
     ws_p = wb.add_worksheet("Portfolio")
     ws_c = wb.add_worksheet("Company")
     ws_s = wb.add_worksheet("Sites")
@@ -185,7 +219,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     s = _Sheet(ws_s, st, n)
     s.header("Sites", "Each site's chosen option, from its own run of the single-site model "
              "(values: change a site's case and run finmodel portfolio again)", opts.periods)
-    s.section("Chosen option: free cash flow without terminal value (USD, money in +)")
+    s.section("Chosen option: free cash flow without terminal value (USD m, money in +)")
     for k, site in enumerate(chosen.site):
         s.values_row(f"cash.{site}", f"{_label(spec, site)}: {chosen.label(k)}", "USD",
                      chosen.cash_usd[k])
@@ -223,7 +257,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Company ------------------------------------------------------------------------
     c = _Sheet(ws_c, st, n)
     v = plan.company
-    c.header("Company", f"{spec.company.name} | USD; money in +, out -; live formulas over "
+    c.header("Company", f"{spec.company.name} | money in USD millions (stored in USD); in +, out -; live formulas over "
              "the Sites lines and the inputs below", opts.periods)
     co, cons, fl = spec.company, spec.constraints, plan.flows
     c.section("Inputs (from the portfolio file)")
@@ -247,16 +281,23 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
                      f"{note.maturity_month}, {note.conversion_price_usd:g} USD/share, "
                      f"{verdict}", "USD", None, note.principal_usd, "value")
     c.section("From the optimiser and the notes' terms (Python; run again after changes)")
-    c.scalar("new_funding_usd", f"New money raised at the start ({spec.financing.new.kind})",
-             "USD", None, sol.funding_usd, "value")
-    c.scalar("new_cost_per_usd", "Value lost per dollar raised", "ratio", None,
+    sq_view = plan.status_quo
+    c.scalar("new_funding_usd", f"New money raised at the start with the plan "
+             f"({spec.financing.new.kind})", "USD", None, sol.funding_usd, "value")
+    # "Before" is the company keeping every site mining, which needs new money too (the
+    # overhead, fleet refreshes, the cash floor): the least that keeps its own floor.
+    c.scalar("new_funding_before_usd", "New money keeping every site mining (the least its "
+             "cash floor needs)" if sq_view.keeps_cash_floor else "New money keeping every "
+             "site mining (no amount keeps its cash floor: none counted)", "USD", None,
+             sq_view.new_funding_usd, "value")
+    c.scalar("new_cost_per_usd", "Value lost per dollar raised", "USD/USD", None,
              fl.new_cost_per_usd, "value")
-    c.scalar("new_shares_per_usd", "New shares per dollar raised", "ratio", None,
+    c.scalar("new_shares_per_usd", "New shares per dollar raised", "shares/USD", None,
              fl.new_shares_per_usd, "value")
     c.scalar("notes_pv_usd", "Existing notes: PV of cash still to pay", "USD", None,
              -fl.stack_pv_usd, "value")
-    c.scalar("notes_shares", "Existing notes: shares delivered on conversion", "shares",
-             None, fl.stack_shares, "value")
+    c.scalar("notes_shares", "Existing notes: shares delivered on conversion (with or "
+             "without the plan)", "shares", None, fl.stack_shares, "value")
     c.section("Monthly cash")
     c.values_row("index", "Month number (0-based)", "months", np.arange(n, dtype=float))
     sites_rows = []
@@ -278,7 +319,7 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
                  fl.stack_coupons_usd)
     c.values_row("existing_principal_usd", "Existing notes: principal repaid", "USD",
                  fl.stack_principal_usd)
-    c.values_row("new_per_usd", "New issuance: cash per dollar raised", "ratio",
+    c.values_row("new_per_usd", "New issuance: cash per dollar raised", "USD/USD",
                  fl.new_per_usd)
     c.formula_row("new_funding_cash_usd", "New money: proceeds less its service", "USD",
                   lambda t: f"{c.cell('new_funding_usd')}*{c.cell('new_per_usd', t, False)}",
@@ -324,9 +365,11 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("equity_value_usd", "Equity value with the plan", "USD",
              f"{c.cell('sites_npv_usd')}+{c.cell('cash_usd')}+{c.cell('overhead_pv_usd')}+"
              f"{c.cell('notes_pv_usd')}+{new_value}", ps.equity_value_usd)
+    c.scalar("new_shares", "New shares with the plan", "shares",
+             f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", v.new_shares)
     c.scalar("diluted_shares", "Diluted shares with the plan", "shares",
-             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
-             f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", ps.shares)
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+{c.cell('new_shares')}",
+             ps.shares)
     c.scalar("value_per_share_usd", "Equity NPV per share with the plan (may be < 0)",
              "USD/share", f"{c.cell('equity_value_usd')}/{c.cell('diluted_shares')}",
              ps.value_per_share_usd)
@@ -334,19 +377,42 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
              "USD/share", f"MAX(0,{c.cell('value_per_share_usd')})", ps.share_value_usd)
     c.scalar("sites_npv_keep_mining_usd", "Sites' NPV keeping every site mining", "USD",
              f"SUM({keep_cells})", ps0.sites_value_usd)
-    c.scalar("equity_value_before_usd", "Equity value keeping every site mining", "USD",
+    new_value_before = (
+        f"{c.cell('new_funding_before_usd')}*(1-{c.cell('new_cost_per_usd')})"
+        if spec.financing.new.kind == "equity" else
+        f"-{c.cell('new_funding_before_usd')}*{c.cell('new_cost_per_usd')}")
+    c.scalar("equity_value_before_usd", "Equity value keeping every site mining (with its "
+             "new money)", "USD",
              f"{c.cell('sites_npv_keep_mining_usd')}+{c.cell('cash_usd')}+"
-             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}", ps0.equity_value_usd)
+             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}+{new_value_before}",
+             ps0.equity_value_usd)
+    c.scalar("new_shares_before", "New shares keeping every site mining", "shares",
+             f"{c.cell('new_funding_before_usd')}*{c.cell('new_shares_per_usd')}",
+             sq_view.new_shares)
+    c.scalar("diluted_shares_before", "Diluted shares keeping every site mining", "shares",
+             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')}+"
+             f"{c.cell('new_shares_before')}", ps0.shares)
     c.scalar("value_per_share_before_usd", "Equity NPV per share keeping every site mining"
-             " (may be < 0)", "USD/share", f"{c.cell('equity_value_before_usd')}/("
-             f"{c.cell('shares_outstanding')}+{c.cell('notes_shares')})",
-             ps0.value_per_share_usd)
+             " (may be < 0)", "USD/share", f"{c.cell('equity_value_before_usd')}/"
+             f"{c.cell('diluted_shares_before')}", ps0.value_per_share_usd)
     c.scalar("share_value_before_usd", "Value per share keeping every site mining (limited "
              "liability: >= 0)", "USD/share", f"MAX(0,{c.cell('value_per_share_before_usd')})",
              ps0.share_value_usd)
-    c.scalar("dilution_share", "Dilution (new and converted shares / diluted shares)",
-             "share", f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
+    c.section("Dilution: the notes convert with or without the plan; the new shares differ")
+    c.scalar("new_share_dilution", "New shares with the plan / its diluted shares", "share",
+             f"{c.cell('new_shares')}/{c.cell('diluted_shares')}",
+             v.new_shares / ps.shares)
+    c.scalar("new_share_dilution_before", "New shares keeping every site mining / its "
+             "diluted shares", "share", f"{c.cell('new_shares_before')}/"
+             f"{c.cell('diluted_shares_before')}", sq_view.new_shares / ps0.shares)
+    c.scalar("dilution_share", "All dilution with the plan (new shares and the notes' "
+             "conversion / diluted shares)", "share",
+             f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares')}",
              1 - co.shares_outstanding / ps.shares)
+    c.scalar("dilution_before_share", "All dilution keeping every site mining (new shares "
+             "and the notes' conversion / diluted shares)", "share",
+             f"1-{c.cell('shares_outstanding')}/{c.cell('diluted_shares_before')}",
+             1 - co.shares_outstanding / ps0.shares)
     for key in ("value_per_share_usd", "value_per_share_before_usd", "share_value_usd",
                 "share_value_before_usd", "equity_value_usd",
                 "lowest_balance_usd", "peak_funding_gap_usd"):
@@ -355,14 +421,87 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Portfolio ----------------------------------------------------------------------
     _portfolio_sheet(wb, ws_p, st, plan, s, capex_rows, years, __version__)
     wb.close()
+    if links:
+        _forward_slash_links(path)
+
+
+def _forward_slash_links(path: str) -> None:
+    """Rewrite the workbook's external link targets with '/' (``sites/a.xlsx``).
+
+    XlsxWriter stores a relative external link with Windows separators
+    (``sites\\a.xlsx``), which a reader on Linux or macOS takes as one file name with a
+    backslash in it; '/' is read by Excel on Windows too. The file is a temporary of
+    :class:`~finmodel.outputs.Outputs`, so it is rewritten in place."""
+    import io
+    import re
+    import zipfile
+
+    def fix(xml: bytes) -> bytes:
+        return re.sub(rb'<Relationship [^>]*TargetMode="External"[^>]*/>',
+                      lambda m: re.sub(rb'Target="([^"]*)"', lambda t: b'Target="' +
+                                       t.group(1).replace(b"\\", b"/") + b'"', m.group(0)),
+                      xml)
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.startswith("xl/worksheets/_rels/"):
+                data = fix(data)
+            dst.writestr(info, data)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+#: Portfolio sheet column widths (A..H): the table prints one A4 landscape page wide at
+#: 72 % (it was fitted to ~38 %, 9 pt text printing at 3.5 pt, because of a 60-wide Source
+#: column and the charts beside the table); LibreOffice's columns are the wider, ~7.3 pt a
+#: unit (measured: at 70 % the table ended 93 % of the way across the page), so at 72 %
+#: it fills ~96 % and a font a little wider still fits.
+_P_WIDTHS = (22, 22, 11, 13, 13, 13, 13, 36)
+_P_SCALE = 72
+#: Characters of Arial 9 per unit of column width, counted low so a wrapped cell's row is
+#: never too short for its text.
+_CHARS_PER_UNIT = 1.35
+_LINE_PT = 12.0
+
+
+def _lines(text: str, width: float) -> int:
+    """Lines ``text`` wraps to in a column ``width`` units wide (words kept whole)."""
+    per = max(int(width * _CHARS_PER_UNIT), 1)
+    n, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) > per:
+            n, used = n + 1, len(word)
+        else:
+            used += (1 if used else 0) + len(word)
+    return n + max(0, (max((len(w) for w in text.split()), default=0) - 1) // per)
+
+
+def _wrapped(ws, r: int, c0: int, c1: int, text: str, fmt, widths=_P_WIDTHS) -> None:
+    """``text`` in columns c0..c1 (merged when more than one), wrapped, its row tall enough."""
+    if c1 > c0:
+        ws.merge_range(r, c0, r, c1, text, fmt)
+    else:
+        ws.write_string(r, c0, text, fmt)
+    n = _lines(text, sum(widths[c0:c1 + 1]))
+    if n > 1:
+        ws.set_row(r, _LINE_PT * n + 1)
 
 
 def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) -> None:
     spec = plan.portfolio.spec
     chosen, sol = plan.chosen, plan.solution
     src = plan.portfolio.source
+    # Wrapped text sits at the bottom of its row, level with the numbers beside it.
+    wrap = wb.add_format({**st.base, "text_wrap": True})
+    wrap_unit = wb.add_format({**st.base, "text_wrap": True, "font_color": "#595959",
+                               "indent": 1})
+    centred = wb.add_format({**st.base, "align": "center"})
+    section = wb.add_format({**st.base, "bold": True, "bottom": 1, "bg_color": "#D9E1F2",
+                             "text_wrap": True, "valign": "top"})
     ws.write_string(0, 0, "Portfolio", st.title)
-    ws.write_string(1, 0, spec.company.name, st.subtitle)
+    ws.write_string(1, 0, f"{spec.company.name} | money in USD millions (USD m)", st.subtitle)
     stamp = [("finmodel version", version),
              ("Portfolio file", src.name if src else "(built in Python)"),
              ("Portfolio file SHA-256", src.sha256 if src else "-"),
@@ -374,12 +513,11 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
               "the LP relaxation (HiGHS); values, not formulas: run again after changes")]
     for i, (k, val) in enumerate(stamp):
         ws.write_string(2 + i, 0, k, st.unit)
-        ws.write_string(2 + i, 1, val, st.text)
+        _wrapped(ws, 2 + i, 1, 7, val, wrap)
     r = 8
-    heads = ["Site", "Decision", "Start month", "NPV", "Keep-mining NPV", "Value of "
-             "converting", "Capex counted", "Source"]
-    for j, h in enumerate(heads):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
+    heads = ["Site", "Decision", "Start month", "NPV (USD m)", "Keep-mining NPV (USD m)",
+             "Value of converting (USD m)", "Capex counted (USD m)", "Source"]
+    _heads(ws, st, r, heads)
     top = r + 1
     usd = st.cell("USD")
     for k, site in enumerate(chosen.site):
@@ -396,7 +534,7 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                          float(chosen.value_of_converting_usd[k]))
         ws.write_formula(r, 6, f"=SUM('Sites'!{s.span(f'capex.{site}', True)})", usd,
                          float(chosen.capex_usd[k].sum()))
-        ws.write_string(r, 7, spec.sites[site].source or "", st.unit)
+        _wrapped(ws, r, 7, 7, spec.sites[site].source or "", wrap_unit)
     bottom = r
     r += 1
     ws.write_string(r, 0, "Total", st.cell("USD", bold=True))
@@ -407,25 +545,14 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                              [chosen.npv_usd.sum(), (chosen.npv_usd - chosen.value_of_converting_usd).sum(),
                               chosen.value_of_converting_usd.sum(), chosen.capex_usd.sum()][j - 3]))
     wb.define_name("plan_sites_npv_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 3, True, True)}")
-    chart = wb.add_chart({"type": "bar"})
-    chart.add_series({"name": "NPV", "categories": ["Portfolio", top, 0, bottom, 0],
-                      "values": ["Portfolio", top, 3, bottom, 3]})
-    chart.add_series({"name": "Keep-mining NPV", "categories": ["Portfolio", top, 0, bottom, 0],
-                      "values": ["Portfolio", top, 4, bottom, 4]})
-    chart.set_title({"name": "NPV by site: the decision vs keep mining"})
-    chart.set_x_axis({"num_format": '#,##0,,"M"'})
-    chart.set_y_axis({"reverse": True, "label_position": "low"})
-    chart.set_size({"width": 640, "height": 80 + 36 * len(chosen.site)})
-    ws.insert_chart(8, 9, chart)
-    below_npv_chart = 8 + (80 + 36 * len(chosen.site)) // 20 + 2
 
     # capex by year against the budget
     r += 2
-    ws.write_string(r, 0, "Capex by year against the budget (live over the Sites sheet)",
-                    st.section)
+    _wrapped(ws, r, 0, 7, "Capex by year against the budget (live over the Sites sheet)",
+             section)
     r += 1
-    for j, h in enumerate(["Year", "Budget", "Capex of the plan", "Headroom"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
+    _heads(ws, st, r, ["Year", "Budget (USD m)", "Capex of the plan (USD m)",
+                       "Headroom (USD m)"])
     budget = spec.constraints.capex_budget_usd_by_year
     by_year = chosen.capex_by_year().sum()
     big = [y for y in years if by_year.get(y, 0) > 0.05 * max(by_year.max(), 1.0)]
@@ -447,6 +574,95 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
         else:
             ws.write_string(r, 1, "no limit", st.unit)
     ybottom = r
+
+    # constraints
+    r += 2
+    _wrapped(ws, r, 0, 7, "Constraints: gain = exact MILP re-solve with $100M more room; LP "
+             "dual = d value / d limit of the LP relaxation (USD per USD), which can fill a "
+             "limit the integer plan cannot", section)
+    r += 1
+    _heads(ws, st, r, ["Constraint", "Limit (USD m)", "Used (USD m)", "Binding",
+                       "LP dual (USD per USD)", "Gain per $100M (USD m)", "Lowest month",
+                       "Reading"])
+    for con in sol.constraints:
+        r += 1
+        ws.write_string(r, 0, con.name + (f" {con.year}" if con.year else ""), st.label)
+        ws.write_number(r, 1, con.limit_usd, usd)
+        ws.write_number(r, 2, con.used_usd, usd)
+        ws.write_string(r, 3, "BINDING" if con.binding else "slack", centred)
+        # + 0.0: an LP's -0.0 dual shows as 0, not -0.000
+        ws.write_number(r, 4, (con.shadow_price if np.isfinite(con.shadow_price) else 0.0)
+                        + 0.0, st.cell("USD/USD"))
+        if con.milp_gain_per_100m_usd is not None:
+            ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
+        ws.write_string(r, 6, con.month or "", centred)
+        _wrapped(ws, r, 7, 7, con.reading, wrap)
+
+    # greedy beside the optimiser
+    r += 2
+    _wrapped(ws, r, 0, 7, "Greedy ranking by NPV gained per extra capex dollar, beside the "
+             "optimiser", section)
+    r += 1
+    _heads(ws, st, r, ["Site", "Optimiser", "Greedy"])
+    g = plan.options.take(plan.greedy.choice)
+    for k, site in enumerate(chosen.site):
+        r += 1
+        ws.write_string(r, 0, _label(spec, site), st.label)
+        ws.write_string(r, 1, chosen.label(k), st.text)
+        gk = int(np.flatnonzero(g.site == site)[0])
+        ws.write_string(r, 2, g.label(gk), st.text)
+    r += 1
+    _wrapped(ws, r, 0, 0, "Value (sites' NPV less the cost of new money), USD m", wrap)
+    ws.write_number(r, 1, sol.objective_usd, st.cell("USD", bold=True))
+    ws.write_number(r, 2, plan.greedy.objective_usd, st.cell("USD", bold=True))
+    wb.define_name("plan_value_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 1, True, True)}")
+    mc = plan.extra.get("monte_carlo")
+    if mc:
+        r += 2
+        _wrapped(ws, r, 0, 7, f"Monte Carlo of the plan's cash: {mc['scenarios']} scenarios, "
+                 f"seed {mc['seed']}, BTC price and hashrate paths shared by the sites",
+                 section)
+        expected = float(chosen.npv_usd.sum())
+        rows = [
+            ("prob_shortfall", "Probability of a funding shortfall", "share",
+             "scenarios whose cash falls below the minimum in some month"),
+            ("mean_shortfall_when_short_usd", "Mean shortfall when short", "USD",
+             "largest shortfall of a scenario, averaged over those that fall short"),
+            ("p95_shortfall_usd", "Shortfall, 95th percentile", "USD",
+             "over all scenarios (0 when fewer than 5 % fall short)"),
+            ("sites_npv_mean_usd", "Sites' NPV, mean over the paths", "USD",
+             "mean of each scenario's NPV; not the NPV of the expected path "
+             f"({expected / 1e6:,.1f}M, the plan's NPV above): NPV is not linear in the "
+             "BTC price and hashrate"),
+            ("sites_npv_p5_usd", "Sites' NPV, 5th percentile", "USD",
+             "one scenario in twenty is worth less")]
+        for key, text, unit, note in rows:
+            r += 1
+            ws.write_string(r, 0, text, st.label)
+            ws.write_string(r, 1, shown_unit(unit), st.unit)
+            ws.write_number(r, 2, mc[key], st.cell(unit))
+            _wrapped(ws, r, 3, 7, note, wrap_unit)
+
+    # Charts below the tables, one above the other, on a page of their own (beside the
+    # table they made the printed sheet ~2.5 times wider than the table).
+    r += 2
+    chart_row = r
+    ws.write_string(r, 0, "Charts", st.label_bold)
+    r += 1
+    chart = wb.add_chart({"type": "bar"})
+    chart.add_series({"name": "NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 3, bottom, 3]})
+    chart.add_series({"name": "Keep-mining NPV", "categories": ["Portfolio", top, 0, bottom, 0],
+                      "values": ["Portfolio", top, 4, bottom, 4]})
+    chart.set_title({"name": "NPV by site: the decision vs keep mining (USD m)",
+                     "name_font": {"size": 11}})
+    chart.set_x_axis({"num_format": '#,##0,,"M"'})
+    chart.set_y_axis({"reverse": True, "label_position": "low"})
+    chart.set_legend({"position": "bottom"})
+    height = max(300, 100 + 36 * len(chosen.site))
+    chart.set_size({"width": 760, "height": height})
+    ws.insert_chart(r, 0, chart)
+    r += height // 20 + 2
     chart = wb.add_chart({"type": "column"})
     chart.add_series({"name": "Capex of the plan", "categories": ["Portfolio", ytop, 0,
                                                                    ybottom, 0],
@@ -457,71 +673,28 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
                      "marker": {"type": "diamond", "size": 9, "fill": {"color": "#C00000"},
                                 "border": {"color": "#C00000"}}, "line": {"none": True}})
     chart.combine(line)
-    chart.set_title({"name": "Capex by year against the budget"})
+    chart.set_title({"name": "Capex by year against the budget (USD m)",
+                     "name_font": {"size": 11}})
     chart.set_y_axis({"num_format": '#,##0,,"M"'})
-    chart.set_size({"width": 640, "height": 300})
-    ws.insert_chart(max(ytop - 1, below_npv_chart), 9, chart)
-
-    # constraints
-    r += 2
-    ws.write_string(r, 0, "Constraints: gain = exact MILP re-solve with $100M more room; LP "
-                    "dual = d value / d limit of the LP relaxation (USD per USD), which can "
-                    "fill a limit the integer plan cannot", st.section)
-    r += 1
-    for j, h in enumerate(["Constraint", "Limit", "Used", "Binding", "LP dual",
-                           "Gain per $100M", "Lowest month", "Reading"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
-    for con in sol.constraints:
-        r += 1
-        ws.write_string(r, 0, con.name + (f" {con.year}" if con.year else ""), st.label)
-        ws.write_number(r, 1, con.limit_usd, usd)
-        ws.write_number(r, 2, con.used_usd, usd)
-        ws.write_string(r, 3, "BINDING" if con.binding else "slack", st.text)
-        ws.write_number(r, 4, con.shadow_price if np.isfinite(con.shadow_price) else 0.0,
-                        st.cell("ratio"))
-        if con.milp_gain_per_100m_usd is not None:
-            ws.write_number(r, 5, con.milp_gain_per_100m_usd, usd)
-        ws.write_string(r, 6, con.month or "", st.text)
-        ws.write_string(r, 7, con.reading, st.text)
-
-    # greedy beside the optimiser
-    r += 2
-    ws.write_string(r, 0, "Greedy ranking by NPV gained per extra capex dollar, beside "
-                    "the optimiser", st.section)
-    r += 1
-    for j, h in enumerate(["Site", "Optimiser", "Greedy"]):
-        ws.write_string(r, j, h, st.header if j else st.header_left)
-    g = plan.options.take(plan.greedy.choice)
-    for k, site in enumerate(chosen.site):
-        r += 1
-        ws.write_string(r, 0, _label(spec, site), st.label)
-        ws.write_string(r, 1, chosen.label(k), st.text)
-        gk = int(np.flatnonzero(g.site == site)[0])
-        ws.write_string(r, 2, g.label(gk), st.text)
-    r += 1
-    ws.write_string(r, 0, "Value (sites' NPV less the cost of new money)", st.label)
-    ws.write_number(r, 1, sol.objective_usd, st.cell("USD", bold=True))
-    ws.write_number(r, 2, plan.greedy.objective_usd, st.cell("USD", bold=True))
-    wb.define_name("plan_value_usd", f"=Portfolio!{xl_rowcol_to_cell(r, 1, True, True)}")
-    mc = plan.extra.get("monte_carlo")
-    if mc:
-        r += 2
-        ws.write_string(r, 0, f"Monte Carlo of the plan's cash: {mc['scenarios']} scenarios, "
-                        f"seed {mc['seed']}, BTC price and hashrate paths shared by the sites",
-                        st.section)
-        for key, unit in (("prob_shortfall", "share"),
-                          ("mean_shortfall_when_short_usd", "USD"),
-                          ("p95_shortfall_usd", "USD"), ("sites_npv_mean_usd", "USD"),
-                          ("sites_npv_p5_usd", "USD")):
-            r += 1
-            ws.write_string(r, 0, key, st.label)
-            ws.write_number(r, 1, mc[key], st.cell(unit))
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 1, 26)
-    ws.set_column(2, 6, 16)
-    ws.set_column(7, 7, 60)
-    _print_setup(ws, fit_width=True)
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 760, "height": 300})
+    ws.insert_chart(r, 0, chart)
+    for j, w in enumerate(_P_WIDTHS):
+        ws.set_column(j, j, w)
+    _print_setup(ws, fit_width=False)
+    ws.set_print_scale(_P_SCALE)
+    ws.set_h_pagebreaks([chart_row])
     ws.activate()
+
+
+def _heads(ws, st, r: int, heads: list[str]) -> None:
+    """A header row; wrapped (two lines) when a header is wider than its column."""
+    fmt_left = ws_fmt = None
+    for j, h in enumerate(heads):
+        fmt_left, ws_fmt = st.header_left, st.header_wrap
+        ws.write_string(r, j, h, ws_fmt if j else fmt_left)
+    if any(_lines(h, _P_WIDTHS[j]) > 1 for j, h in enumerate(heads)):
+        ws.set_row(r, 2 * _LINE_PT + 1)
 
 
 def _print_setup(ws, *, fit_width: bool, paper: int = 9) -> None:

@@ -112,9 +112,34 @@ def read_workbook(path: str | Path) -> tuple[Assumptions, list[Change]]:
             raise _refuse(p, "not a finmodel workbook (no Inputs and Snapshot sheets)")
         original, snapshot = _case_of(p, wb["Snapshot"])
         inputs = _grid(wb["Inputs"])
+        if original.tax is not None and "Constants" in wb.sheetnames:
+            _check_tax_tables(p, _grid(wb["Constants"]))
     finally:
         wb.close()
     return _apply(p, original, inputs, snapshot)
+
+
+def _check_tax_tables(p: Path, grid: dict[tuple[int, int], Any]) -> None:
+    """Refuse edited MACRS rates: they are live cells of the Constants sheet (the Tax
+    sheet's formulas read them), but IRS tables, not inputs of a case, so an import that
+    dropped the edit would re-run a different model from the workbook the analyst saw."""
+    from finmodel.models.tax import macrs_tables
+
+    rows = {v: r for (r, c), v in grid.items() if c == 0 and isinstance(v, str)}
+    for name, rates in macrs_tables().items():
+        r = rows.get(name)
+        if r is None:
+            continue  # not a sheet finmodel wrote with tables; nothing was edited there
+        for k, rate in enumerate(rates):
+            now = grid.get((r, 4 + k))
+            # A workbook keeps 16 significant digits (24.49 / 100 reads back as 0.2449).
+            if not (isinstance(now, (int, float)) and not isinstance(now, bool)
+                    and math.isclose(now, rate, rel_tol=1e-12, abs_tol=1e-15)):
+                raise _refuse(p, f"Constants: {name} edited in the workbook (year {k + 1}: "
+                              f"{_show(rate)} -> {_show(now)}); the MACRS rates are IRS "
+                              "Publication 946's tables, not an input of a case file, so "
+                              "an import cannot carry them: restore them, or change "
+                              "tax.depreciation or the asset lives on Inputs")
 
 
 def _grid(ws) -> dict[tuple[int, int], Any]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from finmodel.errors import InputError
 from finmodel.inputs.load import CaseSource, format_validation_error, parse_assumptions
 from finmodel.inputs.schema import Assumptions
-from finmodel.portfolio.schema import Portfolio, month_index
+from finmodel.portfolio.schema import Portfolio, month_index, note_path
 
 
 @dataclass
@@ -76,6 +76,13 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
 def parse_portfolio(data: dict[str, Any], *, source: str = "<portfolio>",
                     folder: Path = Path(".")) -> LoadedPortfolio:
     """Validate a portfolio given as a dictionary; case paths are relative to ``folder``."""
+    if isinstance(data.get("case"), dict) and "company" not in data and "sites" not in data:
+        # A case file given where a portfolio is expected: say so, rather than list the
+        # portfolio's missing sections ("company: required input is missing").
+        raise InputError(f"{source}: this is a case file (it has [case] and no [company] or "
+                         "[sites]), not a portfolio; run `finmodel run` on it, or give "
+                         "`finmodel portfolio` a portfolio file such as "
+                         "assumptions/bitdeer_portfolio.toml")
     try:
         spec = Portfolio.model_validate(data)
     except ValidationError as exc:
@@ -120,6 +127,12 @@ def _check_sites(spec: Portfolio, cases: dict[str, Assumptions], source: str) ->
             if not 0 <= k <= months - 12:
                 raise InputError(f"{source}: {where}.start_months: {m} is outside the model "
                                  f"({a.case.start_month} to a year before its end)")
+    for note in spec.financing.existing:
+        if month_index(note.maturity_month, first.case.start_month) < 0:
+            raise InputError(f"{source}: {note_path(note.name)}.maturity_month: "
+                             f"{note.maturity_month} is before the sites' start "
+                             f"{first.case.start_month} (a note already repaid or converted "
+                             "is not part of the stack)")
     for name, dists in spec.monte_carlo.distributions.items():
         if name not in cases:
             raise InputError(f"{source}: monte_carlo.distributions.{name}: not a site of the "

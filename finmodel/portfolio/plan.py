@@ -28,6 +28,8 @@ class CompanyView:
     funding_gap_usd: np.ndarray  # min cash - balance before funding, where positive
     new_funding_usd: float
     per_share: PerShare
+    new_shares: float = 0.0  # shares the new money issues (not the notes' conversion)
+    keeps_cash_floor: bool = True  # False: no amount of new money keeps the floor
 
     @property
     def net_cash_usd(self) -> np.ndarray:
@@ -89,7 +91,8 @@ def company_view(lp: LoadedPortfolio, options: Options, flows: CompanyFlows,
     balance = before + np.cumsum(new_cash)
     gap = np.maximum(0.0, spec.constraints.min_cash_usd - before)
     ps = per_share(spec, flows, float(chosen.npv_usd.sum()), new_funding_usd)
-    return CompanyView(site_cash, fixed, new_cash, before, balance, gap, new_funding_usd, ps)
+    return CompanyView(site_cash, fixed, new_cash, before, balance, gap, new_funding_usd, ps,
+                       new_funding_usd * flows.new_shares_per_usd)
 
 
 def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
@@ -125,6 +128,7 @@ def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
     sq_need = new_money_needed(problem, dict(enumerate(sq_choice)))
     sq = company_view(lp, options, flows, sq_choice,
                       sq_need if np.isfinite(sq_need) else 0.0)
+    sq.keeps_cash_floor = bool(np.isfinite(sq_need))
     plan = Plan(lp, options, problem, flows, sol, grd, view, sq)
     if monte_carlo and sol.feasible:
         from finmodel.portfolio.montecarlo import funding_shortfall
@@ -134,7 +138,8 @@ def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
 
 
 def _num(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
+    # + 0.0 turns an LP's -0.0 into 0.0 (JSON would carry the sign of a zero dual)
+    return None if v is None or not math.isfinite(v) else float(v) + 0.0
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -175,16 +180,39 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "peak_funding_gap_usd": float(v.funding_gap_usd.max()),
             "min_cash_balance_usd": float(v.balance_usd.min()),
             "min_cash_month": str(opts.periods[int(np.argmin(v.balance_usd))]),
+            # "before" keeps every site mining and raises the least new money its own
+            # cash floor needs (keep_mining_new_funding_usd), as "after" does for the plan.
+            "keep_mining_new_funding_usd": sq.new_funding_usd,
+            "keep_mining_keeps_cash_floor": sq.keeps_cash_floor,
             "before": _per_share_json(sq.per_share),
             "after": _per_share_json(v.per_share),
-            "dilution_share": 1.0 - plan.portfolio.spec.company.shares_outstanding /
-            v.per_share.shares,
+            **dilution_json(plan),
         },
         "options": options_json(opts),
     }
     if not sol.feasible:
         out["violations_usd"] = sol.violations
     out.update(plan.extra)
+    return out
+
+
+def dilution_json(plan: Plan) -> dict[str, Any]:
+    """Shares the plan and the keep-mining status quo each issue, beside the shares the
+    existing notes deliver in both.
+
+    ``dilution_share`` (kept for compatibility) is every share that is not outstanding today
+    over the diluted shares with the plan: it counts the notes' conversion, which happens
+    with or without the plan. ``new_share_dilution`` is the new money's shares alone over
+    the diluted shares of that plan."""
+    out0 = plan.portfolio.spec.company.shares_outstanding
+    notes = plan.flows.stack_shares
+    out: dict[str, Any] = {"note_conversion_shares": notes}
+    for key, view in (("plan", plan.company), ("keep_mining", plan.status_quo)):
+        shares = view.per_share.shares
+        out[f"{key}_new_shares"] = view.new_shares
+        out[f"{key}_new_share_dilution"] = view.new_shares / shares
+        out[f"{key}_all_dilution_share"] = 1.0 - out0 / shares
+    out["dilution_share"] = out["plan_all_dilution_share"]
     return out
 
 

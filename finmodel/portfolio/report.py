@@ -13,6 +13,18 @@ def _m(v: float | None) -> str:
     return f"{v / 1e6:,.1f}M"
 
 
+def _n(v: float) -> str:
+    """Shares in millions."""
+    return f"{v / 1e6:,.1f}M"
+
+
+def _dual(v: float | None) -> str:
+    """An LP dual to three decimals; one that rounds to zero prints as 0 (not -0.000)."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return "0" if abs(v) < 5e-4 else f"{v:+.3f}"
+
+
 def format_plan(plan: Plan) -> str:
     """The chosen option of each site, the value, the constraints with their shadow prices,
     the greedy ranking beside the optimiser, and the company view."""
@@ -38,28 +50,40 @@ def format_plan(plan: Plan) -> str:
     for c in js["constraints"]:
         what = c["name"] + (f" {c['year']}" if c["year"] else "") + \
             (f" (lowest {c['month']})" if c.get("month") else "")
-        dual = c["shadow_price"] if c["shadow_price"] is not None else float("nan")
         lines.append(f"  {what:<26} limit {_m(c['limit_usd']):>10}  used {_m(c['used_usd']):>10}"
-                     f"  {'BINDING' if c['binding'] else 'slack  '}  +100M "
-                     f"{_m(c['milp_gain_per_100m_usd']):>8}  LP dual {dual:+.3f}  "
-                     f"({c['reading']})")
+                     f"   {'BINDING' if c['binding'] else 'slack':<8} +100M "
+                     f"{_m(c['milp_gain_per_100m_usd']):>8}  LP dual {_dual(c['shadow_price']):>6}"
+                     f"  ({c['reading']})")
     g = js["greedy"]
     lines += ["", f"Greedy by NPV per capex dollar: {_m(g['value_usd'])} "
               f"(the optimiser adds {_m(g['optimiser_adds_usd'])}): "
               + ", ".join(f"{s} {d}" for s, d in g["plan"].items())]
     c = js["company"]
     b, a = c["before"], c["after"]
-    lines += ["", f"New money raised ({c['new_funding_kind']}): {_m(c['new_funding_usd'])}; "
-              f"peak funding gap before it {_m(c['peak_funding_gap_usd'])}; lowest cash "
+    sq_raise = (f"{_m(c['keep_mining_new_funding_usd'])} keeping every site mining (the least"
+                " its own cash floor needs)" if c["keep_mining_keeps_cash_floor"] else
+                "keeping every site mining no amount keeps the cash floor (none counted)")
+    out0 = spec.company.shares_outstanding
+    lines += ["", f"New money raised ({c['new_funding_kind']}): {_m(c['new_funding_usd'])} "
+              f"with the plan; {sq_raise}",
+              f"Peak funding gap before new money {_m(c['peak_funding_gap_usd'])}; lowest cash "
               f"{_m(c['min_cash_balance_usd'])} in {c['min_cash_month']}",
               f"Value per share: {b['share_value_usd']:.2f} USD keeping every site mining"
-              f" -> {a['share_value_usd']:.2f} USD with the plan ({a['shares'] / 1e6:,.1f}M"
-              f" diluted shares, dilution {c['dilution_share']:.1%})",
+              f" -> {a['share_value_usd']:.2f} USD with the plan (both with their own new "
+              "money)",
               f"Equity NPV per share: {b['value_per_share_usd']:.2f} -> "
               f"{a['value_per_share_usd']:.2f} USD"
               + (" (below zero: liabilities exceed value; limited liability floors the "
                  "share at 0)" if min(a["value_per_share_usd"], b["value_per_share_usd"]) < 0
-                 else "")]
+                 else ""),
+              f"Shares: {_n(out0)} outstanding + {_n(c['note_conversion_shares'])} from the "
+              "existing notes (either way) + new shares:",
+              f"  {'with the plan':<26}{_n(c['plan_new_shares']):>8} new "
+              f"({c['plan_new_share_dilution']:.1%} of {_n(a['shares'])} diluted); all "
+              f"dilution incl. the notes {c['plan_all_dilution_share']:.1%}",
+              f"  {'keeping every site mining':<26}{_n(c['keep_mining_new_shares']):>8} new "
+              f"({c['keep_mining_new_share_dilution']:.1%} of {_n(b['shares'])} diluted); all "
+              f"dilution incl. the notes {c['keep_mining_all_dilution_share']:.1%}"]
     if "monte_carlo" in js:
         mc = js["monte_carlo"]
         lines.append(f"Probability of a funding shortfall: {mc['prob_shortfall']:.1%} over "

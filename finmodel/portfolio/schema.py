@@ -4,6 +4,7 @@ wrong types and out-of-range values are refused with the file and the field name
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal
 
@@ -208,10 +209,25 @@ class Portfolio(_Section):
                 raise ValueError(f"{where}.start_months: a month is listed twice")
             if len(set(opts.strategies)) != len(opts.strategies):
                 raise ValueError(f"{where}.strategies: a strategy is listed twice")
+        # Coupons fall every 12 / coupons_per_year months on the monthly timeline; checked
+        # here (not when the plan is built) so that `finmodel validate` refuses it too, and
+        # the note is named by its name, not its place in the list.
+        notes = [(note_path(n.name), n) for n in self.financing.existing]
+        for where, terms in notes + [("financing.new", self.financing.new)]:
+            if 12 % terms.coupons_per_year:
+                raise ValueError(f"{where}.coupons_per_year: {terms.coupons_per_year} does "
+                                 "not divide the year into whole months; expected 1, 2, 3, "
+                                 "4, 6 or 12")
         return self
 
     def options_of(self, site: str) -> OptionsSpec:
         return self.sites[site].options or self.options
+
+
+def note_path(name: str) -> str:
+    """An existing note's field path, named the way TOML quotes a key:
+    ``financing.existing."4.00% notes due Nov 2031 [V1]"``."""
+    return f"financing.existing.{json.dumps(name, ensure_ascii=False)}"
 
 
 def month_index(month: str, start_month: str) -> int:

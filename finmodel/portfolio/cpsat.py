@@ -6,8 +6,8 @@ rows) in 3-6 s on one thread where HiGHS's branch and bound takes 16-47 s
 given is a *relaxation* of the float one, built so that every plan the float problem
 allows is allowed, with an objective at least as high:
 
-- capex rows in cents, each coefficient rounded down and each budget up (plus one cent a
-  site against float error in the division);
+- capex rows in cents, each coefficient rounded down and each budget up (plus one cent
+  against float error in the divisions);
 - the new money f as an integer F = ceil(f / v) in units v; each cash row divided by its
   G[m] (the cash per dollar raised) so that F keeps the exact coefficient 1 and only the
   options' coefficients are rounded, toward keeping the row (up when G[m] > 0; when
@@ -21,9 +21,11 @@ CP-SAT returns is checked in float — capex rows, the new money it needs for th
 given, the funding limit — and valued in float; it is called optimal only when that value
 is within :data:`~finmodel.portfolio.optimise.MIP_GAP` of the float upper bound, the same
 standard as HiGHS. The rounding costs cents (a few dollars in 23 billion at 50 sites), so
-this holds whenever CP-SAT itself proves its optimum. When it cannot be used — coefficients
-too large for 64-bit integers, or a plan that the rounding let through but the float rows
-refuse — :func:`restricted` returns ``FALLBACK`` and the caller uses HiGHS.
+this holds whenever CP-SAT itself proves its optimum (else it is tried once more in units
+1,000x finer). When it cannot be used — coefficients too large for 64-bit integers, a plan
+that the rounding let through but the float rows refuse, no plan found in the time, a gap
+the finer units leave open — :func:`restricted` returns ``FALLBACK`` and the caller uses
+HiGHS.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ WORKERS = 1
 #: CP-SAT's random seed (its time to proof varies with it: 3-7 s at 50 sites).
 SEED = 0
 #: CP-SAT's cut generation off: on the 50-site benchmark it costs more than it saves
-#: (3.1-4.6 s over six seeds without, 5.4-9.0 s with, same load).
+#: (3.1-4.6 s over six seeds without, 3.9-9.0 s with, same load).
 PARAMS: dict = {"cut_level": 0}
 
 #: What :func:`restricted` returns when CP-SAT cannot answer for the float problem.

@@ -185,3 +185,88 @@ def test_an_irr_shared_inside_and_outside_an_if_is_whole_outside():
     alone = v["alone"]
     assert np.isfinite(alone[[0, 2]]).all()
     assert np.array_equal(v["both"], np.where(x > 50.0, alone, 0.0) + alone, equal_nan=True)
+
+
+def test_a_shift_moves_whole_columns_by_a_step_common_or_per_scenario():
+    # issue 10: a shift whose step is one number for every scenario is copied as column
+    # ranges; a per-scenario step goes element by element. A plain loop is the oracle:
+    # lead(x, k, after)[t] = x[t + k] if t + k < 24 else after; shifted(x, k, init)[t] =
+    # x[t - k] if t - k >= 0 else init.
+    from finmodel.engine.expr import lead, shifted
+
+    m = Model()
+    x = m.line("x", (time("index") + 1.0) * Input("scale"), "X", "USD", "S")
+    m.line("ahead", lead(x, Input("k"), Input("after")), "A", "USD", "S")
+    m.line("behind", shifted(x, Input("k"), Input("after") - 1.0), "B", "USD", "S")
+    scale, after = np.array([1.0, 10.0, -2.0]), np.array([7.0, 8.0, 9.0])
+    for k in (0.0, 3.0, 23.0, 24.0, 30.0, np.array([1.0, 5.0, 40.0])):
+        v = evaluate(m, TL, {"scale": scale, "after": after, "k": k})
+        ks = np.broadcast_to(k, (3,))
+        for s in range(3):
+            xs = [(t + 1.0) * scale[s] for t in range(24)]
+            kk = int(ks[s])
+            assert v["ahead"][s].tolist() == [xs[t + kk] if t + kk < 24 else after[s]
+                                              for t in range(24)]
+            assert v["behind"][s].tolist() == [xs[t - kk] if t - kk >= 0 else after[s] - 1.0
+                                               for t in range(24)]
+
+
+def test_a_given_line_breaks_the_recursion_through_it():
+    # issue 10: a group of lines lagging each other in which one line is given (as a Monte
+    # Carlo gives the price path) is evaluated over all periods when no other line lags
+    # one of its own; the values are those of the loop (and of stepping, when not given).
+    m = Model()
+    a = m.recursive_line("a", "A", "USD", "S")
+    b = m.line("b", lag(a, 1, 1.0) * Input("g") + 1.0, "B", "USD", "S")
+    m.define(a, b * 2.0 - where(time("index") > 5, lag(b, 2, 0.0), 0.0))
+    g = np.array([0.5, 1.1])
+    stepped = evaluate(m, TL, {"g": g})
+    given = np.arange(48.0).reshape(2, 24) / 7.0
+    v = evaluate(m, TL, {"g": g}, overrides={"a": given})
+    for s in range(2):
+        a_prev, b_hist = 1.0, []
+        for t in range(24):
+            bt = a_prev * g[s] + 1.0
+            at = bt * 2.0 - (b_hist[t - 2] if t > 5 else 0.0)
+            b_hist.append(bt)
+            assert stepped["a"][s, t] == pytest.approx(at, rel=1e-13)
+            assert stepped["b"][s, t] == pytest.approx(bt, rel=1e-13)
+            a_prev = at
+        expected_b = [(given[s, t - 1] if t else 1.0) * g[s] + 1.0 for t in range(24)]
+        assert v["b"][s].tolist() == expected_b
+        assert v["a"][s].tolist() == given[s].tolist()
+
+
+def test_buffers_are_reused_without_changing_a_value():
+    # issue 10: evaluations of one size reuse their arrays (Buffers); each result is the
+    # one evaluated without them, bit for bit, holds only the nodes asked for, and shares
+    # no memory with the buffers, which the next evaluation overwrites.
+    from finmodel.engine.evaluate import Buffers
+    from finmodel.engine.expr import lead, total
+
+    m = Model()
+    stock = m.recursive_line("stock", "Stock", "USD", "S")
+    growth = m.line("growth", 1 + Input("g") * time("index"), "Growth", "x", "S")
+    m.define(stock, maximum(lag(stock, 1, 1.0) * growth - 0.5, where(growth > 1.2, 1.0, 0.5)))
+    flow = m.line("flow", -(stock - lead(stock, 2.0, 0.0)) / growth + (growth > 1.1),
+                  "Flow", "USD", "S")
+    cum = m.line("cum", cumulative(flow) * minimum(growth, 1.3), "Cum", "USD", "S")
+    m.scalar("sum", total(cum) * 2.0, "Sum", "USD", "S")
+    buffers = Buffers()
+    kept = []
+    for seed in range(3):
+        g = np.random.default_rng(seed).uniform(-0.01, 0.03, 50)
+        plain = evaluate(m, TL, {"g": g})
+        reused = evaluate(m, TL, {"g": g}, only=["cum", "flow", "sum"], buffers=buffers)
+        assert set(reused) == {"cum", "flow", "sum"}
+        for name in reused:
+            assert np.array_equal(reused[name], plain[name])
+        kept.append((reused, plain))
+    assert buffers._free, "the arrays were given back"
+    for arr in buffers._free:
+        arr[...] = np.nan
+        for reused, _ in kept:
+            assert not any(np.shares_memory(arr, v) for v in reused.values())
+    for reused, plain in kept:
+        for name in reused:
+            assert np.array_equal(reused[name], plain[name])

@@ -276,6 +276,34 @@ def test_per_share_value_by_hand():
     assert deep.share_value_usd == 0.0
 
 
+def test_a_new_note_costs_the_equity_its_issuance_cost_only():
+    """A new convertible is sold at its fair value: $200M at a 2 % cost brings 196,000,000
+    of cash and a liability worth its 200,000,000 principal, so the equity loses
+    4,000,000 (reviewed 2026-11-27: the note's principal was counted as lost outright,
+    1 - PV(net flows) = 0.736 a dollar for a 4.5 % note, and a zero-coupon note at a 0 %
+    rate lost its whole principal). It issues no shares (conversion premium >= 0).
+    Equity = 1,000,000,000 + 500,000,000 - 93,057,851.24 (note Y, above) - 4,000,000
+           = 1,402,942,148.76 over 210,000,000 shares."""
+    data = small()
+    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
+    data["financing"] = {"existing": [
+        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
+         "conversion_price_usd": 10.0},
+        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
+         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
+        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6,
+                "issuance_cost_share": 0.02}}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    assert cf.new_cost_per_usd == 0.02 and cf.new_shares_per_usd == 0.0
+    assert cf.new_per_usd[0] == pytest.approx(0.98)  # the cash still pays its service
+    assert cf.new_per_usd.sum() < 0.98 - 0.045 * 6 * 0.99
+    ps = per_share(lp.spec, cf, 1e9, 200e6)
+    assert ps.equity_value_usd == pytest.approx(1_402_942_148.76, abs=0.01)
+    assert ps.new_funding_cost_usd == pytest.approx(-4e6)
+    assert ps.shares == pytest.approx(210e6, abs=1e-6)
+
+
 def test_company_view_rolls_cash_forward(four):
     lp, options = four
     plan = plan_portfolio(lp, options=options, exact_gains=False)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
+from finmodel.engine.evaluate import Buffers
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
@@ -43,6 +44,9 @@ PROCESS_THRESHOLD = 50_000
 #: Scenarios per block of path shocks (one generator per block; see the module docstring).
 DRAW_BLOCK = 600
 HASHRATE_LINE = "network.hashrate_eh_s"
+#: The line arrays the chunks evaluated in this process reuse: one chunk's worth (~200 MB
+#: at 600 scenarios x 240 months), of one size at a time; emptied when a call ends here.
+_BUFFERS = Buffers()
 
 
 @dataclass(frozen=True)
@@ -231,10 +235,18 @@ class Paths:
 def lognormal_factors(z: np.ndarray, volatility: float) -> np.ndarray:
     """``exp(sigma W_t - sigma^2 t / 2)`` at month ends t = 0, 1/12, ... from standard normal
     monthly shocks ``z`` (scenarios, months); the first month has factor 1."""
+    return _lognormal_factors_into(np.array(z, dtype=float), volatility)
+
+
+def _lognormal_factors_into(z: np.ndarray, volatility: float) -> np.ndarray:
+    """:func:`lognormal_factors` written over ``z`` (the same operations, in place: a chunk's
+    path arrays are large enough that each temporary is faulted in page by page)."""
     dt = 1.0 / 12.0
-    steps = volatility * math.sqrt(dt) * z - 0.5 * volatility ** 2 * dt
-    steps[:, 0] = 0.0
-    return np.exp(np.cumsum(steps, axis=1))
+    np.multiply(z, volatility * math.sqrt(dt), out=z)
+    np.subtract(z, 0.5 * volatility ** 2 * dt, out=z)
+    z[:, 0] = 0.0
+    np.cumsum(z, axis=1, out=z)
+    return np.exp(z, out=z)
 
 
 @dataclass
@@ -295,22 +307,24 @@ def path_lines(sc: Scenarios, paths: Paths, seed: int, start: int, stop: int
         hi = min(stop - b * DRAW_BLOCK, DRAW_BLOCK)
         a = rng.standard_normal((DRAW_BLOCK, months))[lo:hi]
         z1.append(a)
-        z2.append(paths.correlation * a + math.sqrt(1 - paths.correlation ** 2)
-                  * rng.standard_normal((DRAW_BLOCK, months))[lo:hi])
+        # rho a + sqrt(1 - rho^2) b, with one temporary (products and sums commute exactly)
+        b = rng.standard_normal((DRAW_BLOCK, months))[lo:hi]
+        np.multiply(b, math.sqrt(1 - paths.correlation ** 2), out=b)
+        z2.append(np.add(b, np.multiply(a, paths.correlation), out=b))
     base = _base_lines(sc)
-    if paths.btc_price_volatility > 0:
-        lines[PRICE_LINE] = base[PRICE_LINE] * lognormal_factors(
-            np.concatenate(z1), paths.btc_price_volatility)
-    if paths.hashrate_volatility > 0:
-        lines[HASHRATE_LINE] = base[HASHRATE_LINE] * lognormal_factors(
-            np.concatenate(z2), paths.hashrate_volatility)
+    for line, z, volatility in ((PRICE_LINE, z1, paths.btc_price_volatility),
+                                (HASHRATE_LINE, z2, paths.hashrate_volatility)):
+        if volatility > 0:
+            z = z[0] if len(z) == 1 else np.concatenate(z)
+            f = _lognormal_factors_into(z, volatility)
+            lines[line] = np.multiply(f, base[line], out=f)
     return lines
 
 
 def _evaluate_chunk(sc: Scenarios, inputs: dict[str, np.ndarray], paths: Paths, seed: int,
                     start: int, stop: int, metrics: Sequence[str]) -> pd.DataFrame:
     lines = path_lines(sc, paths, seed, start, stop)
-    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start)
+    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS)
 
 
 def _chunk(args: tuple) -> pd.DataFrame:
@@ -398,15 +412,18 @@ def monte_carlo(a: Assumptions, n: int, *,
               for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
         executor = "processes" if n > PROCESS_THRESHOLD else None
-    if executor is None or len(slices) == 1:  # this process: the model is already built
-        frames = []
-        for done, job in enumerate(slices, start=1):
-            frames.append(_evaluate_chunk(sc, *job))
-            if progress:
-                progress(done, len(slices))
-    else:
-        case_json = a.model_dump_json()
-        frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
+    try:
+        if executor is None or len(slices) == 1:  # this process: the model is built
+            frames = []
+            for done, job in enumerate(slices, start=1):
+                frames.append(_evaluate_chunk(sc, *job))
+                if progress:
+                    progress(done, len(slices))
+        else:
+            case_json = a.model_dump_json()
+            frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
+    finally:
+        _BUFFERS.clear()  # (a worker process keeps its own for its next chunks)
     samples = pd.concat(frames, ignore_index=True)
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
     extra: dict[str, Any] = {"paths": paths}

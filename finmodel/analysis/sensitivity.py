@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from finmodel.api import timeline_of
-from finmodel.engine.evaluate import evaluate
+from finmodel.engine.evaluate import Buffers, evaluate
 from finmodel.engine.graph import Model
 from finmodel.engine.solve import bracketed_root
 from finmodel.engine.timeline import Timeline
@@ -78,10 +78,11 @@ class Scenarios:
 
     def evaluate(self, inputs: Mapping[str, Any], metrics: Sequence[str] = ("npv_usd",),
                  lines: Mapping[str, np.ndarray] | None = None,
-                 strategies: Sequence[str] | None = None, size: int | None = None
-                 ) -> pd.DataFrame:
+                 strategies: Sequence[str] | None = None, size: int | None = None,
+                 buffers: Buffers | None = None) -> pd.DataFrame:
         """Metrics for every scenario: columns (strategy, metric), one row per scenario
-        (``size`` rows when given, else as many as the longest input array)."""
+        (``size`` rows when given, else as many as the longest input array); the line
+        arrays from ``buffers`` when given (see :func:`finmodel.engine.evaluate.evaluate`)."""
         scalars, paths = dict(self.scalars), dict(self.paths)
         for path, arr in check_scenarios(self.assumptions, inputs).items():
             name = path.replace(".", "_")
@@ -89,7 +90,7 @@ class Scenarios:
         names = {(s, m): n for m in metrics
                  for s, n in self.metric_names(m, strategies).items()}
         out = evaluate(self.model, self.timeline, scalars, paths, lines or {},
-                       only=list(names.values()))
+                       only=list(names.values()), buffers=buffers)
         if size is None:
             size = max([np.size(v) for v in inputs.values()]
                        + [np.shape(v)[0] for v in (lines or {}).values()] + [1])

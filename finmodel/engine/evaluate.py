@@ -6,6 +6,7 @@ broadcast on use, so 10,000 scenarios of a model cost memory only where they dif
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -30,7 +31,7 @@ from finmodel.engine.expr import (
     TimeRow,
     children,
 )
-from finmodel.engine.graph import Line, Model, Node, Scalar
+from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets
 from finmodel.engine.solve import irr_periodic, one_blas_thread
 from finmodel.engine.timeline import Timeline
 from finmodel.errors import ModelError
@@ -46,6 +47,7 @@ def evaluate(
     overrides: Mapping[str, np.ndarray] | None = None,
     solved: Mapping[str, np.ndarray] | None = None,
     only: list[str] | None = None,
+    buffers: Buffers | None = None,
 ) -> dict[str, np.ndarray]:
     """Evaluate every line and scalar of ``model``.
 
@@ -63,21 +65,70 @@ def evaluate(
         Values of scalars solved outside the evaluator (break-evens), per scenario.
     only
         Evaluate just these nodes and what they depend on (a solver needing one metric).
+    buffers
+        Arrays of (scenarios, periods) are taken from these :class:`Buffers` instead of
+        being allocated, and given back when the evaluation ends, so that repeated
+        evaluations of one size (a Monte Carlo's chunks) reuse the same memory. The result
+        then holds only the nodes of ``only`` (every node without it), copied where they
+        sat in a buffer.
 
     Returns
     -------
     dict
         Line name -> array (scenarios or 1, periods); scalar name -> array (scenarios or 1,).
     """
-    ev = _Evaluator(model, timeline, inputs, paths or {}, overrides or {}, solved or {})
+    ev = _Evaluator(model, timeline, inputs, paths or {}, overrides or {}, solved or {},
+                    buffers)
     with one_blas_thread():
-        return ev.run(model.plan(only))
+        out = ev.run(model.plan(only))
+    if buffers is not None:
+        out = ev.give_back(out, only)
+    return out
+
+
+class Buffers:
+    """Float arrays of one shape lent to evaluations and given back after each.
+
+    A chunk of 600 scenarios x 240 months makes arrays of 1.15 MB, above glibc's mmap
+    threshold: each new one is mapped and faulted in page by page (zeroed by the kernel),
+    and freeing a chunk's lines hands the memory back to the system, so the next chunk
+    faults it in again. Measured on a 10,000-scenario Monte Carlo: 430,000 page faults,
+    a third of its CPU time in the kernel (benchmarks/README.md, bench_monte_carlo.py).
+    Lent arrays hold no values between evaluations: every use overwrites them whole.
+    Safe to share between threads (each array is lent to one evaluation at a time).
+    """
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int] | None = None
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, int]) -> np.ndarray:
+        """An array of ``shape`` (contents undefined)."""
+        with self._lock:
+            if shape != self._shape:  # a new chunk size (the last, smaller chunk)
+                self._shape, self._free = shape, []
+            if self._free:
+                return self._free.pop()
+        return np.empty(shape)
+
+    def clear(self) -> None:
+        """Let every array not lent go (to the garbage collector)."""
+        with self._lock:
+            self._shape, self._free = None, []
+
+    def give(self, a: np.ndarray) -> None:
+        """Take ``a`` back; the caller no longer reads or writes it."""
+        with self._lock:
+            if a.shape == self._shape:
+                self._free.append(a)
 
 
 
 
 class _Evaluator:
-    def __init__(self, model, timeline, inputs, paths, overrides, solved) -> None:
+    def __init__(self, model, timeline, inputs, paths, overrides, solved, buffers=None
+                 ) -> None:
         self.model = model
         self.tl = timeline
         self.n = timeline.months
@@ -109,6 +160,41 @@ class _Evaluator:
         # Inside the branch of an IF whose condition is one value per scenario: the
         # scenarios that take the branch (an IRR is solved for those only).
         self._rows: np.ndarray | None = None
+        # Arrays of the full (scenarios, periods) shape taken from ``buffers``, by id (the
+        # array is held here, so its id cannot be reused while it is lent).
+        self.buffers = buffers if self.s > 1 else None
+        self._lent: dict[int, np.ndarray] = {}
+
+    def _new(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised float array of ``shape``, from the buffers if it is full-size."""
+        if self.buffers is None or shape != (self.s, self.n):
+            return np.empty(shape)
+        a = self.buffers.take(shape)
+        self._lent[id(a)] = a
+        return a
+
+    def _done(self, a: np.ndarray) -> None:
+        """``a``, a fresh array (made for one expression alone), is read no more: back to
+        the buffers if it came from them."""
+        if self._lent.get(id(a)) is a:
+            del self._lent[id(a)]
+            self.buffers.give(a)
+
+    def give_back(self, out: dict[str, np.ndarray], only: list[str] | None
+                  ) -> dict[str, np.ndarray]:
+        """The nodes of ``only`` (all without it), copied out of the buffers, and every
+        lent array given back."""
+        keep = {}
+        for name in (out if only is None else only):
+            v = out[name]
+            owner = v if v.base is None else v.base
+            keep[name] = v.copy() if self._lent.get(id(owner)) is owner else v
+        for a in self._lent.values():
+            self.buffers.give(a)
+        self._lent.clear()
+        self.values.clear()
+        self._cum.clear()
+        return keep
 
     def run(self, groups: list[list[Node]]) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -131,7 +217,9 @@ class _Evaluator:
                 v = self._eval_line(node.expr)
                 if v.shape[1] != 1:
                     raise ModelError(f"scalar {node.name!r} depends on a per-period value")
-            self.values[node.name] = np.asarray(v, dtype=float)
+            v = np.asarray(v, dtype=float)
+            # (a constant's array is shared and read-only: the scalar gets its own)
+            self.values[node.name] = v if v.flags.writeable else v.copy()
             return
         if node.name in self.overrides:
             v = self.overrides[node.name]
@@ -150,9 +238,21 @@ class _Evaluator:
         # (vectorised) and sliced per step. The same elementwise operations on the same
         # values, so the same numbers, at a fraction of the per-step Python work.
         members = {id(node) for node in group}
+        given = [node for node in group if node.name in self.overrides]
+        if given:
+            # A line given (a Monte Carlo's price or hashrate path) breaks the recursion
+            # through it: when no remaining line lags another remaining one, they are
+            # evaluated over all periods, the given first, then the others in the group's
+            # order (same-period references first): the operations of stepping, at once.
+            rest = [node for node in group if node.name not in self.overrides]
+            inner = {id(node) for node in rest}
+            if not any(id(target) in inner for node in rest for target in _lag_targets(node)):
+                for node in given + rest:
+                    self._evaluate_node(node)
+                return
         steps = []
-        for node in group:
-            self.values[node.name] = np.zeros((self.s, self.n))
+        for node in group:  # every period is written below
+            self.values[node.name] = self._new((self.s, self.n))
         for node in group:
             if node.name in self.overrides:
                 given = self.overrides[node.name]
@@ -239,11 +339,16 @@ class _Evaluator:
         shared = _shared_subtrees(e)
         if not shared:
             return self._eval(e, None)[0]
-        self._memo, self._shared = {}, shared
+        memo: dict[int, np.ndarray] = {}
+        self._memo, self._shared = memo, shared
         try:
-            return self._eval(e, None)[0]
+            v = self._eval(e, None)[0]
         finally:
             self._memo, self._shared = None, frozenset()
+        for x in memo.values():  # read by this line only
+            if x is not v and x is not v.base:
+                self._done(x)
+        return v
 
     def eval(self, e: Expr, t: int | None) -> np.ndarray:
         """Value of ``e`` for all periods (t is None) or for period t only (a column)."""
@@ -255,6 +360,20 @@ class _Evaluator:
         Comparisons give booleans (IF takes them as they are); arithmetic on one makes a
         float, and a line is always stored as floats. A shared sub-expression's value is
         remembered for the rest of the line and never fresh (it is read again)."""
+        kind = type(e)
+        if kind is Ref:  # the commonest nodes first, without the isinstance chain
+            v = self.values.get(e.target.name)
+            if v is None:
+                v = self._value(e.target)
+            return (v if t is None or isinstance(e.target, Scalar) else v[:, t:t + 1]), False
+        if kind is Const:
+            v = _CONSTANTS.get(e.value)
+            if v is None:
+                v = np.array([[e.value]])
+                v.flags.writeable = False  # shared by every use: never written
+                if len(_CONSTANTS) < 10_000:
+                    _CONSTANTS[e.value] = v
+            return v, False
         if self._memo is not None and id(e) in self._shared:
             v = self._memo.get(id(e))
             if v is None:
@@ -268,26 +387,90 @@ class _Evaluator:
             ufunc = _BINARY.get(e.op)
             if ufunc is None:
                 raise ModelError(f"unknown operator {e.op!r}")
-            return _apply(ufunc, a, fa, b, fb), True
+            return self._apply(ufunc, a, fa, b, fb), True
         if isinstance(e, Neg):
             a, fa = self._eval(e.a, t)
-            a = _float(a)
-            return np.negative(a, out=a if fa and a.dtype == float else None), True
+            a, fa = self._float(a, fa)
+            return np.negative(a, out=a if fa and a.dtype == float else self._new(a.shape)), True
         if isinstance(e, Compare):
-            a, b = self.eval(e.a, t), self.eval(e.b, t)
-            return _COMPARE[e.op](a, b), True
+            (a, fa), (b, fb) = self._eval(e.a, t), self._eval(e.b, t)
+            v = _COMPARE[e.op](a, b)
+            for x, fresh in ((a, fa), (b, fb)):
+                if fresh:
+                    self._done(x)
+            return v, True
         if isinstance(e, Func) and e.name in ("min", "max"):
             (a, fa), (b, fb) = (self._eval(x, t) for x in e.args)
-            return _apply(np.minimum if e.name == "min" else np.maximum, a, fa, b, fb), True
+            return self._apply(np.minimum if e.name == "min" else np.maximum,
+                               a, fa, b, fb), True
         if isinstance(e, Func) and e.name == "if":
             c = self.eval(e.args[0], t)
             c = c if c.dtype == bool else c != 0
             if c.shape[1] == 1 and t is None and _solves_irr(e):
                 a, b = self._branch(e.args[1], c[:, 0]), self._branch(e.args[2], ~c[:, 0])
+                fa = fb = False
             else:
-                a, b = self.eval(e.args[1], t), self.eval(e.args[2], t)
-            return np.where(c, a, b), True
+                (a, fa), (b, fb) = self._eval(e.args[1], t), self._eval(e.args[2], t)
+            return self._where(c, a, fa, b, fb), True
+        if t is None and isinstance(e, (Lag, Shift)):
+            return (self._lag(e, t) if isinstance(e, Lag) else self._shift(e, t)), True
         return self._plain(e, t), False
+
+    def _apply(self, ufunc, a: np.ndarray, a_fresh: bool, b: np.ndarray, b_fresh: bool
+               ) -> np.ndarray:
+        """``ufunc(a, b)``, written into a fresh float operand of the result's shape if any
+        (one array less to allocate and fill per operation), else into a new array; a
+        fresh operand not written into is done with."""
+        a, a_fresh = self._float(a, a_fresh)
+        b, b_fresh = self._float(b, b_fresh)
+        if a.shape == b.shape:
+            shape = a.shape
+        elif a.ndim == b.ndim == 2:  # the evaluator's arrays: cheaper than broadcast_shapes
+            shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
+        else:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        if a_fresh and a.shape == shape and a.dtype == float:
+            out = a
+        elif b_fresh and b.shape == shape and b.dtype == float:
+            out = b
+        else:
+            out = self._new(shape)
+        v = ufunc(a, b, out=out)
+        for x, fresh in ((a, a_fresh), (b, b_fresh)):
+            if fresh and x is not out:
+                self._done(x)
+        return v
+
+    def _float(self, a: np.ndarray, fresh: bool) -> tuple[np.ndarray, bool]:
+        """``a`` with a comparison's booleans as floats 1 and 0, and whether fresh."""
+        if a.dtype != bool:
+            return a, fresh
+        out = self._new(a.shape)
+        np.copyto(out, a)
+        return out, True
+
+    def _where(self, c: np.ndarray, a: np.ndarray, fa: bool, b: np.ndarray, fb: bool
+               ) -> np.ndarray:
+        """``np.where(c, a, b)``; a full-size float result is written into a fresh operand
+        or a lent array (the same values, selected)."""
+        shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
+        if (self.buffers is None or shape != (self.s, self.n)
+                or np.result_type(a, b) != float):
+            v = np.where(c, a, b)
+        elif fa and a.shape == shape and a.dtype == float:
+            np.copyto(a, b, where=~c)
+            v, a = a, None
+        elif fb and b.shape == shape and b.dtype == float:
+            np.copyto(b, a, where=c)
+            v, b = b, None
+        else:
+            v = self._new(shape)
+            np.copyto(v, b)
+            np.copyto(v, a, where=c)
+        for x, fresh in ((a, fa), (b, fb)):
+            if fresh and x is not None:
+                self._done(x)
+        return v
 
     def _plain(self, e: Expr, t: int | None) -> np.ndarray:
         if isinstance(e, _Done):
@@ -333,7 +516,8 @@ class _Evaluator:
         if isinstance(e, Cumulative):
             cum = self._cum.get(e.target.name)
             if cum is None:
-                cum = self._cum[e.target.name] = np.cumsum(self._value(e.target), axis=1)
+                v = self._value(e.target)
+                cum = self._cum[e.target.name] = np.cumsum(v, axis=1, out=self._new(v.shape))
             return cum[:, cols]
         if isinstance(e, PathInput):
             return self._path(e, t)
@@ -372,17 +556,31 @@ class _Evaluator:
         init = self.eval(e.initial, None)
         init = np.broadcast_to(init, (init.shape[0], self.n))[:, :k]
         rows = max(arr.shape[0], init.shape[0])
-        return np.concatenate(
-            [np.broadcast_to(init, (rows, k)),
-             np.broadcast_to(arr[:, :self.n - k], (rows, self.n - k))],
-            axis=1,
-        )
+        out = self._new((rows, self.n))
+        out[:, :k] = init
+        out[:, k:] = arr[:, :self.n - k]
+        return out
 
     def _shift(self, e: Shift, t: int | None) -> np.ndarray:
         arr = self._value(e.target)
         k = self.eval(e.k, None)
         if k.shape[1] != 1:
             raise ModelError(f"the shift of {e.target.name!r} must not vary by period")
+        if t is None and k.shape[0] == 1 and np.isfinite(k[0, 0]):
+            # One shift for every scenario: copies of column ranges, the values below.
+            d = int(np.rint(k[0, 0])) * (1 if e.ahead else -1)  # source = column + d
+            init = self.eval(e.initial, None)
+            rows = max(arr.shape[0], init.shape[0])
+            out = self._new((rows, self.n))
+            lo, hi = min(max(0, -d), self.n), max(min(self.n, self.n - d), 0)
+            init = np.broadcast_to(init, (init.shape[0], self.n))
+            if lo < hi:
+                out[:, lo:hi] = arr[:, lo + d:hi + d]
+            else:
+                lo = hi = self.n
+            out[:, :lo] = init[:, :lo]
+            out[:, hi:] = init[:, hi:]
+            return out
         cols = np.arange(self.n)[None, :] if t is None else np.array([[t]])
         step = np.rint(k).astype(int)
         src = cols + step if e.ahead else cols - step  # (S or 1, periods)
@@ -440,6 +638,8 @@ class _Evaluator:
 #: Per expression (by id, with the expression kept so the id cannot be reused): the ids
 #: of its compound sub-expressions that occur more than once in it.
 _SHARED: dict[int, tuple[Expr, frozenset[int]]] = {}
+#: Constants as (1, 1) arrays, read-only, by value.
+_CONSTANTS: dict[float, np.ndarray] = {}
 #: Per IF expression: whether one of its branches solves an IRR.
 _IRR_IN: dict[int, tuple[Expr, bool]] = {}
 
@@ -510,23 +710,6 @@ def _float(a: np.ndarray) -> np.ndarray:
 
 def _truth(a: np.ndarray) -> np.ndarray:
     return a if a.dtype == bool else a != 0
-
-
-def _apply(ufunc, a: np.ndarray, a_fresh: bool, b: np.ndarray, b_fresh: bool) -> np.ndarray:
-    """``ufunc(a, b)``, written into a fresh float operand of the result's shape if any:
-    one array less to allocate and fill per operation."""
-    a, b = _float(a), _float(b)
-    if a.shape == b.shape:
-        shape = a.shape
-    elif a.ndim == b.ndim == 2:  # the evaluator's arrays: cheaper than broadcast_shapes
-        shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
-    else:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-    if a_fresh and a.shape == shape and a.dtype == float:
-        return ufunc(a, b, out=a)
-    if b_fresh and b.shape == shape and b.dtype == float:
-        return ufunc(a, b, out=b)
-    return ufunc(a, b)
 
 
 def _month_number(serial: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ class CompanyFlows:
     new_per_usd: np.ndarray  # (months,) cash of the new issuance per $ raised
     stack_pv_usd: float  # PV of the existing notes' cash flows still to pay (positive)
     stack_shares: float  # shares the converting notes deliver
-    new_cost_per_usd: float  # value lost per $ raised (issuance cost, PV of note service)
+    new_cost_per_usd: float  # value lost per $ raised: the issuance cost (sold at fair value)
     new_shares_per_usd: float  # shares per $ raised (equity, or a note that converts)
 
     @property
@@ -96,8 +96,12 @@ def company_flows(spec: Portfolio, start_month: str, months: int) -> CompanyFlow
             per[end] -= 1.0
     else:
         shares = 1.0 / c.share_price_usd
-    cost = new.issuance_cost_share if new.kind == "equity" else \
-        1.0 - float(per @ df_long[:per.size])
+    # Either kind is sold at its fair value: the holders pay what the shares or the note
+    # are worth, so the company gives up only the issuance cost. (The note's coupons and
+    # repayment discounted at the company's equity rate are worth less than its principal;
+    # counting that as value would make every raise look profitable and the plan borrow to
+    # its limit. Before 2026-11-27 the note's principal was counted as lost outright.)
+    cost = new.issuance_cost_share
     return CompanyFlows(overhead, coupons, principal, per[:months], stack_pv, stack_shares,
                         cost, shares)
 
@@ -140,13 +144,14 @@ def per_share(spec: Portfolio, cf: CompanyFlows, sites_value_usd: float, new_fun
     c = spec.company
     overhead = pv(cf.overhead_usd, c.discount_rate)
     # An equity raise brings its net proceeds in and no repayment: the cash it adds is
-    # counted, net of its cost, as what the new shareholders paid for their shares.
+    # counted, net of its cost, as what the new shareholders paid for their shares. A new
+    # note brings the same net proceeds in and a liability worth its principal at issue
+    # (sold at fair value), so the equity loses its cost only.
+    new_cost = -new_funding_usd * cf.new_cost_per_usd
     if spec.financing.new.kind == "equity":
         new_value = new_funding_usd * (1.0 - cf.new_cost_per_usd)
-        new_cost = -new_funding_usd * cf.new_cost_per_usd
     else:
-        new_value = -new_funding_usd * cf.new_cost_per_usd
-        new_cost = new_value
+        new_value = new_cost
     equity = sites_value_usd + c.cash_usd + overhead - cf.stack_pv_usd + new_value
     shares = c.shares_outstanding + cf.stack_shares + new_funding_usd * cf.new_shares_per_usd
     return PerShare(sites_value_usd, c.cash_usd, overhead, -cf.stack_pv_usd, new_cost, equity,

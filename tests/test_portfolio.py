@@ -21,6 +21,7 @@ from finmodel.portfolio import load_portfolio, parse_portfolio, plan_portfolio
 from finmodel.portfolio.company import company_flows, per_share
 from finmodel.portfolio.optimise import UNIT, build_problem, relaxation, solve
 from finmodel.portfolio.options import evaluate_options
+from finmodel.portfolio.schema import month_index
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSUMPTIONS = ROOT / "assumptions"
@@ -1056,3 +1057,27 @@ def test_solver_choice_and_fallback_to_highs(four, monkeypatch):
         solve(p, solver="cpsat")
     with pytest.raises(ValueError, match=r"solver: 'gurobi' is not one of auto, highs, cpsat"):
         solve(p, solver="gurobi")
+
+
+def test_a_note_issued_after_the_start_pays_no_coupon_before_it_exists():
+    """Reviewed 2026-11-27: the Feb 2026 notes [V5] (due Feb 2032, semi-annual) paid a full
+    $8.1M coupon in Feb 2026, the month they were issued, coupons being counted back from
+    maturity. With issue_month the first coupon is six months after issue: Aug 2026."""
+    data = small()
+    start = parse_portfolio(small(), folder=ASSUMPTIONS).start_month  # '2026-01'
+    note = {"name": "V5", "principal_usd": 325e6, "coupon_rate": 0.05,
+            "maturity_month": "2032-02", "conversion_price_usd": 20.0}
+    data["financing"] = {"existing": [note]}
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    before = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    feb, aug = month_index("2026-02", start), month_index("2026-08", start)
+    assert before[feb] == pytest.approx(-325e6 * 0.05 / 2)  # the old count: paid at issue
+    data["financing"]["existing"][0]["issue_month"] = "2026-02"
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    after = company_flows(lp.spec, lp.start_month, lp.months).stack_coupons_usd
+    assert after[feb] == 0.0 and after[aug] == pytest.approx(-8_125_000.0)
+    assert np.array_equal(after[feb + 1:], before[feb + 1:])
+    data["financing"]["existing"][0]["issue_month"] = "2032-02"
+    with pytest.raises(InputError, match=r'existing\."?V5"?\.issue_month: 2032-02 is not '
+                                         r"before its maturity_month"):
+        parse_portfolio(data, folder=ASSUMPTIONS)

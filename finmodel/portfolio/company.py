@@ -72,6 +72,8 @@ def company_flows(spec: Portfolio, start_month: str, months: int) -> CompanyFlow
         converts = c.share_price_usd > note.conversion_price_usd
         flows = np.zeros(max(end + 1, months))
         pay = _coupon_months(end, note.coupons_per_year)
+        if note.issue_month is not None:  # a note issued since the start: no coupon yet
+            pay = pay[pay > month_index(note.issue_month, start_month)]
         flows[pay] -= note.principal_usd * note.coupon_rate / note.coupons_per_year
         coupons += flows[:months]
         if converts:

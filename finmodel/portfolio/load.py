@@ -128,6 +128,11 @@ def _check_sites(spec: Portfolio, cases: dict[str, Assumptions], source: str) ->
                 raise InputError(f"{source}: {where}.start_months: {m} is outside the model "
                                  f"({a.case.start_month} to a year before its end)")
     for note in spec.financing.existing:
+        if note.issue_month is not None and \
+                month_index(note.issue_month, note.maturity_month) >= 0:
+            raise InputError(f"{source}: {note_path(note.name)}.issue_month: "
+                             f"{note.issue_month} is not before its maturity_month "
+                             f"{note.maturity_month}")
         if month_index(note.maturity_month, first.case.start_month) < 0:
             raise InputError(f"{source}: {note_path(note.name)}.maturity_month: "
                              f"{note.maturity_month} is before the sites' start "

@@ -131,6 +131,10 @@ class ExistingNote(_Section):
     coupons_per_year: int = _f(2, unit="count", description="Coupon payments a year",
                                ge=1, le=12)
     maturity_month: Month = _f(unit="YYYY-MM", description="Month principal is repaid")
+    issue_month: Month | None = _f(None, unit="YYYY-MM", description="Month the note was "
+                                   "issued: no coupon falls in or before it (coupons are "
+                                   "counted back from maturity); leave out for a note "
+                                   "issued before the sites' start")
     conversion_price_usd: float = _f(unit="USD/share", description="Conversion price",
                                      gt=0.0, le=1e6)
 

@@ -591,6 +591,8 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
         "new": {"kind": kind, "coupon_rate": 0.045, "term_years": 6}}
     data["constraints"]["max_new_funding_usd"] = 3e9
     data["company"]["cash_usd"] = 0.3e9  # owned fleets now mine enough that $0.6B needs no new money
+    data["company"].update(overhead_usd_per_year=30e6, overhead_escalator_rate=0.03,
+                           overhead_terminal_multiple=8.0)
     if kind == "equity":
         data["constraints"]["min_cash_usd"] = 600e6
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
@@ -620,6 +622,7 @@ def test_company_sheet_recalculated_by_libreoffice_equals_python(four, tmp_path,
     _close(company["new_funding_cash_usd"][1:n + 1], v.new_funding_cash_usd, scale=scale)
     ps, ps0 = v.per_share, plan.status_quo.per_share
     for key, want in (("overhead_pv_usd", ps.overhead_pv_usd),
+                      ("overhead_terminal_usd", 8.0 * plan.flows.overhead_usd[-12:].sum()),
                       ("sites_npv_usd", ps.sites_value_usd),
                       ("equity_value_usd", ps.equity_value_usd),
                       ("diluted_shares", ps.shares),
@@ -1081,3 +1084,24 @@ def test_a_note_issued_after_the_start_pays_no_coupon_before_it_exists():
     with pytest.raises(InputError, match=r'existing\."?V5"?\.issue_month: 2032-02 is not '
                                          r"before its maturity_month"):
         parse_portfolio(data, folder=ASSUMPTIONS)
+
+
+def test_the_overhead_goes_on_beyond_the_horizon_as_the_sites_do():
+    """Reviewed 2026-11-27: sites carry an exit value past the horizon, the head office
+    that runs them stopped at it. Hand calculation: $12M a year, flat, no tax shield,
+    10 %: months of -1,000,000; beyond the horizon 5 x 12,000,000 = 60,000,000 at the end
+    of month N, worth 60e6 / 1.1 ** (N / 12) today."""
+    data = small()
+    data["company"].update(overhead_usd_per_year=12e6, overhead_escalator_rate=0.0,
+                           tax_rate=0.0, discount_rate=0.10, overhead_terminal_multiple=5.0)
+    lp = parse_portfolio(data, folder=ASSUMPTIONS)
+    cf = company_flows(lp.spec, lp.start_month, lp.months)
+    n = lp.months
+    flows = -1e6 / (1.1 ** (1 / 12)) ** np.arange(1, n + 1)
+    ps = per_share(lp.spec, cf, 0.0, 0.0)
+    assert ps.overhead_pv_usd == pytest.approx(flows.sum() - 60e6 / 1.1 ** (n / 12),
+                                               rel=1e-12)
+    data["company"]["overhead_terminal_multiple"] = 0.0  # as before: stops at the horizon
+    lp0 = parse_portfolio(data, folder=ASSUMPTIONS)
+    ps0 = per_share(lp0.spec, company_flows(lp0.spec, lp0.start_month, n), 0.0, 0.0)
+    assert ps0.overhead_pv_usd == pytest.approx(flows.sum(), rel=1e-12)

@@ -199,6 +199,7 @@ class _Sheet:
 
 def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     from finmodel import __version__
+    from finmodel.portfolio.company import overhead_terminal_usd
 
     wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
                                     "nan_inf_to_errors": True})
@@ -268,6 +269,8 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("overhead_escalator_rate", "Overhead growth", "rate", None,
              co.overhead_escalator_rate, "input")
     c.scalar("tax_rate", "Tax shield on overhead", "rate", None, co.tax_rate, "input")
+    c.scalar("overhead_terminal_multiple", "Overhead beyond the horizon: multiple of its "
+             "last year", "multiple", None, co.overhead_terminal_multiple, "input")
     c.scalar("discount_rate", "Company discount rate", "rate", None, co.discount_rate, "input")
     c.scalar("shares_outstanding", "Shares outstanding", "shares", None,
              co.shares_outstanding, "input")
@@ -352,8 +355,15 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     c.scalar("peak_funding_gap_usd", "Peak funding gap", "USD",
              f"MAX({c.span('funding_gap_usd')})", float(v.funding_gap_usd.max()))
     ps, ps0 = v.per_share, plan.status_quo.per_share
-    c.scalar("overhead_pv_usd", "PV of the overhead", "USD",
-             f"NPV((1+{c.cell('discount_rate')})^(1/12)-1,{c.span('overhead_usd')})",
+    last_year = xl_rowcol_to_cell(c.keys["overhead_usd"], FIRST_COL + max(c.n - 12, 0),
+                                  True, True) + ":" + xl_rowcol_to_cell(
+        c.keys["overhead_usd"], FIRST_COL + c.n - 1, True, True)
+    c.scalar("overhead_terminal_usd", "Overhead beyond the horizon, at its end", "USD",
+             f"{c.cell('overhead_terminal_multiple')}*SUM({last_year})",
+             overhead_terminal_usd(spec, plan.flows))
+    c.scalar("overhead_pv_usd", "PV of the overhead (with what is beyond the horizon)", "USD",
+             f"NPV((1+{c.cell('discount_rate')})^(1/12)-1,{c.span('overhead_usd')})"
+             f"+{c.cell('overhead_terminal_usd')}/(1+{c.cell('discount_rate')})^({c.n}/12)",
              ps.overhead_pv_usd)
     npv_cells = ",".join(f"'Sites'!{s.cell(f'npv.{x}')}" for x in chosen.site)
     keep_cells = ",".join(f"'Sites'!{s.cell(f'npv_keep.{x}')}" for x in sq.site)

@@ -113,6 +113,20 @@ def pv(flows: np.ndarray, annual_rate: float) -> float:
     return float(np.asarray(flows) @ discount_factors(annual_rate, len(flows)))
 
 
+def overhead_terminal_usd(spec: Portfolio, cf: CompanyFlows) -> float:
+    """The overhead beyond the horizon at its end: the multiple times the last twelve
+    months' after-tax overhead (negative). Sites valued with a terminal value carry on
+    past the horizon; so does the head office that runs them."""
+    return spec.company.overhead_terminal_multiple * float(cf.overhead_usd[-12:].sum())
+
+
+def overhead_terminal_pv(spec: Portfolio, cf: CompanyFlows) -> float:
+    """:func:`overhead_terminal_usd` discounted from the end of the last month."""
+    n = len(cf.overhead_usd)
+    return overhead_terminal_usd(spec, cf) * float(discount_factors(
+        spec.company.discount_rate, n)[-1])
+
+
 @dataclass
 class PerShare:
     """Equity value and value per share of a plan.
@@ -144,7 +158,7 @@ def per_share(spec: Portfolio, cf: CompanyFlows, sites_value_usd: float, new_fun
     """Equity value = sites' NPV + cash - PV(overhead) - PV(existing notes) - cost of the new
     money; shares = outstanding + shares the converting notes deliver + new shares."""
     c = spec.company
-    overhead = pv(cf.overhead_usd, c.discount_rate)
+    overhead = pv(cf.overhead_usd, c.discount_rate) + overhead_terminal_pv(spec, cf)
     # An equity raise brings its net proceeds in and no repayment: the cash it adds is
     # counted, net of its cost, as what the new shareholders paid for their shares. A new
     # note brings the same net proceeds in and a liability worth its principal at issue

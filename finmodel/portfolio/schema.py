@@ -45,6 +45,11 @@ class CompanySection(_Section):
                                       "(G&A not in any site), paid monthly", ge=0.0, le=1e12)
     overhead_escalator_rate: float = _f(0.0, unit="rate", description="Annual growth of the "
                                         "overhead, compounded monthly", gt=-1.0, le=1.0)
+    overhead_terminal_multiple: float = _f(0.0, unit="multiple", description="The overhead "
+                                           "beyond the horizon, as a multiple of its last "
+                                           "year after tax (as the sites' exit multiples "
+                                           "count their EBITDA beyond it); 0 stops it at "
+                                           "the horizon", ge=0.0, le=50.0)
     tax_rate: float = _f(0.0, unit="rate", description="Tax shield on the overhead (its "
                          "after-tax cost is overhead x (1 - tax_rate))", ge=0.0, lt=1.0)
     discount_rate: float = _f(unit="rate", description="Annual rate the company's own flows "

@@ -238,8 +238,8 @@ class _Evaluator:
         # (vectorised) and sliced per step. The same elementwise operations on the same
         # values, so the same numbers, at a fraction of the per-step Python work.
         members = {id(node) for node in group}
-        given = [node for node in group if node.name in self.overrides]
-        if given:
+        given_lines = [node for node in group if node.name in self.overrides]
+        if given_lines:
             # A line given (a Monte Carlo's price or hashrate path) breaks the recursion
             # through it: when no remaining line lags another remaining one, they are
             # evaluated over all periods, the given first, then the others in the group's
@@ -247,7 +247,7 @@ class _Evaluator:
             rest = [node for node in group if node.name not in self.overrides]
             inner = {id(node) for node in rest}
             if not any(id(target) in inner for node in rest for target in _lag_targets(node)):
-                for node in given + rest:
+                for node in given_lines + rest:
                     self._evaluate_node(node)
                 return
         steps = []

@@ -145,11 +145,13 @@ def test_sites_batched_in_one_run_equal_one_run_per_site():
     assert batched.npv_usd[row] == pytest.approx(npv, rel=1e-12)
 
 
-def test_milp_equals_brute_force_over_all_81_plans(four):
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_milp_equals_brute_force_over_all_81_plans(four, solver):
     lp, options = four
     (value, idx, raised), feasible = _brute_force(lp, options)
     assert 1 < feasible < 81  # the constraints cut plans out, and leave a choice
-    plan = plan_portfolio(lp, options=options, exact_gains=False)
+    plan = plan_portfolio(lp, options=options, exact_gains=False, solver=solver)
+    assert plan.solution.solver == solver and plan.solution.optimal
     assert tuple(sorted(plan.solution.choice)) == idx
     assert plan.solution.objective_usd == pytest.approx(value, rel=1e-9)
     assert plan.solution.funding_usd == pytest.approx(raised, rel=1e-6, abs=1.0)
@@ -755,7 +757,13 @@ def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_
     assert plan.solution.optimal and "; proven optimal" in format_plan(plan)
     export_plan(plan, tmp_path / "proven.xlsx")
     ws = openpyxl.load_workbook(tmp_path / "proven.xlsx")["Portfolio"]
+    assert ws["B7"].value.startswith("OR-Tools CP-SAT (proof checked against the float "
+                                      "problem), proven optimal;")
+    highs = plan_portfolio(lp, options=options, exact_gains=False, solver="highs")
+    export_plan(highs, tmp_path / "highs.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "highs.xlsx")["Portfolio"]
     assert ws["B7"].value.startswith("scipy.optimize.milp (HiGHS), proven optimal;")
+    assert plan.to_json()["solver"] == "cpsat" and highs.to_json()["solver"] == "highs"
     plan.solution = dataclasses.replace(plan.solution, optimal=False, mip_gap=0.000123)
     assert "proven within 0.012% of the optimum" in format_plan(plan)
     assert plan.to_json()["optimal"] is False and plan.to_json()["mip_gap"] == 0.000123
@@ -765,7 +773,8 @@ def test_plan_not_proven_optimal_says_so_in_the_workbook_and_the_text(four, tmp_
     assert "proven within 0.012% of the optimum" in ws["B7"].value
     with pytest.raises(Exception, match="expected a file name ending in .xlsx"):
         export_plan(plan, tmp_path / "plan.xls")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "proven.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xlsx", "highs.xlsx",
+                                                          "proven.xlsx"]
 
 
 def test_dominated_options_left_out_keep_the_milp_exact():
@@ -947,6 +956,110 @@ def test_a_case_file_given_as_a_portfolio_is_named_as_such(capsys):
     err = capsys.readouterr().err
     assert f"{case}: this is a case file" in err and "run `finmodel run`" in err
     assert "required input is missing" not in err
+
+
+def _random_problem(rng: np.random.Generator, n_sites: int, n_conversions: int):
+    """A synthetic plan problem (sites of random size and NPV, conversions of random cost
+    and start month, capex budgets for 2026-2028 that bind, a cash floor, new money whose
+    cumulative cash per dollar may turn negative at a repayment), built directly."""
+    import pandas as pd
+
+    from finmodel.portfolio.optimise import Problem
+    from finmodel.portfolio.options import Options
+
+    months = 48
+    periods = pd.period_range("2026-01", periods=months, freq="M")
+    rows = []  # site, strategy, start month, npv, monthly cash, monthly capex
+    for s in range(n_sites):
+        size = rng.uniform(50e6, 400e6)
+        base = rng.normal(0.4, 0.3) * size
+        mine = rng.normal(0.005, 0.004, months) * size
+        rows.append((f"s{s}", "mining", "", base, mine, np.zeros(months)))
+        for _ in range(n_conversions):
+            m0 = int(rng.integers(0, months - 12))
+            cost = size * rng.uniform(0.5, 2.0)
+            capex = np.zeros(months)
+            capex[m0:m0 + int(rng.integers(3, 10))] = 1.0
+            capex *= cost / capex.sum()
+            cash = mine.copy()
+            cash[m0:] += cost * rng.uniform(0.01, 0.04)
+            rows.append((f"s{s}", "conv", str(periods[m0]), base + rng.normal(0.1, 0.3) * size,
+                         cash - capex, capex))
+    site, strategy, start, npv, cash, capex = (np.array(c) for c in zip(*rows))
+    npv = npv.astype(float)
+    options = Options(site, strategy, start, npv, npv - npv[strategy == "mining"].repeat(
+        n_conversions + 1), np.vstack(cash), np.vstack(capex), periods, np.ones(len(site), bool))
+    by_year = options.capex_by_year()
+    years = [2026, 2027, 2028]
+    cap = np.array([by_year[y].to_numpy() for y in years])
+    most = np.array([[cap[k, site == s].max() for s in options.sites] for k in range(3)])
+    budget = most.sum(axis=1) * rng.uniform(0.04, 0.25, 3)
+    g = np.full(months, 0.97)
+    if rng.random() < 0.4:  # coupons, then the repayment: the new money's cash turns negative
+        g -= 0.005 * np.arange(months)
+        g[36:] -= 1.0
+    cash0 = rng.uniform(0.05, 0.4) * sum(npv[strategy == "mining"].clip(1e8))
+    min_cash = rng.uniform(0.0, 0.3) * cash0
+    floor = min_cash - cash0 + 5e6 * np.arange(1, months + 1)
+    site_rows = np.array([(site == s).astype(float) for s in options.sites])
+    return Problem(options, npv, site_rows, years, cap, budget, np.cumsum(options.cash_usd, axis=1).T,
+                   floor, np.cumsum(np.r_[g[0], np.diff(g)]), float(rng.choice([2e8, 1e9, 2e10])),
+                   float(rng.choice([0.0, 0.03, 0.1])), min_cash)
+
+
+def test_cpsat_equals_highs_on_random_portfolios():
+    """CP-SAT (integer coefficients, its proof checked against the float problem) and
+    HiGHS give the same value on random portfolios of 3-25 sites: budgets that bind, a
+    cash floor, new money that is free or costs, whose cash per dollar may turn negative;
+    every CP-SAT plan checked against the float constraints directly."""
+    rng = np.random.default_rng(13)
+    compared = infeasible = 0
+    for k in range(36):
+        n_sites, n_conv = ((3, 3), (6, 5), (12, 8), (25, 12))[k % 4]
+        p = _random_problem(rng, n_sites, n_conv)
+        a = solve(p, exact_gains=False, solver="cpsat")
+        b = solve(p, exact_gains=False, solver="highs")
+        assert a.feasible == b.feasible, k
+        if not a.feasible:
+            infeasible += 1
+            continue
+        assert a.solver == "cpsat" and b.solver == "highs" and a.optimal and b.optimal, k
+        assert a.objective_usd == pytest.approx(b.objective_usd, rel=2e-9, abs=1e-3), k
+        x = np.zeros(p.n)
+        x[a.choice] = 1.0
+        assert len(a.choice) == len(p.options.sites)
+        assert np.all(p.capex @ x <= p.budget + 1.0), k
+        assert 0.0 <= a.funding_usd <= p.max_funding * (1 + 1e-9), k
+        assert np.all(p.cum_cash @ x + p.new_per_usd_cum * a.funding_usd >= p.cash_floor - 1.0)
+        assert a.objective_usd == pytest.approx(p.npv[a.choice].sum()
+                                                - p.funding_cost * a.funding_usd, rel=1e-12)
+        compared += 1
+    assert compared >= 24 and infeasible >= 1
+
+
+def test_solver_choice_and_fallback_to_highs(four, monkeypatch):
+    """Without OR-Tools "auto" is HiGHS and "cpsat" is refused by name; where CP-SAT
+    cannot answer for the float problem (here: coefficients past its limit) HiGHS does,
+    with the same plan; an unknown solver is refused naming the choices."""
+    import finmodel.portfolio.cpsat as cpsat
+    from finmodel.errors import SolverError
+
+    lp, options = four
+    p = build_problem(lp.spec, options, company_flows(lp.spec, lp.start_month, lp.months))
+    ref = solve(p, exact_gains=False, solver="cpsat")
+    assert ref.solver == "cpsat" and ref.optimal
+    with monkeypatch.context() as m:
+        m.setattr(cpsat, "MAX_COEF", 1e3)
+        back = solve(p, exact_gains=False, solver="cpsat")
+    assert back.solver == "highs" and back.optimal
+    assert sorted(back.choice) == sorted(ref.choice)
+    assert back.objective_usd == pytest.approx(ref.objective_usd, rel=1e-9)
+    monkeypatch.setattr(cpsat, "available", lambda: False)
+    assert solve(p, exact_gains=False).solver == "highs"
+    with pytest.raises(SolverError, match=r"solver 'cpsat' needs OR-Tools"):
+        solve(p, solver="cpsat")
+    with pytest.raises(ValueError, match=r"solver: 'gurobi' is not one of auto, highs, cpsat"):
+        solve(p, solver="gurobi")
 
 
 def test_a_note_issued_after_the_start_pays_no_coupon_before_it_exists():

@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from finmodel.portfolio.plan import Plan
 
 FIRST_COL = 4  # E: A label, B unit, C total or value, D key
+#: What proved the plan (``Solution.solver``), as the Portfolio sheet names it.
+SOLVER_NAMES = {"highs": "scipy.optimize.milp (HiGHS)",
+                "cpsat": "OR-Tools CP-SAT (proof checked against the float problem)"}
 LABEL_WIDTH = 46  # column A of the Company and Sites sheets (wider, December moves off its
 #                   calendar-year A3 page); longer labels wrap
 TOP = 6
@@ -513,11 +516,11 @@ def _portfolio_sheet(wb, ws, st, plan, s: _Sheet, capex_rows, years, version) ->
              ("Portfolio file", src.name if src else "(built in Python)"),
              ("Portfolio file SHA-256", src.sha256 if src else "-"),
              ("Run date", dt.date.today().isoformat()),
-             ("Chosen by", "scipy.optimize.milp (HiGHS), " + (
+             ("Chosen by", SOLVER_NAMES.get(sol.solver, sol.solver) + ", " + (
                  "proven optimal" if sol.optimal else
                  f"NOT proven optimal: the time limit stopped it with the best plan found, "
                  f"proven within {sol.mip_gap:.3%} of the optimum") + "; shadow prices from "
-              "the LP relaxation; values, not formulas: run again after changes")]
+              "the LP relaxation (HiGHS); values, not formulas: run again after changes")]
     for i, (k, val) in enumerate(stamp):
         ws.write_string(2 + i, 0, k, st.unit)
         _wrapped(ws, 2 + i, 1, 7, val, wrap)

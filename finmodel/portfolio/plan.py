@@ -97,7 +97,7 @@ def company_view(lp: LoadedPortfolio, options: Options, flows: CompanyFlows,
 
 def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
                    exact_gains: bool = True, monte_carlo: int | None = None,
-                   time_limit: float = 60.0) -> Plan:
+                   time_limit: float = 60.0, solver: str = "auto") -> Plan:
     """Evaluate every option, choose the plan, and build its company view.
 
     Parameters
@@ -109,13 +109,16 @@ def plan_portfolio(lp: LoadedPortfolio, *, options: Options | None = None,
     monte_carlo
         Scenarios for the probability of a funding shortfall (None: skip).
     time_limit
-        Seconds HiGHS may spend on the MILP before it returns its best plan and the gap
-        it has proven.
+        Seconds the solver may spend on the MILP before it returns its best plan and the
+        gap it has proven.
+    solver
+        "auto" (CP-SAT when OR-Tools is installed, else HiGHS), "highs" or "cpsat": see
+        :func:`finmodel.portfolio.optimise.solve`.
     """
     options = options if options is not None else evaluate_options(lp)
     flows = company_flows(lp.spec, lp.start_month, lp.months)
     problem = build_problem(lp.spec, options, flows)
-    sol = solve(problem, exact_gains=exact_gains, time_limit=time_limit)
+    sol = solve(problem, exact_gains=exact_gains, time_limit=time_limit, solver=solver)
     grd = greedy(problem) if sol.feasible else sol
     view = company_view(lp, options, flows, sol.choice, sol.funding_usd)
     # Keeping every site mining needs new money too (overhead, refreshes, the cash floor):
@@ -161,6 +164,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "feasible": sol.feasible,
         "optimal": sol.optimal,
         "mip_gap": sol.mip_gap,
+        "solver": sol.solver,
         "value_usd": sites_npv + funding_cost,
         "value_items_usd": {"sites_npv_usd": sites_npv, "new_funding_cost_usd": funding_cost},
         "plan": sites,

@@ -35,7 +35,11 @@ def best(f, k: int = 50) -> float:
 
 
 def main() -> None:
-    import numexpr as ne
+    try:
+        import numexpr as ne
+    except ImportError:
+        raise SystemExit("bench_fusion.py needs numexpr (not a finmodel dependency): "
+                         "pip install numexpr") from None
 
     ne.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from finmodel.analysis.timing import conversion_timing, timing_summary
+from finmodel.analysis.timing import TimingFrames, tables_of, timing_summary, timing_table
 from finmodel.engine.evaluate import evaluate
 from finmodel.engine.graph import Line, Model
 from finmodel.engine.solve import NOT_CROSSED, bracketed_root, irr_reasons
@@ -22,6 +21,9 @@ from finmodel.inputs.bounds import check_bounds, check_scenarios, resolve_input
 from finmodel.models.capex import CATEGORIES
 from finmodel.valuation import PAYBACK_CHECK_REASONS, irr_reasons_for, metric_rank
 from finmodel.models.strategies import BREAKEVEN_BTC_PRICE, INPUT_BREAKEVENS, build_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRICE_LINE = "network.btc_price_usd"
 #: The IRRs a run reports, with the flows each is taken on: (check name, metric, line).
@@ -45,7 +47,7 @@ class Result:
     values: dict[str, np.ndarray]
     n_scenarios: int
     reasons: dict[str, np.ndarray] = field(default_factory=dict)
-    timing: dict[str, pd.DataFrame] = field(default_factory=dict)
+    timing: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     convertible: dict[str, float] | None = None
 
     @property
@@ -54,12 +56,16 @@ class Result:
 
     def line(self, name: str) -> pd.DataFrame:
         """One line for every scenario: rows are scenarios, columns are months."""
+        import pandas as pd  # the DataFrame views only: a run needs no pandas
+
         v = self.values[name]
         return pd.DataFrame(np.broadcast_to(v, (self.n_scenarios, v.shape[1])),
                             columns=self.timeline.periods)
 
     def lines_frame(self, scenario: int = 0) -> pd.DataFrame:
         """Every line of one scenario: rows are lines, columns are months."""
+        import pandas as pd  # the DataFrame views only: a run needs no pandas
+
         rows = {ln.name: self._row(ln, scenario) for ln in self.model.lines}
         return pd.DataFrame.from_dict(rows, orient="index", columns=self.timeline.periods)
 
@@ -68,9 +74,9 @@ class Result:
         """Every line of the first scenario (rows: lines; columns: months)."""
         return self.lines_frame(0)
 
-    def annual_frame(self, scenario: int = 0) -> pd.DataFrame:
-        """Every line rolled up by calendar year: flows summed, prices averaged, balances
-        at year end."""
+    def annual_rows(self, scenario: int = 0) -> dict[str, np.ndarray]:
+        """Every line rolled up by calendar year (``timeline.years``): flows summed, prices
+        averaged, balances at year end; lines without a roll-up are left out."""
         tl = self.timeline
         starts = tl.year_starts
         ends = np.r_[starts[1:], tl.months]
@@ -85,7 +91,14 @@ class Result:
                 out[ln.name] = np.add.reduceat(row, starts) / (ends - starts)
             else:
                 out[ln.name] = row[ends - 1]
-        return pd.DataFrame.from_dict(out, orient="index", columns=tl.years)
+        return out
+
+    def annual_frame(self, scenario: int = 0) -> pd.DataFrame:
+        """:meth:`annual_rows` as a DataFrame (rows: lines; columns: years)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_dict(self.annual_rows(scenario), orient="index",
+                                      columns=self.timeline.years)
 
     @cached_property
     def annual(self) -> pd.DataFrame:
@@ -93,17 +106,27 @@ class Result:
 
     def metrics(self, strategy: str) -> pd.DataFrame:
         """A strategy's headline metrics for every scenario (rows: scenarios)."""
+        import pandas as pd  # the DataFrame views only: a run needs no pandas
+
         cols = {s.metric: np.broadcast_to(self.values[s.name], (self.n_scenarios,))
                 for s in self.model.metrics() if s.strategy == strategy}
         return pd.DataFrame(cols)
 
-    def summary_frame(self, scenario: int = 0) -> pd.DataFrame:
-        """Metrics x strategies for one scenario (NaN where a strategy has no such metric
-        or its value does not exist)."""
+    def summary_values(self, scenario: int = 0) -> dict[str, dict[str, float]]:
+        """Strategy -> metric -> value for one scenario (NaN where the value does not
+        exist), strategies in the model's order; :meth:`summary_frame` without pandas."""
         data: dict[str, dict[str, float]] = {}
         for s in self.model.metrics():
             v = self.values[s.name]
             data.setdefault(s.strategy, {})[s.metric] = float(v[min(scenario, v.size - 1)])
+        return data
+
+    def summary_frame(self, scenario: int = 0) -> pd.DataFrame:
+        """Metrics x strategies for one scenario (NaN where a strategy has no such metric
+        or its value does not exist)."""
+        import pandas as pd
+
+        data = self.summary_values(scenario)
         keys = sorted({k for d in data.values() for k in d}, key=metric_rank)
         return pd.DataFrame(data).reindex(keys)
 
@@ -130,7 +153,7 @@ class Result:
                     metrics[f"{key}_note"] = notes.get(f"{s}.{key}")
         src = getattr(self.assumptions, "_source", None)
         halving = float(self.values["network.next_halving_date"][0])
-        timing = {s: timing_summary(t, halving) for s, t in self.timing.items()}
+        timing = {s: timing_summary(t, halving) for s, t in tables_of(self.timing).items()}
         out = {
             "strategies": strategies,
             "timing": timing,
@@ -142,7 +165,7 @@ class Result:
                 "horizon_years": self.assumptions.case.horizon_years,
             },
             "notes": notes,
-            "checks": _checks_json(self.checks_frame(scenario)),
+            "checks": _checks_json(self.check_rows(scenario)),
         }
         if self.convertible is not None:
             out["convertible"] = dict(self.convertible)
@@ -151,9 +174,9 @@ class Result:
             out["convertible"]["dilution"] = self.dilution_table().to_dict(orient="records")
         return out
 
-    def checks_frame(self, scenario: int = 0) -> pd.DataFrame:
-        """The model's checks for one scenario (rows: check ids): label, value, tolerance
-        and ok (the Checks sheet of the workbook, from the same expressions)."""
+    def check_rows(self, scenario: int = 0) -> dict[str, dict[str, Any]]:
+        """Check id -> label, value, tolerance and ok for one scenario (the rows of
+        :meth:`checks_frame`, without pandas)."""
         def pick(cid: str, part: str) -> float:
             v = self.values[f"checks.{cid}.{part}"]
             return float(v[min(scenario, v.size - 1)])
@@ -165,7 +188,14 @@ class Result:
                 rows[cid] = {"label": node.label, "value": pick(cid, "value"),
                              "tolerance": pick(cid, "tolerance"),
                              "ok": pick(cid, "ok") == 1.0}
-        return pd.DataFrame.from_dict(rows, orient="index",
+        return rows
+
+    def checks_frame(self, scenario: int = 0) -> pd.DataFrame:
+        """The model's checks for one scenario (rows: check ids): label, value, tolerance
+        and ok (the Checks sheet of the workbook, from the same expressions)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_dict(self.check_rows(scenario), orient="index",
                                       columns=["label", "value", "tolerance", "ok"])
 
     @cached_property
@@ -175,6 +205,8 @@ class Result:
 
     def dilution_table(self) -> pd.DataFrame:
         """Shares delivered, capped-call offset and net dilution across share prices."""
+        import pandas as pd
+
         from finmodel.financing.notes import DILUTION_MULTIPLES
 
         rows = []
@@ -194,11 +226,12 @@ class Result:
         return v[min(scenario, v.shape[0] - 1)]
 
 
-def _checks_json(frame: pd.DataFrame) -> dict[str, Any]:
-    items = {cid: {"label": r.label, "value": _finite(r.value), "tolerance": r.tolerance,
-                   "ok": bool(r.ok)} for cid, r in frame.iterrows()}
-    return {"all_pass": bool(frame["ok"].all()),
-            "failed": [cid for cid, r in frame.iterrows() if not r.ok], "items": items}
+def _checks_json(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    items = {cid: {"label": r["label"], "value": _finite(r["value"]),
+                   "tolerance": r["tolerance"], "ok": bool(r["ok"])}
+             for cid, r in rows.items()}
+    return {"all_pass": all(r["ok"] for r in rows.values()),
+            "failed": [cid for cid, r in rows.items() if not r["ok"]], "items": items}
 
 
 def _finite(v: float) -> float | None:
@@ -288,20 +321,20 @@ def run(
             code = np.broadcast_to(values[f"{strategy}.payback_check"], (n,))
             reasons[f"{strategy}.payback_years"] = np.array(
                 [PAYBACK_CHECK_REASONS.get(int(c), "") for c in code], dtype=object)
-    timing: dict[str, pd.DataFrame] = {}
+    timing = {}
     if breakevens:
         _solve_breakevens(model, tl, scalars, paths, overrides, values, reasons, n)
         if n == 1:
             for name, spec in assumptions.strategies.items():
                 if spec.kind != "mining":
-                    timing[name] = conversion_timing(model, tl, scalars, paths, overrides,
+                    timing[name] = timing_table(model, tl, scalars, paths, overrides,
                                                      name)
     note = None
     if assumptions.financing is not None and assumptions.financing.convertible is not None:
         from finmodel.financing.notes import lattice_value
 
         note = lattice_value(assumptions)
-    return Result(assumptions, model, tl, values, n, reasons, timing, note)
+    return Result(assumptions, model, tl, values, n, reasons, TimingFrames(timing), note)
 
 
 def check_lines(a: Assumptions, model: Model, tl: Timeline, lines: Mapping[str, Any]

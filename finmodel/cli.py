@@ -423,15 +423,18 @@ def _schema(args: argparse.Namespace) -> int:
 def warn_failed_checks(result) -> None:
     """One warning on stderr per failed check (the run still succeeds: the numbers are
     written, and the workbook's Checks sheet shows the same flags)."""
-    for cid, r in result.checks.iterrows():
-        if not r.ok:
-            print(f"finmodel: warning: check failed: {cid}: {r.label}: value {r.value:g} "
-                  f"exceeds the tolerance {r.tolerance:g}", file=sys.stderr)
+    for cid, r in result.check_rows().items():
+        if not r["ok"]:
+            print(f"finmodel: warning: check failed: {cid}: {r['label']}: value "
+                  f"{r['value']:g} exceeds the tolerance {r['tolerance']:g}", file=sys.stderr)
 
 
 def format_summary(result) -> str:
     """A readable table of every strategy's headline metrics."""
-    frame = result.summary
+    from finmodel.valuation import metric_rank
+
+    values = result.summary_values()  # strategy -> metric -> value (no pandas: see run)
+    strategies = list(values)
     units = {s.metric: s.unit for s in result.model.metrics()}
     labels = {s.metric: s.label for s in result.model.metrics()}
     lines = [f"{result.assumptions.case.name}",
@@ -442,13 +445,13 @@ def format_summary(result) -> str:
     from finmodel.excel.labels import strategy_labels
 
     names = strategy_labels(result)
-    lines.append("Strategies: " + "; ".join(f"{s} = {names[s]}" for s in frame.columns))
+    lines.append("Strategies: " + "; ".join(f"{s} = {names[s]}" for s in strategies))
     lines.append("")
-    lines.append(" " * width + "".join(f"{s:>20}" for s in frame.columns))
-    has = {(s.strategy, s.metric) for s in result.model.metrics()}
-    for key in frame.index:
-        cells = "".join(f"{_fmt(frame.loc[key, s], units[key]) if (s, key) in has else '':>20}"
-                        for s in frame.columns)
+    lines.append(" " * width + "".join(f"{s:>20}" for s in strategies))
+    keys = sorted({k for d in values.values() for k in d}, key=metric_rank)
+    for key in keys:
+        cells = "".join(f"{_fmt(values[s][key], units[key]) if key in values[s] else '':>20}"
+                        for s in strategies)
         lines.append(f"{labels[key]:<{width}}{cells}")
     timing = result.summary_json()["timing"]
     if timing:

@@ -208,3 +208,21 @@ def test_only_the_program_freezes_its_objects_before_exiting(monkeypatch, capsys
     finally:
         gc.unfreeze()
     assert "valid" in capsys.readouterr().out
+
+
+def test_run_with_its_workbook_and_json_does_not_import_pandas(tmp_path):
+    # pandas' import was a tenth of `finmodel run`; the DataFrame views build it on use.
+    code = ("import sys; from finmodel.cli import main; "
+            f"main(['run', 'assumptions/base.toml', '-o', {str(tmp_path / 'o.xlsx')!r}, "
+            f"'--json', {str(tmp_path / 'o.json')!r}]); print('pandas' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "False"
+    import finmodel
+
+    r = finmodel.run(finmodel.load_assumptions(ROOT / "assumptions" / "base.toml"))
+    assert list(r.timing) == ["ai_hosting", "hybrid"]  # DataFrames, made when read
+    t = r.timing["hybrid"]
+    assert list(t.columns) == ["npv_usd", "npv_vs_mining_usd"] and t.index.name == "start"
+    assert str(t.index[0]) == "2026-01" and t is r.timing["hybrid"]

@@ -25,10 +25,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
@@ -36,6 +35,9 @@ from finmodel.engine.evaluate import Buffers
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
+
+if TYPE_CHECKING:
+    import pandas as pd  # the DataFrames are built by the functions that return them
 
 #: Most scenarios one call runs (the schema's bound on [analysis.monte_carlo] scenarios).
 MAX_SCENARIOS = 10_000_000
@@ -261,6 +263,8 @@ class MonteCarlo:
     def summary(self, metric: str = "npv_usd", tail: float = 0.05) -> pd.DataFrame:
         """Per strategy: mean, standard deviation, percentiles, P(metric > 0), expected
         shortfall (mean of the worst ``tail``), and P(beats mining) for the others."""
+        import pandas as pd
+
         out = {}
         npv = self.samples.xs(metric, axis=1, level="metric")
         for s in npv.columns:
@@ -380,6 +384,8 @@ def monte_carlo(a: Assumptions, n: int, *,
         cross-field rule; correlations of an input with itself, repeated, or not positive
         definite.
     """
+    import pandas as pd
+
     for name, v, lo in (("n", n, 1), ("chunk_size", chunk_size, 1), ("seed", seed, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise InputError(f"monte_carlo: {name} must be a whole number >= {lo}, got "

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from finmodel.analysis.monte_carlo import MonteCarlo, Paths, monte_carlo, prepare_draws
 from finmodel.analysis.sensitivity import (
@@ -22,6 +22,9 @@ from finmodel.analysis.sensitivity import grid_inputs as grid_scenarios
 from finmodel.analysis.sensitivity import tornado_inputs as tornado_scenarios
 from finmodel.errors import InputError, shown
 from finmodel.inputs.schema import AnalysisSection, Assumptions
+
+if TYPE_CHECKING:
+    import pandas as pd  # the DataFrames are built by the functions that return them
 
 #: Inputs a tornado shows when the case lists none (those the case has), at +/- 20 %.
 DEFAULT_TORNADO = ("network.btc_price_usd", "network.hashrate_growth_rate",

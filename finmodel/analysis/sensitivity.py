@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from finmodel.api import timeline_of
 from finmodel.engine.evaluate import Buffers, evaluate
@@ -31,6 +30,9 @@ from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.load import numeric_inputs
 from finmodel.inputs.schema import Assumptions
 from finmodel.models.strategies import build_model
+
+if TYPE_CHECKING:
+    import pandas as pd  # the DataFrames are built by the functions that return them
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Scenarios:
         """Metrics for every scenario: columns (strategy, metric), one row per scenario
         (``size`` rows when given, else as many as the longest input array); the line
         arrays from ``buffers`` when given (see :func:`finmodel.engine.evaluate.evaluate`)."""
+        import pandas as pd
+
         scalars, paths = dict(self.scalars), dict(self.paths)
         for path, arr in check_scenarios(self.assumptions, inputs).items():
             name = path.replace(".", "_")
@@ -155,6 +159,8 @@ def scenario_sets(a: Assumptions, sets: Mapping[str, Mapping[str, Any]],
         An unknown or non-numeric path, a value that is not a number, or a set that breaks
         a bound or a cross-field rule of the case (named with the set's scenario index).
     """
+    import pandas as pd
+
     sc = Scenarios.of(a)
     names, changed = scenario_inputs(sc, sets)
     frame = sc.evaluate(changed, metrics)
@@ -218,6 +224,8 @@ def tornado(a: Assumptions, ranges: Mapping[str, Any], *, metric: str = "npv_usd
         An unknown path, a range that is not a fraction >= 0 or two numbers low <= high, a
         value breaking a bound or cross-field rule, an unknown metric or strategy.
     """
+    import pandas as pd
+
     sc = Scenarios.of(a)
     sc.metric_names(metric, [strategy])
     bounds, inputs = tornado_inputs(sc, ranges)
@@ -276,6 +284,8 @@ def grid(a: Assumptions, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[
         An axis that is not (path, non-empty values), the same input twice, a value breaking
         a bound or cross-field rule, an unknown metric or strategy.
     """
+    import pandas as pd
+
     sc = Scenarios.of(a)
     sc.metric_names(metric, [strategy])
     inputs = grid_inputs(sc, x, y)
@@ -303,6 +313,8 @@ def solve_input(a: Assumptions, path: str, *, metric: str, strategy: str, target
         bracket that is not two numbers low < high within the field's bounds; bad
         ``inputs`` (as :func:`finmodel.run`).
     """
+    import pandas as pd
+
     sc = Scenarios.of(a)
     sc.base(path)
     sc.metric_names(metric, [strategy])

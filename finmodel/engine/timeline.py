@@ -6,10 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from finmodel.conventions import MONTHS_PER_YEAR, to_serial
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -27,22 +31,25 @@ class Timeline:
 
     @cached_property
     def periods(self) -> pd.PeriodIndex:
+        import pandas as pd  # only for the DataFrame views: a run does not need pandas
+
         return pd.period_range(self.start, periods=self.months, freq="M")
 
     @cached_property
     def rows(self) -> dict[str, np.ndarray]:
         """Every timeline row as a float array of length ``months``."""
-        starts = self.periods.start_time
-        ends = (self.periods + 1).start_time
-        start_serial = np.array([to_serial(d.date()) for d in starts])
-        end_serial = np.array([to_serial(d.date()) for d in ends])
+        first = self.start.year * MONTHS_PER_YEAR + self.start.month - 1
+        starts = [dt.date(m // MONTHS_PER_YEAR, m % MONTHS_PER_YEAR + 1, 1)
+                  for m in range(first, first + self.months + 1)]  # and the end's month
+        serial = np.array([to_serial(d) for d in starts])
+        start_serial, end_serial = serial[:-1], serial[1:]
         index = np.arange(self.months, dtype=float)
         return {
             "start": start_serial,
             "end": end_serial,
             "days": end_serial - start_serial,
             "index": index,
-            "year": np.asarray(self.periods.year, dtype=float),
+            "year": np.array([d.year for d in starts[:-1]], dtype=float),
             "model_year": np.floor(index / MONTHS_PER_YEAR) + 1.0,
         }
 

@@ -101,7 +101,8 @@ def write_dashboard(wb, ws, st, result, lay, first_col: int, inputs: dict,
                     "fill": {"color": "#1F3864"}, "invert_if_negative": False})
     # Bars are read by their length: an axis that starts above zero (the chart engines'
     # automatic scale when every NPV is positive) makes 166 vs 175 look like 1 to 3.
-    npvs = [float(result.summary.loc["npv_usd", s]) for s in strategies]
+    summary = result.summary_values()
+    npvs = [summary[s].get("npv_usd", float("nan")) for s in strategies]
     _axes(npv, "NPV by strategy (USD m)", None, "USD m",
           y_min=0 if min(npvs) >= 0 else None)
     npv.set_x_axis({"label_position": "low"})

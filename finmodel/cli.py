@@ -398,9 +398,17 @@ def _is_portfolio(path: str) -> bool:
     that cannot be read as TOML is left to the case loader to report."""
     import tomllib
 
+    from finmodel.inputs.load import MAX_CASE_BYTES
+
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        with open(path, "rb") as fh:  # at most what the loader reads: /dev/zero never ends
+            raw = fh.read(MAX_CASE_BYTES + 1)
+        if len(raw) > MAX_CASE_BYTES:
+            return False
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError, MemoryError):
+        # ValueError: bad TOML, bad UTF-8, an integer past Python's digit limit;
+        # RecursionError: tables nested too deep. The case loader names each.
         return False
     return isinstance(data.get("company"), dict) and isinstance(data.get("sites"), dict)
 

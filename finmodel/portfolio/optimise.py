@@ -508,13 +508,17 @@ def _within_budget(p: Problem, choice: dict) -> bool:
 
 
 def new_money_needed(p: Problem, choice: dict) -> float:
-    """The new money a plan needs to keep the cash floor (inf if no amount will do)."""
+    """The least new money that keeps the plan's cash floor in every month (inf if no
+    amount will do). A month whose cumulative cash per dollar raised G is positive needs at
+    least short / G; one where G is negative (coupons and the repayment have passed the
+    proceeds) allows at most short / G, since more money makes that month worse; one where
+    G is zero must keep the floor on its own."""
     x = np.zeros(p.n)
     x[list(choice.values())] = 1.0
     short = p.cash_floor - p.cum_cash @ x  # what G f must cover, month by month
-    need = 0.0
-    for m in np.flatnonzero(short > 0):
-        if p.new_per_usd_cum[m] <= 0:
-            return float("inf")
-        need = max(need, short[m] / p.new_per_usd_cum[m])
+    g = p.new_per_usd_cum
+    up = g > 0
+    need = max(0.0, float(np.max(short[up] / g[up], initial=0.0)))
+    if np.any(short - g * need > 1.0):  # a month with G <= 0 still short ($1: the solvers'
+        return float("inf")             # row tolerance)
     return need

@@ -23,12 +23,16 @@ from finmodel.excel import package
 from finmodel.excel.workbook import write_workbook
 from finmodel.outputs import Terminated, terminate_cleanly
 
+IDLE_CPUS = package.idle_cpus  # the real one (the fixture below stands in for it)
+
 
 @pytest.fixture(autouse=True)
 def alone(monkeypatch):
-    """Fork as if this were the only thread: a test run may have left idle ones (dask's
-    offload thread, after the Monte Carlo tests), which make the export stay serial."""
+    """Fork as if this were the only thread and a CPU were free: a test run may have left
+    idle threads (dask's offload thread, after the Monte Carlo tests) and keep both CPUs
+    busy, which make the export stay serial."""
     monkeypatch.setattr(package, "python_threads", lambda: 1)
+    monkeypatch.setattr(package, "idle_cpus", lambda: 1)  # the suite may keep both busy
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +202,15 @@ def test_sigterm_in_the_parent_kills_and_reaps_the_child(base, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_small_workbooks_and_threads_stay_in_one_process(base, tmp_path, monkeypatch):
+def test_small_workbooks_threads_and_busy_cpus_stay_in_one_process(base, tmp_path,
+                                                                   monkeypatch):
     import threading
 
     pids = _forks(monkeypatch)
+    monkeypatch.setattr(package, "idle_cpus", lambda: 0)  # every CPU busy
+    write_workbook(base, tmp_path / "busy.xlsx")
+    assert pids == []
+    monkeypatch.setattr(package, "idle_cpus", lambda: 1)
     _styled_book(tmp_path / "small.xlsx", False, monkeypatch, cells=300)
     assert len(pids) == 1  # threshold 0: even 300 cells fork
     monkeypatch.setattr(package, "MIN_PARALLEL_CELLS", 20_000)  # shipped: 1,200 cells stay
@@ -242,3 +251,9 @@ def test_the_export_pauses_the_cycle_collector_and_restores_it(base, tmp_path, m
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_idle_cpus_counts_this_process_as_running():
+    # Linux's runnable count includes the reader: never more idle CPUs than usable ones
+    # less this one.
+    assert IDLE_CPUS() <= len(os.sched_getaffinity(0)) - 1

@@ -1146,3 +1146,22 @@ def test_new_money_needed_when_more_money_makes_a_month_worse():
                           >= p.cash_floor - 1.0)
             best = solve(p, exact_gains=False)
             assert g.objective_usd <= best.objective_usd * (1 + 1e-9) + 1.0
+
+
+def test_cli_without_exact_gains_keeps_the_plan_and_the_duals(tmp_path, capsys):
+    """--no-exact-gains skips the re-solve per constraint (most of a large portfolio's
+    time): the same plan, value and LP duals, no exact gain, and the summary says so."""
+    full, fast = tmp_path / "full.json", tmp_path / "fast.json"
+    assert main(["portfolio", str(SHIPPED), "--json", str(full)]) == 0
+    capsys.readouterr()
+    assert main(["portfolio", str(SHIPPED), "--json", str(fast), "--no-exact-gains"]) == 0
+    out = capsys.readouterr().out
+    a, b = json.loads(full.read_text()), json.loads(fast.read_text())
+    assert a["plan"] == b["plan"] and a["value_usd"] == b["value_usd"]
+    assert [c["shadow_price"] for c in a["constraints"]] == \
+        [c["shadow_price"] for c in b["constraints"]]
+    assert any(c["milp_gain_per_100m_usd"] for c in a["constraints"])  # 2026: +3.3M
+    assert all(c["milp_gain_per_100m_usd"] is None for c in b["constraints"])
+    assert "not re-solved (--no-exact-gains)" in out
+    for x, y in zip(a["constraints"], b["constraints"]):  # binding: at the limit only
+        assert y["binding"] == y["at_limit"] and (not y["binding"] or x["binding"])

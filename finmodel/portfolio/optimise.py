@@ -370,13 +370,13 @@ def solve(p: Problem, *, exact_gains: bool = True, time_limit: float = 60.0,
     against).
 
     ``solver``: "auto" proves the lazily restricted problem with OR-Tools CP-SAT when it is
-    installed (``finmodel[portfolio]``; :mod:`finmodel.portfolio.cpsat` says why and how it
+    installed (a dependency of finmodel; :mod:`finmodel.portfolio.cpsat` says why and how it
     stays exact for the float problem), else with HiGHS; "highs" or "cpsat" force one.
     The LP relaxation and its duals are HiGHS's either way."""
     if solver not in SOLVERS:
         raise ValueError(f"solver: {solver!r} is not one of {', '.join(SOLVERS)}")
     if solver == "cpsat" and not cpsat.available():
-        raise SolverError("solver 'cpsat' needs OR-Tools: pip install 'finmodel[portfolio]'")
+        raise SolverError("solver 'cpsat' needs OR-Tools: pip install 'ortools>=9.12'")
     got = _milp(p, time_limit=time_limit, lazy=lazy, solver=solver)
     if got is None:
         return least_infeasible(p, time_limit)

@@ -145,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--time-limit", dest="time_limit", type=_seconds, default=60.0, metavar="S",
                    help="seconds the MILP may take before it reports its best plan and the "
                    "gap it has proven (default 60)")
+    q.add_argument("--no-exact-gains", dest="exact_gains", action="store_false",
+                   help="skip the exact re-solve of the plan with each limit $100M looser "
+                   "(one integer program per constraint: most of the time of a large "
+                   "portfolio); the LP relaxation's shadow prices are still reported")
     q.set_defaults(func=_portfolio)
     m = sub.add_parser("import", help="read the Inputs sheet of an edited finmodel "
                        "workbook back into a case file")
@@ -264,7 +268,8 @@ def _portfolio(args: argparse.Namespace) -> int:
     sites = outputs.folder(args.site_workbooks, "--site-workbooks", create=True)
     lp = load_portfolio(args.portfolio)
     n_mc = lp.spec.monte_carlo.scenarios if args.monte_carlo == 0 else args.monte_carlo
-    plan = plan_portfolio(lp, monte_carlo=n_mc, time_limit=args.time_limit)
+    plan = plan_portfolio(lp, monte_carlo=n_mc, time_limit=args.time_limit,
+                          exact_gains=args.exact_gains)
     if not plan.solution.feasible:
         raise FinmodelError(infeasible_message(plan))
     made = sites is not None and not sites.exists()

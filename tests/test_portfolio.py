@@ -1105,3 +1105,63 @@ def test_the_overhead_goes_on_beyond_the_horizon_as_the_sites_do():
     lp0 = parse_portfolio(data, folder=ASSUMPTIONS)
     ps0 = per_share(lp0.spec, company_flows(lp0.spec, lp0.start_month, n), 0.0, 0.0)
     assert ps0.overhead_pv_usd == pytest.approx(flows.sum(), rel=1e-12)
+
+
+def test_new_money_needed_when_more_money_makes_a_month_worse():
+    """After the repayment the new money's cumulative cash per dollar is negative: more
+    money makes those months worse. The least new money is the LP's (minimise f subject
+    to every month), inf when no amount will do; the greedy plan keeps every month (it
+    broke the floor there and showed a value above the proven optimum)."""
+    from scipy.optimize import linprog
+
+    from finmodel.portfolio.optimise import greedy, new_money_needed
+
+    rng = np.random.default_rng(7)
+    checked = none = 0
+    while checked < 12 or none < 2:
+        p = _random_problem(rng, 6, 4)
+        if not (p.new_per_usd_cum < 0).any():
+            continue
+        for _ in range(4):
+            choice = [int(rng.choice(np.flatnonzero(p.options.site == s)))
+                      for s in p.options.sites]
+            x = np.zeros(p.n)
+            x[choice] = 1.0
+            short = p.cash_floor - p.cum_cash @ x
+            # rows in millions: G f >= short  ->  -G f <= -short
+            lp = linprog([1.0], A_ub=-p.new_per_usd_cum[:, None], b_ub=-(short - 1.0) / 1e6,
+                         bounds=[(0, None)], method="highs")
+            need = new_money_needed(p, dict(enumerate(choice)))
+            if lp.status == 2:
+                assert need == np.inf
+                none += 1
+            else:
+                assert need == pytest.approx(lp.x[0] * 1e6, rel=1e-9, abs=2.0)
+                checked += 1
+        g = greedy(p)
+        if g.feasible:
+            x = np.zeros(p.n)
+            x[g.choice] = 1.0
+            assert np.all(p.cum_cash @ x + p.new_per_usd_cum * g.funding_usd
+                          >= p.cash_floor - 1.0)
+            best = solve(p, exact_gains=False)
+            assert g.objective_usd <= best.objective_usd * (1 + 1e-9) + 1.0
+
+
+def test_cli_without_exact_gains_keeps_the_plan_and_the_duals(tmp_path, capsys):
+    """--no-exact-gains skips the re-solve per constraint (most of a large portfolio's
+    time): the same plan, value and LP duals, no exact gain, and the summary says so."""
+    full, fast = tmp_path / "full.json", tmp_path / "fast.json"
+    assert main(["portfolio", str(SHIPPED), "--json", str(full)]) == 0
+    capsys.readouterr()
+    assert main(["portfolio", str(SHIPPED), "--json", str(fast), "--no-exact-gains"]) == 0
+    out = capsys.readouterr().out
+    a, b = json.loads(full.read_text()), json.loads(fast.read_text())
+    assert a["plan"] == b["plan"] and a["value_usd"] == b["value_usd"]
+    assert [c["shadow_price"] for c in a["constraints"]] == \
+        [c["shadow_price"] for c in b["constraints"]]
+    assert any(c["milp_gain_per_100m_usd"] for c in a["constraints"])  # 2026: +3.3M
+    assert all(c["milp_gain_per_100m_usd"] is None for c in b["constraints"])
+    assert "not re-solved (--no-exact-gains)" in out
+    for x, y in zip(a["constraints"], b["constraints"]):  # binding: at the limit only
+        assert y["binding"] == y["at_limit"] and (not y["binding"] or x["binding"])

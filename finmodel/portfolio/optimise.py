@@ -370,13 +370,13 @@ def solve(p: Problem, *, exact_gains: bool = True, time_limit: float = 60.0,
     against).
 
     ``solver``: "auto" proves the lazily restricted problem with OR-Tools CP-SAT when it is
-    installed (``finmodel[portfolio]``; :mod:`finmodel.portfolio.cpsat` says why and how it
+    installed (a dependency of finmodel; :mod:`finmodel.portfolio.cpsat` says why and how it
     stays exact for the float problem), else with HiGHS; "highs" or "cpsat" force one.
     The LP relaxation and its duals are HiGHS's either way."""
     if solver not in SOLVERS:
         raise ValueError(f"solver: {solver!r} is not one of {', '.join(SOLVERS)}")
     if solver == "cpsat" and not cpsat.available():
-        raise SolverError("solver 'cpsat' needs OR-Tools: pip install 'finmodel[portfolio]'")
+        raise SolverError("solver 'cpsat' needs OR-Tools: pip install 'ortools>=9.12'")
     got = _milp(p, time_limit=time_limit, lazy=lazy, solver=solver)
     if got is None:
         return least_infeasible(p, time_limit)
@@ -508,13 +508,17 @@ def _within_budget(p: Problem, choice: dict) -> bool:
 
 
 def new_money_needed(p: Problem, choice: dict) -> float:
-    """The new money a plan needs to keep the cash floor (inf if no amount will do)."""
+    """The least new money that keeps the plan's cash floor in every month (inf if no
+    amount will do). A month whose cumulative cash per dollar raised G is positive needs at
+    least short / G; one where G is negative (coupons and the repayment have passed the
+    proceeds) allows at most short / G, since more money makes that month worse; one where
+    G is zero must keep the floor on its own."""
     x = np.zeros(p.n)
     x[list(choice.values())] = 1.0
     short = p.cash_floor - p.cum_cash @ x  # what G f must cover, month by month
-    need = 0.0
-    for m in np.flatnonzero(short > 0):
-        if p.new_per_usd_cum[m] <= 0:
-            return float("inf")
-        need = max(need, short[m] / p.new_per_usd_cum[m])
+    g = p.new_per_usd_cum
+    up = g > 0
+    need = max(0.0, float(np.max(short[up] / g[up], initial=0.0)))
+    if np.any(short - g * need > 1.0):  # a month with G <= 0 still short ($1: the solvers'
+        return float("inf")             # row tolerance)
     return need

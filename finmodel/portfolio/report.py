@@ -44,9 +44,12 @@ def format_plan(plan: Plan) -> str:
     items = js["value_items_usd"]
     lines += ["", f"Value: {_m(js['value_usd'])} (sites {_m(items['sites_npv_usd'])}, cost of "
               f"new money {_m(items['new_funding_cost_usd'])})", "",
-              "Constraints (+100M: value of 100M more room, exact MILP re-solve; LP dual: "
-              "d value / d limit of the LP relaxation, which may fill a limit the integer "
-              "plan cannot):"]
+              "Constraints (+100M: value of 100M more room, "
+              + ("exact MILP re-solve" if any(c["milp_gain_per_100m_usd"] is not None
+                                              for c in js["constraints"]) else
+                 "not re-solved (--no-exact-gains); binding means at the limit")
+              + "; LP dual: d value / d limit of the LP relaxation, which may fill a limit "
+              "the integer plan cannot):"]
     for c in js["constraints"]:
         what = c["name"] + (f" {c['year']}" if c["year"] else "") + \
             (f" (lowest {c['month']})" if c.get("month") else "")

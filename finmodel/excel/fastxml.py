@@ -58,7 +58,7 @@ def fast_formulas(ws: Any) -> Any:
       each row's run of such cells written as one string (a method call and a write per
       cell were ~40 % of writing the sheets); row elements, empty rows with a height or
       format or comments, and every other cell are XlsxWriter's own methods. Installed
-      only where the worksheet has the attributes that loop reads (XlsxWriter >= 3.1.9).
+      only where the worksheet has the attributes that loop reads (XlsxWriter >= 3.2.1).
     """
     prepare = ws._prepare_formula
     own_cell = ws._write_cell

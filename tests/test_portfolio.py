@@ -235,6 +235,19 @@ def test_highs_prints_nothing_when_infeasible(capfd):
     assert capfd.readouterr().out == ""
 
 
+def _two_notes(new: dict) -> dict:
+    """A small portfolio at 10 %, $500M of cash, no overhead, two existing notes (X
+    converts, Y is repaid) and the new money ``new``."""
+    data = small()
+    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
+    data["financing"] = {"existing": [
+        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
+         "conversion_price_usd": 10.0},
+        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
+         "maturity_month": "2027-12", "conversion_price_usd": 20.0}], "new": new}
+    return data
+
+
 def test_per_share_value_by_hand():
     """Two existing notes (one converts, one is repaid with a coupon) and an equity raise.
 
@@ -250,14 +263,7 @@ def test_per_share_value_by_hand():
            = 1,600,942,148.76; shares = 200,000,000 + 10,000,000 + 14,347,202.30
            = 224,347,202.30; per share = 7.13600 USD
     """
-    data = small()
-    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
-    data["financing"] = {"existing": [
-        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
-         "conversion_price_usd": 10.0},
-        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
-         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
-        "new": {"kind": "equity", "issuance_cost_share": 0.03}}
+    data = _two_notes({"kind": "equity", "issuance_cost_share": 0.03})
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
     cf = company_flows(lp.spec, lp.start_month, lp.months)
     assert cf.stack_pv_usd == pytest.approx(6e6 / 1.1 + 106e6 / 1.1 ** 2, rel=1e-12)
@@ -285,15 +291,8 @@ def test_a_new_note_costs_the_equity_its_issuance_cost_only():
     rate lost its whole principal). It issues no shares (conversion premium >= 0).
     Equity = 1,000,000,000 + 500,000,000 - 93,057,851.24 (note Y, above) - 4,000,000
            = 1,402,942,148.76 over 210,000,000 shares."""
-    data = small()
-    data["company"].update(cash_usd=500e6, overhead_usd_per_year=0.0, discount_rate=0.10)
-    data["financing"] = {"existing": [
-        {"name": "X", "principal_usd": 100e6, "coupon_rate": 0.0, "maturity_month": "2028-01",
-         "conversion_price_usd": 10.0},
-        {"name": "Y", "principal_usd": 100e6, "coupon_rate": 0.06, "coupons_per_year": 1,
-         "maturity_month": "2027-12", "conversion_price_usd": 20.0}],
-        "new": {"kind": "convertible", "coupon_rate": 0.045, "term_years": 6,
-                "issuance_cost_share": 0.02}}
+    data = _two_notes({"kind": "convertible", "coupon_rate": 0.045, "term_years": 6,
+                       "issuance_cost_share": 0.02})
     lp = parse_portfolio(data, folder=ASSUMPTIONS)
     cf = company_flows(lp.spec, lp.start_month, lp.months)
     assert cf.new_cost_per_usd == 0.02 and cf.new_shares_per_usd == 0.0

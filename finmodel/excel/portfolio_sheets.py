@@ -258,7 +258,8 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     # ---- Company ------------------------------------------------------------------------
     c = _Sheet(ws_c, st, n)
     v = plan.company
-    c.header("Company", f"{spec.company.name} | money in USD millions (stored in USD); in +, out -; live formulas over "
+    c.header("Company", f"{spec.company.name} | money in USD millions (stored in USD); "
+             "in +, out -; live formulas over "
              "the Sites lines and the inputs below", opts.periods)
     co, cons, fl = spec.company, spec.constraints, plan.flows
     c.section("Inputs (from the portfolio file)")
@@ -369,12 +370,17 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
     keep_cells = ",".join(f"'Sites'!{s.cell(f'npv_keep.{x}')}" for x in sq.site)
     c.scalar("sites_npv_usd", "Sites' NPV with the plan", "USD", f"SUM({npv_cells})",
              ps.sites_value_usd)
-    new_value = (f"{c.cell('new_funding_usd')}*(1-{c.cell('new_cost_per_usd')})"
-                 if spec.financing.new.kind == "equity" else
-                 f"-{c.cell('new_funding_usd')}*{c.cell('new_cost_per_usd')}")
+
+    def new_value(raised: str) -> str:
+        """What the new money adds to the equity (company.per_share): its net proceeds
+        for equity; minus its issuance cost for a note sold at fair value."""
+        money, cost = c.cell(raised), c.cell("new_cost_per_usd")
+        return (f"{money}*(1-{cost})" if spec.financing.new.kind == "equity" else
+                f"-{money}*{cost}")
+
     c.scalar("equity_value_usd", "Equity value with the plan", "USD",
              f"{c.cell('sites_npv_usd')}+{c.cell('cash_usd')}+{c.cell('overhead_pv_usd')}+"
-             f"{c.cell('notes_pv_usd')}+{new_value}", ps.equity_value_usd)
+             f"{c.cell('notes_pv_usd')}+{new_value('new_funding_usd')}", ps.equity_value_usd)
     c.scalar("new_shares", "New shares with the plan", "shares",
              f"{c.cell('new_funding_usd')}*{c.cell('new_shares_per_usd')}", v.new_shares)
     c.scalar("diluted_shares", "Diluted shares with the plan", "shares",
@@ -387,14 +393,11 @@ def _write(plan: Plan, path: str, links: dict[str, str]) -> None:
              "USD/share", f"MAX(0,{c.cell('value_per_share_usd')})", ps.share_value_usd)
     c.scalar("sites_npv_keep_mining_usd", "Sites' NPV keeping every site mining", "USD",
              f"SUM({keep_cells})", ps0.sites_value_usd)
-    new_value_before = (
-        f"{c.cell('new_funding_before_usd')}*(1-{c.cell('new_cost_per_usd')})"
-        if spec.financing.new.kind == "equity" else
-        f"-{c.cell('new_funding_before_usd')}*{c.cell('new_cost_per_usd')}")
     c.scalar("equity_value_before_usd", "Equity value keeping every site mining (with its "
              "new money)", "USD",
              f"{c.cell('sites_npv_keep_mining_usd')}+{c.cell('cash_usd')}+"
-             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}+{new_value_before}",
+             f"{c.cell('overhead_pv_usd')}+{c.cell('notes_pv_usd')}+"
+             f"{new_value('new_funding_before_usd')}",
              ps0.equity_value_usd)
     c.scalar("new_shares_before", "New shares keeping every site mining", "shares",
              f"{c.cell('new_funding_before_usd')}*{c.cell('new_shares_per_usd')}",

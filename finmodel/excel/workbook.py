@@ -738,6 +738,11 @@ def _monthly_layout(ws, result, n: int, month_width: float = MONTH_WIDTH,
     year_blocks(ws, LABEL_WIDTHS, month_width, FIRST_COL, n, n_rows)
 
 
+#: Column of year 1 of each MACRS table on the Constants sheet (E); the importer reads the
+#: rates back from there (inputs/workbook_import.py).
+MACRS_FIRST_COL = 4
+
+
 def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
     """The Tax inputs block: each MACRS class's life, method and rate by recovery year as
     input cells, named (``tax_macrs_5_year_rates``...) and read by the Tax sheet's
@@ -759,7 +764,7 @@ def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
                            "Rates"]):
         ws.write_string(row, c, h, st.header_left)
     for y in range(1, years + 1):
-        ws.write_string(row, 3 + y, f"Year {y}", st.header)
+        ws.write_string(row, MACRS_FIRST_COL - 1 + y, f"Year {y}", st.header)
     for life, table in MACRS.items():
         row += 1
         name = macrs_name(life)
@@ -770,16 +775,16 @@ def _write_tax_inputs(wb, ws, st, result, row: int) -> None:
         ws.write_number(row, 2, life, st.cell("years", "input"))
         ws.write_string(row, 3, "% by year", st.unit)
         for y, pct in enumerate(table, start=1):
-            ws.write_number(row, 3 + y, pct / 100, rate_fmt)
-        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(row, 4, True, True)}:"
-                f"{xl_rowcol_to_cell(row, 3 + len(table), True, True)}")
+            ws.write_number(row, MACRS_FIRST_COL - 1 + y, pct / 100, rate_fmt)
+        _define(wb, name, f"=Constants!{xl_rowcol_to_cell(row, MACRS_FIRST_COL, True, True)}:"
+                f"{xl_rowcol_to_cell(row, MACRS_FIRST_COL - 1 + len(table), True, True)}")
     row += 1
     used = "MACRS tables above for 5, 7 and 15-year lives; straight line over the life " \
         "otherwise" if t.depreciation == "macrs" else "straight line over each life"
     ws.write_string(row, 1, f"This case's method (tax.depreciation on Inputs): {used}. Each "
                     "asset class's life is its input on Inputs (tax.mining_asset_life_years, "
                     "tax.gpu_life_years, conversion.*_life_years).", st.subtitle)
-    ws.set_column(4, 3 + years, 7)
+    ws.set_column(MACRS_FIRST_COL, MACRS_FIRST_COL - 1 + years, 7)
 
 
 def _master_flag(ws, st, result, row: int, col: int) -> None:

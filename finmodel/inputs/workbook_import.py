@@ -123,6 +123,7 @@ def _check_tax_tables(p: Path, grid: dict[tuple[int, int], Any]) -> None:
     """Refuse edited MACRS rates: they are live cells of the Constants sheet (the Tax
     sheet's formulas read them), but IRS tables, not inputs of a case, so an import that
     dropped the edit would re-run a different model from the workbook the analyst saw."""
+    from finmodel.excel.workbook import MACRS_FIRST_COL
     from finmodel.models.tax import macrs_tables
 
     rows = {v: r for (r, c), v in grid.items() if c == 0 and isinstance(v, str)}
@@ -131,7 +132,7 @@ def _check_tax_tables(p: Path, grid: dict[tuple[int, int], Any]) -> None:
         if r is None:
             continue  # not a sheet finmodel wrote with tables; nothing was edited there
         for k, rate in enumerate(rates):
-            now = grid.get((r, 4 + k))
+            now = grid.get((r, MACRS_FIRST_COL + k))
             # A workbook keeps 16 significant digits (24.49 / 100 reads back as 0.2449).
             if not (isinstance(now, (int, float)) and not isinstance(now, bool)
                     and math.isclose(now, rate, rel_tol=1e-12, abs_tol=1e-15)):

@@ -120,13 +120,6 @@ def overhead_terminal_usd(spec: Portfolio, cf: CompanyFlows) -> float:
     return spec.company.overhead_terminal_multiple * float(cf.overhead_usd[-12:].sum())
 
 
-def overhead_terminal_pv(spec: Portfolio, cf: CompanyFlows) -> float:
-    """:func:`overhead_terminal_usd` discounted from the end of the last month."""
-    n = len(cf.overhead_usd)
-    return overhead_terminal_usd(spec, cf) * float(discount_factors(
-        spec.company.discount_rate, n)[-1])
-
-
 @dataclass
 class PerShare:
     """Equity value and value per share of a plan.
@@ -158,7 +151,9 @@ def per_share(spec: Portfolio, cf: CompanyFlows, sites_value_usd: float, new_fun
     """Equity value = sites' NPV + cash - PV(overhead) - PV(existing notes) - cost of the new
     money; shares = outstanding + shares the converting notes deliver + new shares."""
     c = spec.company
-    overhead = pv(cf.overhead_usd, c.discount_rate) + overhead_terminal_pv(spec, cf)
+    # The overhead beyond the horizon is one more flow at the end of the last month.
+    overhead = pv(cf.overhead_usd, c.discount_rate) + overhead_terminal_usd(spec, cf) * \
+        float(discount_factors(c.discount_rate, len(cf.overhead_usd))[-1])
     # An equity raise brings its net proceeds in and no repayment: the cash it adds is
     # counted, net of its cost, as what the new shareholders paid for their shares. A new
     # note brings the same net proceeds in and a liability worth its principal at issue

@@ -23,8 +23,8 @@ problem (and its proven bound holds for the full problem too): exact, with a han
 rows instead of 180. The shadow prices come from the LP relaxation of the full problem
 (all months; 0.3 s at 50 sites), so the cash duals are those of the stated problem.
 
-Each restricted problem is proven by OR-Tools CP-SAT when it is installed (the optional
-``portfolio`` extra): 3-5 s at 50 sites against HiGHS's 15-47 s. CP-SAT is given an
+Each restricted problem is proven by OR-Tools CP-SAT when it is installed (a dependency
+of finmodel): 3-5 s at 50 sites against HiGHS's 15-47 s. CP-SAT is given an
 integer relaxation of the float problem and its plan is checked and valued in float, so
 the proof holds for the float problem to :data:`MIP_GAP` (:mod:`finmodel.portfolio.cpsat`);
 where it cannot say so, HiGHS solves the restricted problem instead.

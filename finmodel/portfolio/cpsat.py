@@ -57,7 +57,7 @@ FALLBACK = object()
 
 
 def available() -> bool:
-    """Whether OR-Tools is installed (a dependency of finmodel; HiGHS proves the plan without it)."""
+    """Whether OR-Tools is installed (a dependency; HiGHS proves the plan without it)."""
     try:
         import ortools.sat.python.cp_model  # noqa: F401
     except ImportError:

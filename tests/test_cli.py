@@ -210,6 +210,33 @@ def test_only_the_program_freezes_its_objects_before_exiting(monkeypatch, capsys
     assert "valid" in capsys.readouterr().out
 
 
+def test_only_the_program_runs_a_case_without_the_cycle_collector(tmp_path):
+    # `finmodel run` as the program: no collection at all (the collector's passes freed
+    # only the export's workbook, just before the process ends); main called with
+    # arguments, and the program's other commands, keep it on.
+    code = ("import gc, sys; from finmodel.cli import main; "
+            "sys.argv = ['finmodel'] + sys.argv[1:]; main(); print(gc.isenabled())")
+    out = str(tmp_path / "o.xlsx")
+    got = {}
+    for args in (["run", "assumptions/base.toml", "-o", out], ["validate",
+                                                               "assumptions/base.toml"]):
+        p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                           text=True, cwd=ROOT, timeout=120)
+        assert p.returncode == 0, p.stderr
+        got[args[0]] = p.stdout.strip().splitlines()[-1]
+    assert got == {"run": "False", "validate": "True"}
+    import gc
+    import zipfile
+
+    with zipfile.ZipFile(out) as z:
+        assert "xl/workbook.xml" in z.namelist()
+
+    from finmodel.cli import main
+
+    assert main(["run", "assumptions/base.toml", "-o", str(tmp_path / "p.xlsx")]) == 0
+    assert gc.isenabled()
+
+
 def test_run_with_its_workbook_and_json_does_not_import_pandas(tmp_path):
     # pandas' import was a tenth of `finmodel run`; the DataFrame views build it on use.
     code = ("import sys; from finmodel.cli import main; "

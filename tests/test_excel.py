@@ -366,6 +366,8 @@ SAMPLE_ROWS = [
     (["=A1>0", "=B1", "=C1", "=D1"], "fmt", [True, "#N/A", "text", float("nan")]),
     (["=SUM(A1:A3)", "=SORT(A1:A3)", "=A1", "=_xlfn.SEC(1)"], "fmt", [1.0, 2.0, 3.0, 4.0]),
     (["=XINGLE(A1)", "=A2", "=A3", "=A4"], "fmt", [0.0, 0.0, 0.0, 0.0]),
+    # Values met again (their text is kept), and zeros of both signs (one key).
+    (["=A1", "=A2", "=A3", "=A4", "=A5"], "fmt", [0.0, -0.0, 2.5, 2.5, -0.0]),
     (["=1", "=2"], "fmt", [1.0, 2.0]),  # at the last columns
 ]
 
@@ -405,6 +407,7 @@ def test_formula_rows_write_xlsxwriters_own_xml(tmp_path, options):
     own = _rows_xml(tmp_path, "own", False, options)
     assert fast == own
     assert b'<f>E5&amp;"&lt;x&gt;"</f><v>1.5</v>' in fast
+    assert b"<f>A1</f><v>0.0</v>" in fast and b"<f>A5</f><v>-0.0</v>" in fast
     assert fast.count(b'<c r="XF') == 1  # the last column written, the one past refused
 
 
@@ -438,6 +441,55 @@ def test_line_templates_render_every_cell_as_cell_by_cell_rendering():
     fw = FormulaWriter(lay, result.model.lines)
     for ln in result.model.lines:
         assert fw.line_cells(ln) == [fw.line_cell(t, ln) for t in range(n)], ln.name
+
+
+# Sheet names that put what XlsxWriter rewrites into every formula reading them: a
+# dynamic-array function's call, INGLE( and an _xlfn. prefix (quoted sheet names may hold
+# them); the first is the plain case.
+@pytest.mark.parametrize("other", ["Other sheet", "Wrap SORT(x)", "Is SINGLE(", "_xlfn.X"])
+def test_template_rows_write_xlsxwriters_own_xml(tmp_path, other):
+    # write_formula_row scans a RowFormulas' short text instead of its formulas: every row
+    # of the base model, written from line_cells, is the XML XlsxWriter writes for the
+    # same formulas cell by cell, with and without something it rewrites.
+    from finmodel.excel.fastxml import RowFormulas, fast_formulas, write_formula_row
+    from finmodel.excel.formulas import FormulaWriter, Layout
+
+    result = finmodel.run(finmodel.load_assumptions("assumptions/base.toml"), breakevens=False)
+    n = result.timeline.months
+    lay = Layout(FIRST_COL, n)
+    lay.time_rows = {k: 6 + i for i, k in enumerate(("start", "end", "days", "index",
+                                                   "year", "model_year", "first"))}
+    for i, ln in enumerate(result.model.lines):
+        lay.line_rows[ln.name] = ("Sheet" if i % 2 else other, 14 + i)
+    for i, x in enumerate(result.model.scalars):
+        lay.scalar_cells[x.name] = ("Values", 7 + i, 2)
+    fw = FormulaWriter(lay, result.model.lines)
+    rows = [fw.line_cells(ln) for ln in result.model.lines]
+    assert sum(type(r) is RowFormulas for r in rows) > 0.9 * len(rows)
+    xml = {}
+    for fast in (True, False):
+        path = tmp_path / f"{fast}.xlsx"
+        wb = xlsxwriter.Workbook(str(path))
+        fmt = wb.add_format({"num_format": "0.00"})
+        ws = wb.add_worksheet("Sheet")
+        if fast:
+            fast_formulas(ws)
+        for r, formulas in enumerate(rows):
+            values = [float(t) for t in range(n)]
+            if fast:
+                write_formula_row(ws, r, range(FIRST_COL, FIRST_COL + n), formulas, fmt,
+                                  values)
+            else:
+                for t, (f, v) in enumerate(zip(formulas, values)):
+                    ws.write_formula(r, FIRST_COL + t, f, fmt, v)
+        wb.close()
+        with zipfile.ZipFile(path) as z:
+            xml[fast] = z.read("xl/worksheets/sheet1.xml")
+    assert xml[True] == xml[False]
+    if other == "Wrap SORT(x)":
+        assert b"_xlfn._xlws.SORT(x)" in xml[True]  # XlsxWriter rewrote the name
+    if other == "Is SINGLE(":
+        assert b"_xlfn.SINGLE(" in xml[True]
 
 
 def test_formulas_grow_linearly_with_the_horizon(tmp_path):

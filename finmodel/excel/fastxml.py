@@ -90,6 +90,14 @@ def fast_formulas(ws: Any) -> Any:
         table, row_info, comments, spans = ws.table, ws.row_info, ws.comments, ws.row_spans
         colmin, colmax = ws.dim_colmin, ws.dim_colmax
         write = ws.fh.write
+        # Each format's XF index, asked of XlsxWriter once per sheet: a format equal to an
+        # earlier one keeps no index of its own and recomputed its key on every cell.
+        # The first ask is at the cell XlsxWriter's own loop asks at first, so any index
+        # handed out is the same.
+        xfs: dict[int, int] = {}
+        # Each value's text once: the base workbook's 123,000 cached values are 19,000
+        # distinct numbers (a float's shortest repr is most of a cell's time).
+        texts: dict[float, str] = {}
         for row_num in range(ws.dim_rowmin, ws.dim_rowmax + 1):
             cells = table[row_num]  # the defaultdict entry XlsxWriter's loop also makes
             info = row_info.get(row_num)
@@ -104,17 +112,26 @@ def fast_formulas(ws: Any) -> Any:
                 if not colmin <= col_num <= colmax:
                     continue
                 cell = cells[col_num]
-                if (type(cell) is CellFormulaTuple and type(cell.value) is float
-                        and cell.format):
-                    name = _COLS.get(col_num)
-                    if name is None:
-                        name = _COLS[col_num] = xl_col_to_name(col_num)
-                    f = cell.formula
-                    if "&" in f or "<" in f or ">" in f:
-                        f = f.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    run.append(f'<c r="{name}{r}" s="{cell.format._get_xf_index()}">'
-                               f"<f>{f}</f><v>{cell.value}</v></c>")
-                    continue
+                if type(cell) is CellFormulaTuple:
+                    f, fmt, v = cell  # (formula, format, value)
+                    if type(v) is float and fmt:
+                        name = _COLS.get(col_num)
+                        if name is None:
+                            name = _COLS[col_num] = xl_col_to_name(col_num)
+                        xf = xfs.get(id(fmt))
+                        if xf is None:
+                            xf = xfs[id(fmt)] = fmt._get_xf_index()
+                        if "&" in f or "<" in f or ">" in f:
+                            f = (f.replace("&", "&amp;").replace("<", "&lt;")
+                                 .replace(">", "&gt;"))
+                        if v:  # 0.0 and -0.0 are one key: zeros are written as they are
+                            text = texts.get(v)
+                            if text is None:
+                                text = texts[v] = str(v)
+                        else:
+                            text = str(v)
+                        run.append(f'<c r="{name}{r}" s="{xf}"><f>{f}</f><v>{text}</v></c>')
+                        continue
                 if run:
                     write("".join(run))
                     run = []
@@ -140,6 +157,28 @@ def _all_plain(formulas: Sequence[str], joined: str) -> bool:
         return False
 
 
+class RowFormulas(list):
+    """A row's formulas (a list of ``str``) that carries ``text``: a short string holding
+    every run of characters of every formula except the column letters of references
+    (:meth:`finmodel.excel.formulas.FormulaWriter.line_cells` makes it from the one
+    template it fills in for each period).
+
+    The runs in ``text`` are separated by characters that none of the patterns
+    :func:`write_formula_row` looks for can match across (a newline, ``%s``). As a
+    column's letters are always followed by its row number (``$`` or a digit), no
+    function call (``NAME(``), ``_xlfn.`` or closing ``}`` of a formula can take a
+    letter from them: what matches in a formula matches in ``text``, and
+    :func:`write_formula_row` scans ``text`` instead of the whole row (a row of 180
+    formulas is ~100 times longer; scanning every row was ~0.08 s of the base export).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, formulas, text: str) -> None:
+        super().__init__(formulas)
+        self.text = text
+
+
 def write_formula_row(ws: Any, row: int, cols: Sequence[int], formulas: Sequence[str],
                       fmt: Any, values: Sequence[float]) -> None:
     """``ws.write_formula(row, c, f, fmt, v)`` for each column, formula and value.
@@ -147,12 +186,14 @@ def write_formula_row(ws: Any, row: int, cols: Sequence[int], formulas: Sequence
     Stores what XlsxWriter's ``_write_formula`` stores (the formula without its ``=``)
     when no formula of the row is one it would treat specially (a dynamic-array or
     array formula, an ``_xlfn.`` prefix, future functions on) and the row is inside
-    the sheet: the regex searches run once over the row instead of once per cell. Any
-    other row is written cell by cell by XlsxWriter.
+    the sheet: the regex searches run once over the row (over its :class:`RowFormulas`
+    ``text`` when it has one) instead of once per cell. Any other row is written cell
+    by cell by XlsxWriter.
     """
     if not formulas:
         return
-    joined = "\n".join(formulas)  # no pattern below can match across a newline
+    # No pattern below can match across a newline.
+    joined = formulas.text if type(formulas) is RowFormulas else "\n".join(formulas)
     special = _CALLS is None or any(call in joined for call in _CALLS)
     if (ws.use_future_functions or ws.constant_memory or "_xlfn." in joined
             or special and (re_dynamic_function.search(joined) or _REWRITTEN.search(joined))

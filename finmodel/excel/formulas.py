@@ -33,6 +33,7 @@ from finmodel.engine.expr import (
 )
 from finmodel.engine.graph import Line, Node, Scalar, walk
 from finmodel.errors import ExportError
+from finmodel.excel.fastxml import RowFormulas
 
 # Operator precedence in Excel formulas (higher binds tighter).
 _PREC = {"=": 1, "<>": 1, "<": 1, "<=": 1, ">": 1, ">=": 1, "+": 2, "-": 2, "*": 3, "/": 3,
@@ -191,7 +192,8 @@ class FormulaWriter:
         return "=" + self._r(e, t, sheet, 0)
 
     def line_cells(self, line: Line) -> list[str]:
-        """The formulas of ``line`` in every period, as :meth:`line_cell` gives them.
+        """The formulas of ``line`` in every period, as :meth:`line_cell` gives them (a
+        :class:`~finmodel.excel.fastxml.RowFormulas` when rendered from a template).
 
         Past its longest lag a line's formula differs from period to period only in its
         relative columns, so it is rendered once with the columns left open and filled in
@@ -211,9 +213,12 @@ class FormulaWriter:
             self._template = None
         texts, offsets = parts[0::2], [int(x) for x in parts[1::2]]
         cols, tail = self._columns, texts[1:]
+        # Every formula's text but the open columns' letters (always followed by a row
+        # number), for write_formula_row to scan instead of the whole row.
+        text = "\n".join(out + texts)
         if not offsets:  # the same formula in every period
             out.extend([texts[0]] * (n - k))
-            return out
+            return RowFormulas(out, text)
         if all(0 <= k + d and n + d <= len(cols) for d in offsets):
             # One %-template, filled from each open column's letters shifted by its
             # offset: str % tuple per period instead of a join of pieces (a third of the
@@ -221,7 +226,7 @@ class FormulaWriter:
             template = "%s".join(x.replace("%", "%%") for x in texts)
             out.extend(template % args for args in
                        zip(*(cols[k + d:n + d] for d in offsets), strict=True))
-            return out
+            return RowFormulas(out, text)
         for t in range(k, n):
             pieces = [texts[0]]
             for d, text in zip(offsets, tail):

@@ -411,6 +411,29 @@ def test_formula_rows_write_xlsxwriters_own_xml(tmp_path, options):
     assert fast.count(b'<c r="XF') == 1  # the last column written, the one past refused
 
 
+def test_row_spans_are_xlsxwriters_own(tmp_path):
+    # Cells and comments scattered over blocks of 16 rows, some blocks empty, a comment
+    # alone in its block, the dimensions narrowed after writing (a cell outside them).
+    from finmodel.excel.fastxml import row_spans
+
+    rng = np.random.default_rng(7)
+    wb = xlsxwriter.Workbook(str(tmp_path / "s.xlsx"))
+    ws = wb.add_worksheet()
+    for r, c in zip(rng.integers(2, 200, 300), rng.integers(1, 60, 300)):
+        if 64 <= r < 96:
+            continue
+        ws.write_number(int(r), int(c), 1.0)
+    ws.write_comment(70, 3, "alone in its block")
+    ws.write_comment(5, 61, "right of every cell")
+    ws.write_comment(210, 0, "below every cell")
+    ws.write_number(150, 58, 2.0)
+    ws.dim_colmax = 57  # a cell outside the dimensions does not widen a span
+    expected = ws._calculate_spans() or ws.row_spans
+    assert len(expected) > 8
+    assert row_spans(ws) == expected
+    wb.close()
+
+
 def test_fast_path_knows_every_function_xlsxwriter_rewrites():
     import inspect
 

@@ -26,7 +26,7 @@ from finmodel.excel.dashboard import write_dashboard
 from finmodel.excel.constants import constant_name
 from finmodel.excel.fastxml import DYNAMIC_FUNCTIONS  # noqa: F401  (tests read it here)
 from finmodel.excel.fastxml import fast_formulas as _fast_formulas
-from finmodel.excel.fastxml import write_formula_row
+from finmodel.excel.fastxml import column_name, write_formula_row
 from finmodel.excel.helpers import split_long
 from finmodel.excel.package import Workbook, paused_gc
 from finmodel.excel.formulas import (
@@ -291,31 +291,32 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
     ws = sheets[TIMELINE_SHEET]
     _sheet_header(ws, st, TIMELINE_SHEET, result, lay, None)
     rows = tl.rows
+    cols = range(FIRST_COL, FIRST_COL + n)
     for kind, r in lay.time_rows.items():
         ws.write_string(r, 0, TIME_LABELS[kind], st.label)
-        fmt = st.cell(TIME_UNITS[kind])
-        for t in range(n):
-            c = lay.col(t)
-            here = xl_rowcol_to_cell
-            start = here(lay.time_rows["start"], c)
-            idx = here(lay.time_rows["index"], c)
+        formulas = []
+        for c in cols:
+            start = _ref(lay.time_rows["start"], c)
+            idx = _ref(lay.time_rows["index"], c)
             if kind == "start":
                 f = f"=EDATE(case_start_month,{idx})"
             elif kind == "end":
                 f = f"=EDATE({start},1)"
             elif kind == "days":
-                f = f"={here(lay.time_rows['end'], c)}-{start}"
+                f = f"={_ref(lay.time_rows['end'], c)}-{start}"
             elif kind == "index":
                 # One formula across: the column's distance from the first month.
-                f = f"=COLUMN()-COLUMN({here(r, FIRST_COL, False, True)})"
+                f = f"=COLUMN()-COLUMN({_ref(r, FIRST_COL, False, True)})"
             elif kind == "year":
                 f = f"=YEAR({start})"
             elif kind == "first":
                 f = f"=IF({idx}=0,1,0)"
             else:
                 f = f"=INT({idx}/12)+1"
-            v = float(t == 0) if kind == "first" else float(rows[kind][t])
-            ws.write_formula(r, c, f, fmt, v)
+            formulas.append(f)
+        cached = ([float(t == 0) for t in range(n)] if kind == "first"
+                  else [float(v) for v in rows[kind][:n]])
+        write_formula_row(ws, r, cols, formulas, st.cell(TIME_UNITS[kind]), cached)
     _monthly_layout(ws, result, n, month_width=7)  # "1 Jan 26" dates
 
     # --- calculation sheets -------------------------------------------------------------
@@ -403,11 +404,10 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
         for k, (first, last) in enumerate(spans):
             # Each year over its own months (contiguous on the timeline): a SUMIF over the
             # whole month row in every year made the workbook quadratic in the horizon.
-            end = prefix + xl_rowcol_to_cell(r, lay.col(last))
+            end = prefix + _ref(r, lay.col(last))
             if ln.agg in ("sum", "mean"):
                 f = (f"={'SUM' if ln.agg == 'sum' else 'AVERAGE'}("
-                     f"{prefix}{xl_rowcol_to_cell(r, lay.col(first))}:"
-                     f"{xl_rowcol_to_cell(r, lay.col(last))})")
+                     f"{prefix}{_ref(r, lay.col(first))}:{_ref(r, lay.col(last))})")
             else:
                 f = f"={end}"
             formulas.append(f)
@@ -710,13 +710,13 @@ def _sheet_header(ws, st, title, result, lay, fw) -> None:
         ws.write_blank(4, c, None, st.header_left)
     ws.write_string(3, 2, "Total", st.header)
     ends, years = result.timeline.rows["end"], result.timeline.rows["year"]
-    for t in range(n):
-        c = lay.col(t)
-        src = sheet_ref(TIMELINE_SHEET, title)
-        ws.write_formula(3, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['end'], c)}-1",
-                         st.cell("date", "header_date"), float(ends[t] - 1))
-        ws.write_formula(4, c, f"={src}{xl_rowcol_to_cell(lay.time_rows['year'], c)}",
-                         st.header_year, float(years[t]))
+    cols = range(lay.col(0), lay.col(n))
+    src = sheet_ref(TIMELINE_SHEET, title)
+    end, year = lay.time_rows["end"] + 1, lay.time_rows["year"] + 1
+    write_formula_row(ws, 3, cols, [f"={src}{column_name(c)}{end}-1" for c in cols],
+                      st.cell("date", "header_date"), [float(x - 1) for x in ends[:n]])
+    write_formula_row(ws, 4, cols, [f"={src}{column_name(c)}{year}" for c in cols],
+                      st.header_year, [float(x) for x in years[:n]])
 
 
 #: Widths of the label columns (label, unit, total, model name) and of a month column.
@@ -920,9 +920,15 @@ def _write_link_row(ws, st, lay, key, r, here, values, trows, scenario, names, m
     vals = ([float(t == 0) for t in range(n)] if kind == "time" and name == "first"
             else [float(v) for v in (trows[name] if kind == "time" else cells)[:n]])
     cols = [lay.col(t) for t in range(n)]
-    write_formula_row(ws, r, cols,
-                      [f"={src}{xl_rowcol_to_cell(src_row, c, True, False)}" for c in cols],
+    row = f"${src_row + 1}"
+    write_formula_row(ws, r, cols, [f"={src}{column_name(c)}{row}" for c in cols],
                       fmt, [_cached(v) for v in vals])
+
+
+def _ref(row: int, col: int, row_abs: bool = False, col_abs: bool = False) -> str:
+    """``xl_rowcol_to_cell`` (``E18``, ``$E$18``) with the column's letters made once."""
+    return (f"{'$' if col_abs else ''}{column_name(col)}{'$' if row_abs else ''}"
+            f"{row + 1}")
 
 
 def _cached(v: float) -> float | str:

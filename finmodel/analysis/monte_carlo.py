@@ -32,6 +32,7 @@ import numpy as np
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
 from finmodel.engine.evaluate import Buffers
+from finmodel.engine import compiled
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 MAX_SCENARIOS = 10_000_000
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
+#: From this many scenarios "auto" runs the compiled loop where numba is installed
+#: (importing numba and loading the compiled machine code costs ~0.6 s once per process,
+#: the time of ~2,000 scenarios in numpy; benchmarks/bench_monte_carlo.py).
+COMPILED_THRESHOLD = 2_000
 #: Scenarios per block of path shocks (one generator per block; see the module docstring).
 DRAW_BLOCK = 600
 HASHRATE_LINE = "network.hashrate_eh_s"
@@ -326,9 +331,11 @@ def path_lines(sc: Scenarios, paths: Paths, seed: int, start: int, stop: int
 
 
 def _evaluate_chunk(sc: Scenarios, inputs: dict[str, np.ndarray], paths: Paths, seed: int,
-                    start: int, stop: int, metrics: Sequence[str]) -> pd.DataFrame:
+                    start: int, stop: int, metrics: Sequence[str], kernel: str = "numpy"
+                    ) -> pd.DataFrame:
     lines = path_lines(sc, paths, seed, start, stop)
-    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS)
+    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS,
+                       compiled=kernel == "compiled")
 
 
 def _chunk(args: tuple) -> pd.DataFrame:
@@ -344,7 +351,8 @@ def monte_carlo(a: Assumptions, n: int, *,
                 paths: Paths | None = None, seed: int = 0,
                 metrics: Sequence[str] = ("npv_usd", "project_irr"),
                 chunk_size: int = 600, executor: Executor | str | None = "auto",
-                progress=None, keep_lines: bool = False) -> MonteCarlo:
+                progress=None, keep_lines: bool = False, kernel: str = "auto"
+                ) -> MonteCarlo:
     """Run ``n`` scenarios of the case.
 
     Parameters
@@ -375,6 +383,12 @@ def monte_carlo(a: Assumptions, n: int, *,
         Also return the stochastic price and hashrate lines, (n, months) each, in
         ``extra["lines"]``; by default only the metrics and sampled inputs are kept, so
         memory does not grow with n x months.
+    kernel
+        ``"compiled"``: each chunk in one loop compiled by numba, scenario by scenario
+        (:mod:`finmodel.engine.compiled`; ``pip install finmodel[fast]``), ~4x faster;
+        ``"numpy"``: the numpy evaluator; ``"auto"``: compiled from
+        :data:`COMPILED_THRESHOLD` scenarios where numba is installed. The results are
+        the same bits either way; ``extra["kernel"]`` says which ran.
 
     Raises
     ------
@@ -397,6 +411,15 @@ def monte_carlo(a: Assumptions, n: int, *,
     if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
         raise InputError(f"monte_carlo: metrics must be a list of metric names, got "
                          f"{shown(metrics)}")
+    if kernel not in ("auto", "compiled", "numpy"):
+        raise InputError(f"monte_carlo: kernel must be 'auto', 'compiled' or 'numpy', got "
+                         f"{shown(kernel)}")
+    if kernel == "compiled" and not compiled.available():
+        raise InputError("monte_carlo: kernel='compiled' needs numba (pip install "
+                         "'finmodel[fast]')")
+    if kernel == "auto":
+        kernel = ("compiled" if n >= COMPILED_THRESHOLD and compiled.installed()
+                  and compiled.available() else "numpy")
     if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
         raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
                          f"concurrent.futures.Executor, got {shown(executor)}")
@@ -414,7 +437,8 @@ def monte_carlo(a: Assumptions, n: int, *,
             inputs[p] = dists[p].ppf(u[:, k])
     paths = paths or Paths()
     bounds = list(range(0, n, chunk_size)) + [n]
-    slices = [({p: v[i:j] for p, v in inputs.items()}, paths, seed, i, j, tuple(metrics))
+    slices = [({p: v[i:j] for p, v in inputs.items()}, paths, seed, i, j, tuple(metrics),
+               kernel)
               for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
         executor = "processes" if n > PROCESS_THRESHOLD else None
@@ -432,7 +456,7 @@ def monte_carlo(a: Assumptions, n: int, *,
         _BUFFERS.clear()  # (a worker process keeps its own for its next chunks)
     samples = pd.concat(frames, ignore_index=True)
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
-    extra: dict[str, Any] = {"paths": paths}
+    extra: dict[str, Any] = {"paths": paths, "kernel": kernel}
     if keep_lines:
         extra["lines"] = path_lines(sc, paths, seed, 0, n)
     return MonteCarlo(samples, drawn, seed, extra)

@@ -423,7 +423,12 @@ def monte_carlo(a: Assumptions, n: int, *,
     if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
         raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
                          f"concurrent.futures.Executor, got {shown(executor)}")
-    sc = Scenarios.of(a)
+    if not isinstance(a, Assumptions):
+        sc = Scenarios.of(a)  # (says what was expected)
+    case_json = a.model_dump_json()
+    # The model built once per case (and so its compiled program, its constants): a
+    # sensitivity study runs many Monte Carlos of one case.
+    sc = _scenarios(case_json)
     if not metrics:
         raise InputError("monte_carlo: metrics must name at least one metric")
     for m in metrics:
@@ -450,7 +455,6 @@ def monte_carlo(a: Assumptions, n: int, *,
                 if progress:
                     progress(done, len(slices))
         else:
-            case_json = a.model_dump_json()
             frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
     finally:
         _BUFFERS.clear()  # (a worker process keeps its own for its next chunks)

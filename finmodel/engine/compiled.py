@@ -190,21 +190,34 @@ class _Program:
                 self._varying_memo.clear()
         # Nodes that do not vary: the numpy evaluator, once per set of inputs.
         self.fixed = [g for g in plan if g[0].name not in self.varying]
-        # The rest in order: runs of machine-evaluable groups, and the groups left to numpy.
-        self.parts: list = []
-        run: list[list[Node]] = []
+        # The rest in stages: stage s is a machine segment (the groups it can run, in plan
+        # order) and then the groups left to numpy that read nothing later. A group goes
+        # to the earliest stage after everything it reads (so an IRR, read by nothing the
+        # machine computes, does not split the machine's work in two).
+        stage: dict[str, int] = {}  # machine groups' nodes
+        after: dict[str, int] = {}  # numpy groups' nodes: they run after segment s
+        runs: dict[int, list[list[Node]]] = {}
+        rest: dict[int, list[list[Node]]] = {}
         for group in plan:
             if group[0].name not in self.varying:
                 continue
+            names = {x.name for x in group}
+            reads = {t.name for x in group for t in _targets(x)} - names
+            s_in = max([stage[r] for r in reads if r in stage]
+                       + [after[r] + 1 for r in reads if r in after] + [0])
             if all(self._compilable(x) for x in group):
-                run.append(group)
+                runs.setdefault(s_in, []).append(group)
+                stage.update(dict.fromkeys(names, s_in))
             else:
-                if run:
-                    self.parts.append(run)
-                    run = []
-                self.parts.append(group)
-        if run:
-            self.parts.append(run)
+                s_out = max([stage[r] for r in reads if r in stage]
+                            + [after[r] for r in reads if r in after] + [0])
+                rest.setdefault(s_out, []).append(group)
+                after.update(dict.fromkeys(names, s_out))
+        self.parts: list = []
+        for s_ in range(max([*runs, *rest, -1]) + 1):
+            if s_ in runs:
+                self.parts.append(runs[s_])
+            self.parts.extend(rest.get(s_, []))
         # What each machine segment must export: nodes read outside it, or asked for.
         outside: set[str] = set(only)
         segments = [p for p in self.parts if p and isinstance(p[0], list)]
@@ -222,7 +235,8 @@ class _Program:
                       for p in self.parts]
         self.const_fingerprint: tuple | None = None
         self.sum_plan = _kernel().sum_plan(n)
-        self.const_table: np.ndarray | None = None
+        self.const_rows = np.empty((0, n))
+        self.const_numbers = np.empty(0)
         self.const_values: dict[str, np.ndarray] = {}
 
     # --- analysis ---
@@ -277,8 +291,9 @@ class _Program:
         return _V(i)
 
     def constants(self, ev: _Evaluator) -> None:
-        """Put the values that do not vary by scenario into ``ev`` (and the constant rows
-        into ``const_table``), computing them only when those inputs changed."""
+        """Put the values that do not vary by scenario into ``ev``, and the machine's
+        constants into ``const_rows`` and ``const_numbers``, computing them only when
+        those inputs changed."""
         fingerprint = _fingerprint(ev, self)
         if fingerprint != self.const_fingerprint:
             ev.values.clear()
@@ -287,17 +302,35 @@ class _Program:
                     ev._evaluate_node(group[0])
                 else:
                     ev._evaluate_recursive(group)
-            table = np.empty((len(self.const_keys), self.n))
-            for i, key in enumerate(self.const_keys):
-                kind, what = key
+            values = []
+            for kind, what in self.const_keys:
                 if kind == "value":
-                    table[i] = what
+                    values.append(np.array([[what]]))
                 elif kind == "node":
-                    table[i] = ev.values[what]
+                    values.append(ev.values[what])
+                elif kind == "npv_discount":  # as _Evaluator._reduce computes it
+                    rate = ev.eval(self._const_exprs[what], None)
+                    values.append((1.0 + rate) ** np.arange(1, self.n + 1)[None, :])
                 else:
-                    table[i] = ev.eval(self._const_exprs[what], None)
+                    values.append(ev.eval(self._const_exprs[what], None))
+            # A constant that is one number (an input, a literal) is read as a number; only
+            # rows of values per period take rows of the machine, which then fit a core's
+            # cache (a row of 240 values per number did not: ~2x the time per instruction).
+            periodic = [np.ndim(v) == 2 and v.shape[1] > 1 for v in values]
+            rows = [i for i, p in enumerate(periodic) if p]
+            numbers = [i for i, p in enumerate(periodic) if not p]
+            where = np.empty(len(values), dtype=np.int64)
+            where[rows] = np.arange(len(rows))
+            where[numbers] = -1 - np.arange(len(numbers))
+            self.const_rows = np.empty((len(rows), self.n))
+            for j, i in enumerate(rows):
+                self.const_rows[j] = values[i]
+            self.const_numbers = np.array([float(np.ravel(values[i])[0]) for i in numbers])
+            for part in self.parts:
+                if isinstance(part, _Segment):
+                    part.relocate(where, len(self.const_keys), len(rows))
             self.const_values = dict(ev.values)
-            self.const_table, self.const_fingerprint = table, fingerprint
+            self.const_fingerprint = fingerprint
         ev.values.update(self.const_values)
 
 
@@ -341,7 +374,8 @@ class _Segment:
                     else:
                         code.append(_Ins("EXPORT", len(self.exports), self.reg[x.name]))
                         self.exports.append(x.name)
-        self.code, self.rows = _layout(code, len(program.const_keys))
+        self.layout, self.regs_at, self.registers = _layout(code, len(program.const_keys))
+        self.code = self.layout  # until the constants say which are rows (see _Program)
 
     # --- code generation ---
 
@@ -489,7 +523,11 @@ class _Segment:
             code.append(_Ins("CUMSUM", d, self._node(e.target, code)))
         elif isinstance(e, Reduce):
             a = self._node(e.target, code)
-            if e.kind == "npv":
+            if e.kind == "npv" and not self.p._varies(e.arg):
+                # numpy's own discount row (1 + r) ** t: its pow, computed once
+                code.append(_Ins("NPVD", d, a, self.p.const(("npv_discount", id(e.arg)),
+                                                            e.arg)))
+            elif e.kind == "npv":
                 code.append(_Ins("NPV", d, a, sub(e.arg)))
             else:
                 code.append(_Ins({"total": "TOTAL", "row_min": "RMIN", "row_max": "RMAX"}
@@ -500,12 +538,26 @@ class _Segment:
 
     # --- running ---
 
+    def relocate(self, where: np.ndarray, n_const: int, n_rows: int) -> None:
+        """Point the program's constants at their row (``where`` >= 0) or number
+        (``-1 - where``), and its registers at the rows after the ``n_rows`` constant rows
+        (three more, last, are the machine's scratch rows)."""
+        code = self.layout.copy()
+        regs = self.regs_at
+        field = code[regs]
+        is_const = field < n_const
+        field[is_const] = where[field[is_const]]
+        field[~is_const] += n_rows - n_const
+        code[regs] = field
+        self.code = code
+        self.rows = n_rows + self.registers + 3
+
     def run(self, k, ev: _Evaluator) -> bool:
         """Run the segment for every scenario of ``ev``; its exports into ``ev.values``.
         False when a line is not finite (nothing is then kept)."""
         s, n = ev.s, ev.n
         W = np.empty((self.rows, n))
-        W[:len(self.p.const_keys)] = self.p.const_table
+        W[:len(self.p.const_rows)] = self.p.const_rows
         scen = np.empty((s, max(1, len(self.scen_names))))
         for j, name in enumerate(self.scen_names):
             v = ev.inputs[name] if name in ev.inputs else ev.values[name]
@@ -531,7 +583,8 @@ class _Segment:
         X = np.empty((max(1, len(self.exports)), s, n))
         XS = np.empty((s, max(1, len(self.scalar_exports))))
         err = np.zeros(3, dtype=np.int64)
-        k.run(self.code, W, scen, G, P, idx, X, XS, err, self.p.sum_plan)
+        k.run(self.code, W, self.p.const_numbers, scen, G, P, idx, X, XS, err,
+              self.p.sum_plan)
         if err[0]:
             return False
         for j, name in enumerate(self.exports):
@@ -575,12 +628,13 @@ def _walk(e: Expr):
 _OPS = {name: i for i, name in enumerate(
     "MUL ADD SUB DIV IF MAX MIN GT EQ LE LT GE NE POW NEG FLOOR AND OR "
     "LOADS LOADG GATHER LAG SHIFT CUMSUM TOTAL RMIN RMAX NPV "
-    "EXPORT EXPORTS CHECK COPY HOLD LOOP".split())}
+    "EXPORT EXPORTS CHECK COPY HOLD NPVD LOOP".split())}
 
 
-def _layout(code: list[_Ins], n_const: int) -> tuple[np.ndarray, int]:
-    """The program as an int array, registers given rows (from ``n_const`` up; a row is
-    reused once its value is read no more), and the number of rows."""
+def _layout(code: list[_Ins], n_const: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The program as an int array (constants as their index, registers given rows from
+    ``n_const`` up, a row reused once its value is read no more), where it holds
+    registers and constants, and the number of register rows."""
     flat: list[_Ins] = []
     loops: list[tuple[int, int]] = []  # (position of LOOP, position after its body)
     for ins in code:
@@ -637,12 +691,14 @@ def _layout(code: list[_Ins], n_const: int) -> tuple[np.ndarray, int]:
         for r in ends.get(pos, ()):
             free.append(row[r])
     out = np.zeros((len(flat), 6), dtype=np.int64)
+    regs_at = np.zeros((len(flat), 6), dtype=bool)
     for pos, ins in enumerate(flat):
         vals = [_OPS[ins.op]]
-        for f in ("d", "a", "b", "c"):
+        for j, f in enumerate(("d", "a", "b", "c"), start=1):
             v = getattr(ins, f)
+            regs_at[pos, j] = isinstance(v, _V)
             vals.append((v.const if v.const >= 0 else row[id(v)]) if isinstance(v, _V)
                         else int(v))
         vals.append(int(ins.k))
         out[pos] = vals
-    return out, max(top, n_const + 1)
+    return out, regs_at, top - n_const

@@ -27,7 +27,8 @@ _jit = njit(cache=True, nogil=True, error_model="numpy")
 # Operation codes (the order is the dispatch order: the commonest first).
 MUL, ADD, SUB, DIV, IF, MAX, MIN, GT, EQ, LE, LT, GE, NE, POW, NEG, FLOOR, AND, OR = range(18)
 LOADS, LOADG, GATHER, LAG, SHIFT, CUMSUM, TOTAL, RMIN, RMAX, NPV = range(18, 28)
-EXPORT, EXPORTS, CHECK, COPY, HOLD, LOOP = range(28, 34)
+EXPORT, EXPORTS, CHECK, COPY, HOLD, NPVD, LOOP = range(28, 35)
+EXPONENT = 0x7FF0000000000000  # a float64's exponent bits
 
 
 def sum_plan(n: int) -> np.ndarray:
@@ -53,11 +54,13 @@ def sum_plan(n: int) -> np.ndarray:
 
 
 @_jit
-def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.ndarray,
-        idx: np.ndarray, X: np.ndarray, XS: np.ndarray, err: np.ndarray,
+def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.ndarray,
+        P: np.ndarray, idx: np.ndarray, X: np.ndarray, XS: np.ndarray, err: np.ndarray,
         plan: np.ndarray) -> None:
     """Run ``code`` for every scenario ``i`` of ``scen`` (rows of ``W`` from ``code``'s
-    first register up are the machine's; the rows below hold constants, written once).
+    first register up are the machine's; the rows below hold constants, written once; the
+    last three are scratch). An operand ``a``, ``b`` or ``c`` below 0 is the number
+    ``K[-1 - a]``, a constant that is one value for every period.
 
     ``scen`` (S, k): scenario-level inputs; ``G`` (g, S, n): given lines; ``P`` (p, S,
     years): per-scenario yearly paths, read at positions ``idx`` (q, n); ``X`` (x, S, n)
@@ -68,26 +71,22 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
     """
     n = W.shape[1]
     m = code.shape[0]
+    Wi = W.view(np.int64)
+    TA, TB, TC = W.shape[0] - 3, W.shape[0] - 2, W.shape[0] - 1
     stack = np.empty(plan.shape[0] + 1)
     for i in range(scen.shape[0]):
         pc = 0
         while pc < m:
             op, d, a, b, c, k = (code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3],
                                  code[pc, 4], code[pc, 5])
-            if op == HOLD:  # d = b where a is not 0, else d one period earlier (c first)
-                for t in range(n):
-                    if W[a, t] != 0.0:
-                        W[d, t] = W[b, t]
-                    else:
-                        W[d, t] = W[d, t - 1] if t >= 1 else W[c, t]
-                pc += 1
-                continue
             if op == LOOP:  # the next ``a`` instructions, period by period
                 for t in range(n):
                     for q in range(pc + 1, pc + 1 + a):
                         o, dq, aq, bq, cq, kq = (code[q, 0], code[q, 1], code[q, 2],
                                                  code[q, 3], code[q, 4], code[q, 5])
-                        u, v = W[aq, t], W[bq, t]
+                        u = K[-1 - aq] if aq < 0 else W[aq, t]
+                        v = K[-1 - bq] if bq < 0 else W[bq, t]
+                        w = K[-1 - cq] if cq < 0 else W[cq, t]
                         if o == MUL:
                             W[dq, t] = u * v
                         elif o == ADD:
@@ -97,13 +96,13 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
                         elif o == DIV:
                             W[dq, t] = u / v
                         elif o == IF:
-                            W[dq, t] = v if u != 0.0 else W[cq, t]
+                            W[dq, t] = v if u != 0.0 else w
                         elif o == MAX:
                             W[dq, t] = u if (u >= v or u != u) else v
                         elif o == MIN:
                             W[dq, t] = u if (u <= v or u != u) else v
                         elif o == LAG:
-                            W[dq, t] = W[aq, t - kq] if t >= kq else W[cq, t]
+                            W[dq, t] = W[aq, t - kq] if t >= kq else w
                         elif o == COPY:
                             W[dq, t] = u
                         elif o == GT:
@@ -131,7 +130,55 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
                 pc += 1 + a
                 continue
             # All periods: a loop over the row each (``range(n)``, so the compiler knows
-            # the index is not negative and vectorises it).
+            # the index is not negative and vectorises it). A number operand of the four
+            # commonest operations is read as a number; for the others it is first
+            # written out as a row.
+            if op <= DIV and (a < 0 or b < 0):
+                if b < 0:
+                    v = K[-1 - b]
+                    if op == MUL:
+                        for j in range(n):
+                            W[d, j] = W[a, j] * v
+                    elif op == ADD:
+                        for j in range(n):
+                            W[d, j] = W[a, j] + v
+                    elif op == SUB:
+                        for j in range(n):
+                            W[d, j] = W[a, j] - v
+                    else:
+                        for j in range(n):
+                            W[d, j] = W[a, j] / v
+                else:
+                    v = K[-1 - a]
+                    if op == MUL:
+                        for j in range(n):
+                            W[d, j] = v * W[b, j]
+                    elif op == ADD:
+                        for j in range(n):
+                            W[d, j] = v + W[b, j]
+                    elif op == SUB:
+                        for j in range(n):
+                            W[d, j] = v - W[b, j]
+                    else:
+                        for j in range(n):
+                            W[d, j] = v / W[b, j]
+                pc += 1
+                continue
+            if a < 0:
+                v = K[-1 - a]
+                for j in range(n):
+                    W[TA, j] = v
+                a = TA
+            if b < 0:
+                v = K[-1 - b]
+                for j in range(n):
+                    W[TB, j] = v
+                b = TB
+            if c < 0:
+                v = K[-1 - c]
+                for j in range(n):
+                    W[TC, j] = v
+                c = TC
             if op <= POW:
                 if op == MUL:
                     for j in range(n):
@@ -193,6 +240,12 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
             elif op == COPY:
                 for j in range(n):
                     W[d, j] = W[a, j]
+            elif op == HOLD:  # d = b where a is not 0, else d one period earlier (c first)
+                for t in range(n):
+                    if W[a, t] != 0.0:
+                        W[d, t] = W[b, t]
+                    else:
+                        W[d, t] = W[d, t - 1] if t >= 1 else W[c, t]
             elif op == LOADS:
                 v = scen[i, a]
                 for j in range(n):
@@ -224,12 +277,16 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
                 for j in range(1, n):
                     acc = acc + W[a, j]
                     W[d, j] = acc
-            elif op == TOTAL or op == NPV:
+            elif op == TOTAL or op == NPV or op == NPVD:
                 x = W[a]
                 if op == NPV:  # sum(row / (1 + rate) ** period), periods from 1
                     g = 1.0 + W[b, 0]
                     for j in range(n):
                         W[d, j] = W[a, j] / g ** float(j + 1)
+                    x = W[d]
+                elif op == NPVD:  # the same, (1 + rate) ** period given as row b
+                    for j in range(n):
+                        W[d, j] = W[a, j] / W[b, j]
                     x = W[d]
                 top = 0
                 for r in range(plan.shape[0]):
@@ -281,11 +338,11 @@ def run(code: np.ndarray, W: np.ndarray, scen: np.ndarray, G: np.ndarray, P: np.
                     X[d, i, j] = W[a, j]
             elif op == EXPORTS:
                 XS[i, d] = W[a, 0]
-            else:  # CHECK: x - x is 0 for every finite x, NaN for NaN and inf
-                ok = True
+            else:  # CHECK: a value is finite unless its exponent bits are all ones
+                lowest = EXPONENT  # (an integer minimum: vectorised, unlike a float sum)
                 for j in range(n):
-                    ok &= W[a, j] - W[a, j] == 0.0
-                if not ok:
+                    lowest = min(lowest, (Wi[a, j] & EXPONENT) ^ EXPONENT)
+                if lowest == 0:
                     err[0], err[1], err[2] = 1, k, i
                     return
             pc += 1

@@ -32,6 +32,7 @@ import numpy as np
 from finmodel.analysis.sensitivity import Scenarios
 from finmodel.api import PRICE_LINE
 from finmodel.engine.evaluate import Buffers
+from finmodel.engine import compiled
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 MAX_SCENARIOS = 10_000_000
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
+#: From this many scenarios "auto" runs the compiled loop where numba is installed
+#: (importing numba and loading the compiled machine code costs ~0.6 s once per process,
+#: the time of ~2,000 scenarios in numpy; benchmarks/bench_monte_carlo.py).
+COMPILED_THRESHOLD = 2_000
 #: Scenarios per block of path shocks (one generator per block; see the module docstring).
 DRAW_BLOCK = 600
 HASHRATE_LINE = "network.hashrate_eh_s"
@@ -326,9 +331,11 @@ def path_lines(sc: Scenarios, paths: Paths, seed: int, start: int, stop: int
 
 
 def _evaluate_chunk(sc: Scenarios, inputs: dict[str, np.ndarray], paths: Paths, seed: int,
-                    start: int, stop: int, metrics: Sequence[str]) -> pd.DataFrame:
+                    start: int, stop: int, metrics: Sequence[str], kernel: str = "numpy"
+                    ) -> pd.DataFrame:
     lines = path_lines(sc, paths, seed, start, stop)
-    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS)
+    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS,
+                       compiled=kernel == "compiled")
 
 
 def _chunk(args: tuple) -> pd.DataFrame:
@@ -344,7 +351,8 @@ def monte_carlo(a: Assumptions, n: int, *,
                 paths: Paths | None = None, seed: int = 0,
                 metrics: Sequence[str] = ("npv_usd", "project_irr"),
                 chunk_size: int = 600, executor: Executor | str | None = "auto",
-                progress=None, keep_lines: bool = False) -> MonteCarlo:
+                progress=None, keep_lines: bool = False, kernel: str = "auto"
+                ) -> MonteCarlo:
     """Run ``n`` scenarios of the case.
 
     Parameters
@@ -375,6 +383,12 @@ def monte_carlo(a: Assumptions, n: int, *,
         Also return the stochastic price and hashrate lines, (n, months) each, in
         ``extra["lines"]``; by default only the metrics and sampled inputs are kept, so
         memory does not grow with n x months.
+    kernel
+        ``"compiled"``: each chunk in one loop compiled by numba, scenario by scenario
+        (:mod:`finmodel.engine.compiled`; ``pip install finmodel[fast]``), ~4x faster;
+        ``"numpy"``: the numpy evaluator; ``"auto"``: compiled from
+        :data:`COMPILED_THRESHOLD` scenarios where numba is installed. The results are
+        the same bits either way; ``extra["kernel"]`` says which ran.
 
     Raises
     ------
@@ -397,10 +411,24 @@ def monte_carlo(a: Assumptions, n: int, *,
     if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
         raise InputError(f"monte_carlo: metrics must be a list of metric names, got "
                          f"{shown(metrics)}")
+    if kernel not in ("auto", "compiled", "numpy"):
+        raise InputError(f"monte_carlo: kernel must be 'auto', 'compiled' or 'numpy', got "
+                         f"{shown(kernel)}")
+    if kernel == "compiled" and not compiled.available():
+        raise InputError("monte_carlo: kernel='compiled' needs numba (pip install "
+                         "'finmodel[fast]')")
+    if kernel == "auto":
+        kernel = ("compiled" if n >= COMPILED_THRESHOLD and compiled.installed()
+                  and compiled.available() else "numpy")
     if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
         raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
                          f"concurrent.futures.Executor, got {shown(executor)}")
-    sc = Scenarios.of(a)
+    if not isinstance(a, Assumptions):
+        sc = Scenarios.of(a)  # (says what was expected)
+    case_json = a.model_dump_json()
+    # The model built once per case (and so its compiled program, its constants): a
+    # sensitivity study runs many Monte Carlos of one case.
+    sc = _scenarios(case_json)
     if not metrics:
         raise InputError("monte_carlo: metrics must name at least one metric")
     for m in metrics:
@@ -414,7 +442,8 @@ def monte_carlo(a: Assumptions, n: int, *,
             inputs[p] = dists[p].ppf(u[:, k])
     paths = paths or Paths()
     bounds = list(range(0, n, chunk_size)) + [n]
-    slices = [({p: v[i:j] for p, v in inputs.items()}, paths, seed, i, j, tuple(metrics))
+    slices = [({p: v[i:j] for p, v in inputs.items()}, paths, seed, i, j, tuple(metrics),
+               kernel)
               for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
         executor = "processes" if n > PROCESS_THRESHOLD else None
@@ -426,13 +455,12 @@ def monte_carlo(a: Assumptions, n: int, *,
                 if progress:
                     progress(done, len(slices))
         else:
-            case_json = a.model_dump_json()
             frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
     finally:
         _BUFFERS.clear()  # (a worker process keeps its own for its next chunks)
     samples = pd.concat(frames, ignore_index=True)
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
-    extra: dict[str, Any] = {"paths": paths}
+    extra: dict[str, Any] = {"paths": paths, "kernel": kernel}
     if keep_lines:
         extra["lines"] = path_lines(sc, paths, seed, 0, n)
     return MonteCarlo(samples, drawn, seed, extra)

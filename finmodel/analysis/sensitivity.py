@@ -81,10 +81,11 @@ class Scenarios:
     def evaluate(self, inputs: Mapping[str, Any], metrics: Sequence[str] = ("npv_usd",),
                  lines: Mapping[str, np.ndarray] | None = None,
                  strategies: Sequence[str] | None = None, size: int | None = None,
-                 buffers: Buffers | None = None) -> pd.DataFrame:
+                 buffers: Buffers | None = None, compiled: bool = False) -> pd.DataFrame:
         """Metrics for every scenario: columns (strategy, metric), one row per scenario
         (``size`` rows when given, else as many as the longest input array); the line
-        arrays from ``buffers`` when given (see :func:`finmodel.engine.evaluate.evaluate`)."""
+        arrays from ``buffers`` when given (see :func:`finmodel.engine.evaluate.evaluate`);
+        by the compiled loop with ``compiled`` (:mod:`finmodel.engine.compiled`)."""
         import pandas as pd
 
         scalars, paths = dict(self.scalars), dict(self.paths)
@@ -93,8 +94,14 @@ class Scenarios:
             (paths if name in paths else scalars)[name] = arr
         names = {(s, m): n for m in metrics
                  for s, n in self.metric_names(m, strategies).items()}
-        out = evaluate(self.model, self.timeline, scalars, paths, lines or {},
-                       only=list(names.values()), buffers=buffers)
+        if compiled:
+            from finmodel.engine.compiled import evaluate_compiled
+
+            out = evaluate_compiled(self.model, self.timeline, scalars, paths, lines or {},
+                                    only=list(names.values()), buffers=buffers)
+        else:
+            out = evaluate(self.model, self.timeline, scalars, paths, lines or {},
+                           only=list(names.values()), buffers=buffers)
         if size is None:
             size = max([np.size(v) for v in inputs.values()]
                        + [np.shape(v)[0] for v in (lines or {}).values()] + [1])

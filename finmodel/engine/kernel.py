@@ -1,0 +1,348 @@
+"""The loop a compiled Monte Carlo chunk runs: a small register machine over rows.
+
+Plain Python written for numba (``finmodel.engine.compiled`` compiles it once per install,
+``cache=True``). Each instruction is a row of ``code``: ``(op, d, a, b, c, k)``; every value
+is a row of ``W`` (one value per period: a scenario-level value fills its row), so one
+scenario's whole model lives in a few hundred rows that stay in the CPU's cache while the
+numpy evaluator streams each line of 600 scenarios through memory.
+
+Every operation is the numpy evaluator's, element for element: the same IEEE operations in
+the same order (``pow`` is the C library's in both), sums over a row in numpy's pairwise
+order, running sums left to right. A non-finite line stops the loop and is reported in
+``err`` (the caller then lets the numpy evaluator name it, as it always has).
+
+Importing this module imports numba (an optional dependency, ``pip install
+finmodel[fast]``): only ``finmodel.engine.compiled`` does, when a compiled run is asked for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Division by zero gives inf/NaN as in numpy (numba's default raises, as Python does);
+# no fastmath, so no operation is reordered or fused.
+_jit = njit(cache=True, nogil=True, error_model="numpy")
+
+# Operation codes (the order is the dispatch order: the commonest first).
+MUL, ADD, SUB, DIV, IF, MAX, MIN, GT, EQ, LE, LT, GE, NE, POW, NEG, FLOOR, AND, OR = range(18)
+LOADS, LOADG, GATHER, LAG, SHIFT, CUMSUM, TOTAL, RMIN, RMAX, NPV = range(18, 28)
+EXPORT, EXPORTS, CHECK, COPY, HOLD, NPVD, LOOP = range(28, 35)
+EXPONENT = 0x7FF0000000000000  # a float64's exponent bits
+
+
+def sum_plan(n: int) -> np.ndarray:
+    """numpy's pairwise summation order for ``n`` values (``pairwise_sum`` of
+    numpy/_core/src/umath/loops_utils.h.src: halves, in multiples of 8, down to blocks of at
+    most 128) as a postfix program: rows ``(0, start, length)`` push a block's sum, rows
+    ``(1, 0, 0)`` add the top two. The machine has no recursion (numba's cache cannot
+    load recursive or mutually calling functions reliably), so the tree is laid out here."""
+    out: list[tuple[int, int, int]] = []
+
+    def split(lo: int, m: int) -> None:
+        if m <= 128:
+            out.append((0, lo, m))
+            return
+        m2 = m // 2
+        m2 -= m2 % 8
+        split(lo, m2)
+        split(lo + m2, m - m2)
+        out.append((1, 0, 0))
+
+    split(0, n)
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+@_jit
+def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.ndarray,
+        P: np.ndarray, idx: np.ndarray, X: np.ndarray, XS: np.ndarray, err: np.ndarray,
+        plan: np.ndarray) -> None:
+    """Run ``code`` for every scenario ``i`` of ``scen`` (rows of ``W`` from ``code``'s
+    first register up are the machine's; the rows below hold constants, written once; the
+    last three are scratch). An operand ``a``, ``b`` or ``c`` below 0 is the number
+    ``K[-1 - a]``, a constant that is one value for every period.
+
+    ``scen`` (S, k): scenario-level inputs; ``G`` (g, S, n): given lines; ``P`` (p, S,
+    years): per-scenario yearly paths, read at positions ``idx`` (q, n); ``X`` (x, S, n)
+    and ``XS`` (S, y): the lines and scenario-level values exported; ``plan``: the order of
+    a row's sum (:func:`sum_plan`). ``err`` gets (1, line, scenario) at the first
+    non-finite line, (2, instruction, scenario) at a shift by a non-finite count.
+    One function, no calls: see :func:`sum_plan`.
+    """
+    n = W.shape[1]
+    m = code.shape[0]
+    Wi = W.view(np.int64)
+    TA, TB, TC = W.shape[0] - 3, W.shape[0] - 2, W.shape[0] - 1
+    stack = np.empty(plan.shape[0] + 1)
+    for i in range(scen.shape[0]):
+        pc = 0
+        while pc < m:
+            op, d, a, b, c, k = (code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3],
+                                 code[pc, 4], code[pc, 5])
+            if op == LOOP:  # the next ``a`` instructions, period by period
+                for t in range(n):
+                    for q in range(pc + 1, pc + 1 + a):
+                        o, dq, aq, bq, cq, kq = (code[q, 0], code[q, 1], code[q, 2],
+                                                 code[q, 3], code[q, 4], code[q, 5])
+                        u = K[-1 - aq] if aq < 0 else W[aq, t]
+                        v = K[-1 - bq] if bq < 0 else W[bq, t]
+                        w = K[-1 - cq] if cq < 0 else W[cq, t]
+                        if o == MUL:
+                            W[dq, t] = u * v
+                        elif o == ADD:
+                            W[dq, t] = u + v
+                        elif o == SUB:
+                            W[dq, t] = u - v
+                        elif o == DIV:
+                            W[dq, t] = u / v
+                        elif o == IF:
+                            W[dq, t] = v if u != 0.0 else w
+                        elif o == MAX:
+                            W[dq, t] = u if (u >= v or u != u) else v
+                        elif o == MIN:
+                            W[dq, t] = u if (u <= v or u != u) else v
+                        elif o == LAG:
+                            W[dq, t] = W[aq, t - kq] if t >= kq else w
+                        elif o == COPY:
+                            W[dq, t] = u
+                        elif o == GT:
+                            W[dq, t] = 1.0 if u > v else 0.0
+                        elif o == EQ:
+                            W[dq, t] = 1.0 if u == v else 0.0
+                        elif o == LE:
+                            W[dq, t] = 1.0 if u <= v else 0.0
+                        elif o == LT:
+                            W[dq, t] = 1.0 if u < v else 0.0
+                        elif o == GE:
+                            W[dq, t] = 1.0 if u >= v else 0.0
+                        elif o == NE:
+                            W[dq, t] = 1.0 if u != v else 0.0
+                        elif o == POW:
+                            W[dq, t] = u ** v
+                        elif o == NEG:
+                            W[dq, t] = -u
+                        elif o == FLOOR:
+                            W[dq, t] = np.floor(u)
+                        elif o == AND:
+                            W[dq, t] = 1.0 if (u != 0.0 and v != 0.0) else 0.0
+                        else:  # OR (the compiler puts nothing else in a loop)
+                            W[dq, t] = 1.0 if (u != 0.0 or v != 0.0) else 0.0
+                pc += 1 + a
+                continue
+            # All periods: a loop over the row each (``range(n)``, so the compiler knows
+            # the index is not negative and vectorises it). A number operand of the four
+            # commonest operations is read as a number; for the others it is first
+            # written out as a row.
+            if op <= DIV and (a < 0 or b < 0):
+                if b < 0:
+                    v = K[-1 - b]
+                    if op == MUL:
+                        for j in range(n):
+                            W[d, j] = W[a, j] * v
+                    elif op == ADD:
+                        for j in range(n):
+                            W[d, j] = W[a, j] + v
+                    elif op == SUB:
+                        for j in range(n):
+                            W[d, j] = W[a, j] - v
+                    else:
+                        for j in range(n):
+                            W[d, j] = W[a, j] / v
+                else:
+                    v = K[-1 - a]
+                    if op == MUL:
+                        for j in range(n):
+                            W[d, j] = v * W[b, j]
+                    elif op == ADD:
+                        for j in range(n):
+                            W[d, j] = v + W[b, j]
+                    elif op == SUB:
+                        for j in range(n):
+                            W[d, j] = v - W[b, j]
+                    else:
+                        for j in range(n):
+                            W[d, j] = v / W[b, j]
+                pc += 1
+                continue
+            if a < 0:
+                v = K[-1 - a]
+                for j in range(n):
+                    W[TA, j] = v
+                a = TA
+            if b < 0:
+                v = K[-1 - b]
+                for j in range(n):
+                    W[TB, j] = v
+                b = TB
+            if c < 0:
+                v = K[-1 - c]
+                for j in range(n):
+                    W[TC, j] = v
+                c = TC
+            if op <= POW:
+                if op == MUL:
+                    for j in range(n):
+                        W[d, j] = W[a, j] * W[b, j]
+                elif op == ADD:
+                    for j in range(n):
+                        W[d, j] = W[a, j] + W[b, j]
+                elif op == SUB:
+                    for j in range(n):
+                        W[d, j] = W[a, j] - W[b, j]
+                elif op == DIV:
+                    for j in range(n):
+                        W[d, j] = W[a, j] / W[b, j]
+                elif op == IF:  # a: the condition, b: then, c: else
+                    for j in range(n):  # (both read first: a select, not a branch)
+                        u, v = W[b, j], W[c, j]
+                        W[d, j] = u if W[a, j] != 0.0 else v
+                elif op == MAX:  # np.maximum: NaN if either is NaN
+                    for j in range(n):
+                        u, v = W[a, j], W[b, j]
+                        W[d, j] = u if (u >= v or u != u) else v
+                elif op == MIN:
+                    for j in range(n):
+                        u, v = W[a, j], W[b, j]
+                        W[d, j] = u if (u <= v or u != u) else v
+                elif op == GT:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] > W[b, j] else 0.0
+                elif op == EQ:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] == W[b, j] else 0.0
+                elif op == LE:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] <= W[b, j] else 0.0
+                elif op == LT:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] < W[b, j] else 0.0
+                elif op == GE:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] >= W[b, j] else 0.0
+                elif op == NE:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] != W[b, j] else 0.0
+                else:  # POW
+                    for j in range(n):
+                        W[d, j] = W[a, j] ** W[b, j]
+            elif op == NEG:
+                for j in range(n):
+                    W[d, j] = -W[a, j]
+            elif op == FLOOR:
+                for j in range(n):
+                    W[d, j] = np.floor(W[a, j])
+            elif op == AND:
+                for j in range(n):
+                    W[d, j] = 1.0 if (W[a, j] != 0.0 and W[b, j] != 0.0) else 0.0
+            elif op == OR:
+                for j in range(n):
+                    W[d, j] = 1.0 if (W[a, j] != 0.0 or W[b, j] != 0.0) else 0.0
+            elif op == COPY:
+                for j in range(n):
+                    W[d, j] = W[a, j]
+            elif op == HOLD:  # d = b where a is not 0, else d one period earlier (c first)
+                for t in range(n):
+                    if W[a, t] != 0.0:
+                        W[d, t] = W[b, t]
+                    else:
+                        W[d, t] = W[d, t - 1] if t >= 1 else W[c, t]
+            elif op == LOADS:
+                v = scen[i, a]
+                for j in range(n):
+                    W[d, j] = v
+            elif op == LOADG:
+                for j in range(n):
+                    W[d, j] = G[a, i, j]
+            elif op == GATHER:
+                for j in range(n):
+                    W[d, j] = P[a, i, idx[b, j]]
+            elif op == LAG:  # k periods earlier, ``c`` before
+                for j in range(min(k, n)):
+                    W[d, j] = W[c, j]
+                for j in range(k, n):
+                    W[d, j] = W[a, j - k]
+            elif op == SHIFT:  # ``b``'s periods earlier (k = 0) or later (k = 1), c outside
+                s = W[b, 0]
+                if not np.isfinite(s):  # the numpy evaluator's general path: let it decide
+                    err[0], err[1], err[2] = 2, pc, i
+                    return
+                step = int(np.rint(s))
+                off = step if k == 1 else -step
+                for j in range(n):
+                    src = j + off
+                    W[d, j] = W[a, src] if 0 <= src < n else W[c, j]
+            elif op == CUMSUM:
+                acc = W[a, 0]
+                W[d, 0] = acc
+                for j in range(1, n):
+                    acc = acc + W[a, j]
+                    W[d, j] = acc
+            elif op == TOTAL or op == NPV or op == NPVD:
+                x = W[a]
+                if op == NPV:  # sum(row / (1 + rate) ** period), periods from 1
+                    g = 1.0 + W[b, 0]
+                    for j in range(n):
+                        W[d, j] = W[a, j] / g ** float(j + 1)
+                    x = W[d]
+                elif op == NPVD:  # the same, (1 + rate) ** period given as row b
+                    for j in range(n):
+                        W[d, j] = W[a, j] / W[b, j]
+                    x = W[d]
+                top = 0
+                for r in range(plan.shape[0]):
+                    if plan[r, 0] == 1:
+                        top -= 1
+                        stack[top - 1] = stack[top - 1] + stack[top]
+                        continue
+                    s0, ln = plan[r, 1], plan[r, 2]
+                    if ln < 8:
+                        res = 0.0
+                        for j in range(s0, s0 + ln):
+                            res += x[j]
+                    else:
+                        r0, r1, r2, r3 = x[s0], x[s0 + 1], x[s0 + 2], x[s0 + 3]
+                        r4, r5, r6, r7 = x[s0 + 4], x[s0 + 5], x[s0 + 6], x[s0 + 7]
+                        q = 8
+                        while q < ln - (ln % 8):
+                            j = s0 + q
+                            r0 += x[j]
+                            r1 += x[j + 1]
+                            r2 += x[j + 2]
+                            r3 += x[j + 3]
+                            r4 += x[j + 4]
+                            r5 += x[j + 5]
+                            r6 += x[j + 6]
+                            r7 += x[j + 7]
+                            q += 8
+                        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+                        while q < ln:
+                            res += x[s0 + q]
+                            q += 1
+                    stack[top] = res
+                    top += 1
+                v = stack[0]
+                for j in range(n):
+                    W[d, j] = v
+            elif op == RMIN or op == RMAX:
+                v = W[a, 0]
+                for j in range(1, n):
+                    u = W[a, j]
+                    if u != u or v != v:
+                        v = u if u != u else v
+                    elif (u < v) if op == RMIN else (u > v):
+                        v = u
+                for j in range(n):
+                    W[d, j] = v
+            elif op == EXPORT:
+                for j in range(n):
+                    X[d, i, j] = W[a, j]
+            elif op == EXPORTS:
+                XS[i, d] = W[a, 0]
+            else:  # CHECK: a value is finite unless its exponent bits are all ones
+                lowest = EXPONENT  # (an integer minimum: vectorised, unlike a float sum)
+                for j in range(n):
+                    lowest = min(lowest, (Wi[a, j] & EXPONENT) ^ EXPONENT)
+                if lowest == 0:
+                    err[0], err[1], err[2] = 1, k, i
+                    return
+            pc += 1

@@ -179,7 +179,8 @@ def json_writer(data: dict):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from finmodel.api import run
+    from finmodel import aside
+    from finmodel.api import complete_run, start_run
     from finmodel.excel.workbook import write_workbook
     from finmodel.inputs import load_assumptions
 
@@ -191,15 +192,37 @@ def _run(args: argparse.Namespace) -> int:
         a = _read_book(Path(args.case))
     else:
         a = load_assumptions(args.case)
-    result = run(a)
-    t_run = time.perf_counter() - t0
-    writers = []
-    if js is not None:
-        writers.append((js, json_writer(result.summary_json())))
-    if out is not None:
-        writers.append((out, lambda tmp: write_workbook(result, tmp)))
+    result, solve = start_run(a)
+    # With a workbook to write and a CPU free, the break-evens are solved in a second
+    # process while this one writes the sheets that do not show them (0.25 s of the base
+    # case); the workbook waits for them before its Summary. The numbers are the same
+    # (the child runs the same code on a copy); a failed child is solved again here.
+    pending = aside.Aside(solve) if out is not None and aside.possible() else None
+    try:
+        def solved() -> None:
+            nonlocal pending, t_run
+            if pending is not None:
+                got, pending = pending.result(), None
+                complete_run(result, got if got is not None else solve())
+            elif t_run is None:
+                complete_run(result, solve())
+            if t_run is None:  # when the run's every number is known
+                t_run = time.perf_counter() - t0
+
+        t_run = None
+        if pending is None:
+            solved()
+        writers = []
+        if out is not None:
+            writers.append((out, lambda tmp: write_workbook(result, tmp, solved=solved)))
+        if js is not None:  # after the workbook, which waits for the break-evens
+            writers.append((js, lambda tmp: json_writer(result.summary_json())(tmp)))
+        outputs.commit(writers)
+    finally:
+        if pending is not None:
+            pending.stop()
+    written = [p for p in (js, out) if p is not None]
     text = format_summary(result)
-    written = outputs.commit(writers)
     say(text)
     warn_failed_checks(result)
     say(f"\nran in {t_run:.2f} s; total {time.perf_counter() - t0:.2f} s"

@@ -275,3 +275,85 @@ def test_run_with_its_workbook_and_json_does_not_import_pandas(tmp_path):
     t = r.timing["hybrid"]
     assert list(t.columns) == ["npv_usd", "npv_vs_mining_usd"] and t.index.name == "start"
     assert str(t.index[0]) == "2026-01" and t is r.timing["hybrid"]
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n != "docProps/core.xml"}
+
+
+@pytest.mark.parametrize("case", ["base", "bitdeer_convertible_hybrid"])
+def test_break_evens_solved_in_a_second_process_give_the_same_files(case, tmp_path,
+                                                                    monkeypatch, capsys):
+    # `run -o` solves the break-evens in a forked child while it writes the sheets that do
+    # not show them: the workbook, the JSON and the printed summary are those of solving
+    # them first, here; so are they when the child fails (solved again in the parent).
+    import pickle
+
+    from finmodel import aside
+    from finmodel.cli import main
+
+    def run(tag: str, fork: bool, child_fails: bool = False):
+        monkeypatch.setattr(aside, "possible", lambda: fork)
+        if child_fails:  # the child cannot send its result: it exits 1
+            monkeypatch.setattr(aside.pickle, "dumps", lambda *a, **k: 1 / 0)
+        out, js = tmp_path / f"{tag}.xlsx", tmp_path / f"{tag}.json"
+        assert main(["run", f"assumptions/{case}.toml", "-o", str(out), "--json",
+                     str(js)]) == 0
+        monkeypatch.setattr(aside.pickle, "dumps", pickle.dumps)
+        text = capsys.readouterr().out.split("\nran in")[0]
+        return _parts(out), js.read_text(), text
+
+    made = []
+
+    class Spy(aside.Aside):
+        def __init__(self, work):
+            made.append(work)
+            super().__init__(work)
+
+    monkeypatch.setattr(aside, "Aside", Spy)
+    here = run("here", False)
+    assert not made
+    assert run("forked", True) == here
+    assert run("failed", True, child_fails=True) == here
+    assert len(made) == 2
+    assert "Break-even" in here[2] or "solved" in here[2]
+
+
+def test_start_run_and_complete_run_are_run(tmp_path):
+    import numpy as np
+
+    import finmodel
+    from finmodel.api import complete_run, start_run
+
+    a = finmodel.load_assumptions(ROOT / "assumptions" / "base.toml")
+    whole = finmodel.run(a)
+    part, solve = start_run(a)
+    solved = [x.name for x in part.model.scalars if x.solved]
+    assert solved and all(np.isnan(part.values[k]).all() for k in solved)
+    assert len(part.timing) == 0
+    got = solve()
+    assert all(np.isnan(part.values[k]).all() for k in solved)  # solve changes nothing
+    complete_run(part, got)
+    assert list(part.values) == list(whole.values)
+    assert all(np.array_equal(part.values[k], whole.values[k], equal_nan=True)
+               for k in whole.values)
+    assert list(part.reasons) == list(whole.reasons)
+    assert all((part.reasons[k] == whole.reasons[k]).all() for k in whole.reasons)
+    assert part.summary_json() == whole.summary_json()
+    assert not np.isnan(part.values["ai_hosting.breakeven_lease_rate"]).any()
+
+
+def test_aside_returns_the_childs_value_or_none():
+    import os
+
+    from finmodel.aside import Aside
+
+    assert Aside(lambda: {"pid": os.getpid(), "x": [1.5]}).result()["x"] == [1.5]
+    assert Aside(lambda: {"pid": os.getpid()}).result()["pid"] != os.getpid()
+    assert Aside(lambda: 1 / 0).result() is None
+    slow = Aside(lambda: __import__("time").sleep(60))
+    slow.stop()  # killed and reaped at once
+    assert slow.pid is None

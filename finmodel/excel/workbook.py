@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,14 +138,20 @@ def export_excel(result: Result, path: str | os.PathLike[str], scenario: int = 0
 
 
 def write_workbook(result: Result, path: str | os.PathLike[str], scenario: int = 0, *,
-                   analysis=None) -> None:
+                   analysis=None, solved: Callable[[], None] | None = None) -> None:
     """Write the workbook of :func:`export_excel` at ``path`` as it goes (not atomically:
-    for a writer of :meth:`finmodel.outputs.Outputs.commit`, which renames it into place)."""
+    for a writer of :meth:`finmodel.outputs.Outputs.commit`, which renames it into place).
+
+    ``solved``, when given, is called before the first sheet that shows the values solved
+    in Python (Summary on; see :func:`finmodel.api.start_run`): it must put them into
+    ``result`` by then. The sheets before it read none of them.
+    """
     with paused_gc():  # ~120,000 cells and no cycles: collections scan them for nothing
-        _write(result, str(path), scenario, analysis)
+        _write(result, str(path), scenario, analysis, solved)
 
 
-def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
+def _write(result: Result, path: str, scenario: int, analysis=None,
+           solved: Callable[[], None] | None = None) -> None:
     wb = Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
                          "nan_inf_to_errors": True})
     wb.set_calc_mode("auto")
@@ -424,6 +431,9 @@ def _write(result: Result, path: str, scenario: int, analysis=None) -> None:
                repeat_cols=(0, FIRST_COL - 1))
 
     # --- Summary ------------------------------------------------------------------------
+    # The solved values (break-evens, value by start month) are read from here on.
+    if solved is not None:
+        solved()
     ws = sheets["Summary"]
     _write_summary(ws, st, result, lay, fw, metric_keys, strategies, summary_top, val, wb)
     waterfall = None

@@ -339,7 +339,7 @@ class _Program:
                  "numbers": np.array([float(np.ravel(values[i])[0]) for i in numbers])}
         for part in self.parts:
             if isinstance(part, _Segment):
-                state[id(part)] = part.relocate(where, len(self.const_keys), len(rows))
+                state[id(part)] = part.relocate(where, len(rows))
         return state
 
 
@@ -385,7 +385,9 @@ class _Segment:
                     else:
                         code.append(_Ins("EXPORT", len(self.exports), self.reg[x.name]))
                         self.exports.append(x.name)
-        self.layout, self.regs_at, self.registers = _layout(code, len(program.const_keys))
+        # (later segments add constants: this one's registers start after those it knew)
+        self.n_const = len(program.const_keys)
+        self.layout, self.regs_at, self.registers = _layout(code, self.n_const)
 
     # --- code generation ---
 
@@ -563,17 +565,16 @@ class _Segment:
 
     # --- running ---
 
-    def relocate(self, where: np.ndarray, n_const: int, n_rows: int
-                 ) -> tuple[np.ndarray, int]:
+    def relocate(self, where: np.ndarray, n_rows: int) -> tuple[np.ndarray, int]:
         """The code with its constants at their row (``where`` >= 0) or number (``-1 -
         where``), its registers in the rows after the ``n_rows`` constant rows; and the
         rows the machine needs (three more, last, are its scratch rows)."""
         code = self.layout.copy()
         regs = self.regs_at
         field = code[regs]
-        is_const = field < n_const
+        is_const = field < self.n_const
         field[is_const] = where[field[is_const]]
-        field[~is_const] += n_rows - n_const
+        field[~is_const] += n_rows - self.n_const
         code[regs] = field
         return code, n_rows + self.registers + 3
 

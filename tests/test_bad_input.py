@@ -357,7 +357,7 @@ API_BAD = [
                                                                          "sd": 1e5}}),
      "breaks the bound > 0"),
     (lambda: monte_carlo(A, 10, metrics=("nope",)), "'nope'"),
-    (lambda: monte_carlo(A, 10, executor="threads"), "executor"),
+    (lambda: monte_carlo(A, 10, executor="gpu"), "executor"),
     (lambda: Paths("x"), "'x'"),
 ]
 

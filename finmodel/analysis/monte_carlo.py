@@ -21,15 +21,16 @@ executor, and memory stays that of a few chunks whatever the number of scenarios
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finmodel.analysis.sensitivity import Scenarios
+from finmodel.analysis.sensitivity import Scenarios, metric_frame
 from finmodel.api import PRICE_LINE
 from finmodel.engine.evaluate import Buffers
 from finmodel.engine import compiled
@@ -332,13 +333,13 @@ def path_lines(sc: Scenarios, paths: Paths, seed: int, start: int, stop: int
 
 def _evaluate_chunk(sc: Scenarios, inputs: dict[str, np.ndarray], paths: Paths, seed: int,
                     start: int, stop: int, metrics: Sequence[str], kernel: str = "numpy"
-                    ) -> pd.DataFrame:
+                    ) -> dict[tuple[str, str], np.ndarray]:
     lines = path_lines(sc, paths, seed, start, stop)
-    return sc.evaluate(inputs, metrics, lines=lines, size=stop - start, buffers=_BUFFERS,
-                       compiled=kernel == "compiled")
+    return sc.metric_arrays(inputs, metrics, lines=lines, size=stop - start,
+                            buffers=_BUFFERS, compiled=kernel == "compiled")
 
 
-def _chunk(args: tuple) -> pd.DataFrame:
+def _chunk(args: tuple) -> dict[tuple[str, str], np.ndarray]:
     """Evaluate one chunk in a worker (a top-level function, so process pools can pickle
     it; the case travels as JSON, the chunk as its sampled inputs and its bounds)."""
     case_json, *rest = args
@@ -369,10 +370,12 @@ def monte_carlo(a: Assumptions, n: int, *,
         multiple of :data:`DRAW_BLOCK` draws each path shock once; any other size is as
         exact but draws the blocks it straddles again.
     executor
-        ``"auto"``: this process up to :data:`PROCESS_THRESHOLD` scenarios (starting
-        worker processes costs ~0.8 s, more than they save below that), a local process
-        pool above it; ``"processes"``; ``None`` (this process); or any
-        ``concurrent.futures.Executor`` (a dask.distributed client's ``get_executor()``).
+        ``"auto"``: with the compiled kernel, a thread per CPU (the compiled loop runs
+        without the GIL); with numpy, this process up to :data:`PROCESS_THRESHOLD`
+        scenarios (starting worker processes costs ~0.8 s, more than they save below
+        that), a local process pool above it; ``"threads"``; ``"processes"``; ``None``
+        (this process, one thread); or any ``concurrent.futures.Executor`` (a
+        dask.distributed client's ``get_executor()``).
         dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes each
         chunk 2-2.6x slower (freed arrays go back to the system and are faulted in
         again): remove that key from the ``distributed.nanny.pre-spawn-environ`` config
@@ -420,9 +423,10 @@ def monte_carlo(a: Assumptions, n: int, *,
     if kernel == "auto":
         kernel = ("compiled" if n >= COMPILED_THRESHOLD and compiled.installed()
                   and compiled.available() else "numpy")
-    if not (executor in ("auto", "processes", None) or isinstance(executor, Executor)):
-        raise InputError(f"monte_carlo: executor must be 'auto', 'processes', None or a "
-                         f"concurrent.futures.Executor, got {shown(executor)}")
+    if not (executor in ("auto", "processes", "threads", None)
+            or isinstance(executor, Executor)):
+        raise InputError(f"monte_carlo: executor must be 'auto', 'processes', 'threads', "
+                         f"None or a concurrent.futures.Executor, got {shown(executor)}")
     if not isinstance(a, Assumptions):
         sc = Scenarios.of(a)  # (says what was expected)
     case_json = a.model_dump_json()
@@ -446,7 +450,10 @@ def monte_carlo(a: Assumptions, n: int, *,
                kernel)
               for i, j in zip(bounds[:-1], bounds[1:])]
     if executor == "auto":
-        executor = "processes" if n > PROCESS_THRESHOLD else None
+        if kernel == "compiled":  # the compiled loop lets go of the GIL: threads share it
+            executor = "threads" if len(slices) > 1 and (os.cpu_count() or 1) > 1 else None
+        else:
+            executor = "processes" if n > PROCESS_THRESHOLD else None
     try:
         if executor is None or len(slices) == 1:  # this process: the model is built
             frames = []
@@ -454,11 +461,15 @@ def monte_carlo(a: Assumptions, n: int, *,
                 frames.append(_evaluate_chunk(sc, *job))
                 if progress:
                     progress(done, len(slices))
+        elif executor == "threads":
+            with ThreadPoolExecutor(min(os.cpu_count() or 1, len(slices))) as pool:
+                frames = _map(lambda job: _evaluate_chunk(sc, *job), slices, pool, progress)
         else:
             frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)
     finally:
         _BUFFERS.clear()  # (a worker process keeps its own for its next chunks)
-    samples = pd.concat(frames, ignore_index=True)
+    samples = metric_frame({key: np.concatenate([f[key] for f in frames])
+                            for key in frames[0]})
     drawn = pd.DataFrame(inputs) if inputs else pd.DataFrame(index=range(n))
     extra: dict[str, Any] = {"paths": paths, "kernel": kernel}
     if keep_lines:
@@ -478,7 +489,7 @@ def _base_lines(sc: Scenarios) -> dict[str, np.ndarray]:
     return base
 
 
-def _map(fn, jobs: list, executor, progress) -> list[pd.DataFrame]:
+def _map(fn, jobs: list, executor, progress) -> list:
     own = executor == "processes"
     pool = ProcessPoolExecutor() if own else executor
     try:

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     import pandas as pd  # the DataFrames are built by the functions that return them
 
 
+def metric_frame(cols: Mapping[tuple[str, str], np.ndarray]) -> pd.DataFrame:
+    """Arrays by (strategy, metric) as a DataFrame with those two column levels."""
+    import pandas as pd
+
+    frame = pd.DataFrame(dict(cols))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["strategy", "metric"])
+    return frame
+
+
 @dataclass
 class Scenarios:
     """A case ready to be evaluated for many scenarios at once."""
@@ -86,8 +95,16 @@ class Scenarios:
         (``size`` rows when given, else as many as the longest input array); the line
         arrays from ``buffers`` when given (see :func:`finmodel.engine.evaluate.evaluate`);
         by the compiled loop with ``compiled`` (:mod:`finmodel.engine.compiled`)."""
-        import pandas as pd
+        return metric_frame(self.metric_arrays(inputs, metrics, lines, strategies, size,
+                                               buffers, compiled))
 
+    def metric_arrays(self, inputs: Mapping[str, Any], metrics: Sequence[str] = ("npv_usd",),
+                      lines: Mapping[str, np.ndarray] | None = None,
+                      strategies: Sequence[str] | None = None, size: int | None = None,
+                      buffers: Buffers | None = None, compiled: bool = False
+                      ) -> dict[tuple[str, str], np.ndarray]:
+        """:meth:`evaluate`'s columns as arrays by (strategy, metric), without the
+        DataFrame (a Monte Carlo's chunks build one frame at the end)."""
         scalars, paths = dict(self.scalars), dict(self.paths)
         for path, arr in check_scenarios(self.assumptions, inputs).items():
             name = path.replace(".", "_")
@@ -105,10 +122,7 @@ class Scenarios:
         if size is None:
             size = max([np.size(v) for v in inputs.values()]
                        + [np.shape(v)[0] for v in (lines or {}).values()] + [1])
-        cols = {key: np.broadcast_to(out[n], (size,)) for key, n in names.items()}
-        frame = pd.DataFrame(cols)
-        frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["strategy", "metric"])
-        return frame
+        return {key: np.broadcast_to(out[n], (size,)) for key, n in names.items()}
 
     def _check_path(self, path: str) -> None:
         resolve_input(self.assumptions, path)

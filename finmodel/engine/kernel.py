@@ -164,6 +164,77 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                             W[d, j] = v / W[b, j]
                 pc += 1
                 continue
+            if op == IF and (a < 0 or b < 0 or c < 0):  # a number condition or branch
+                if a < 0:  # one branch for every period
+                    src = b if K[-1 - a] != 0.0 else c
+                    if src < 0:
+                        v = K[-1 - src]
+                        for j in range(n):
+                            W[d, j] = v
+                    else:
+                        for j in range(n):
+                            W[d, j] = W[src, j]
+                elif b < 0 and c < 0:
+                    u, v = K[-1 - b], K[-1 - c]
+                    for j in range(n):
+                        W[d, j] = u if W[a, j] != 0.0 else v
+                elif b < 0:
+                    u = K[-1 - b]
+                    for j in range(n):
+                        v = W[c, j]
+                        W[d, j] = u if W[a, j] != 0.0 else v
+                else:
+                    v = K[-1 - c]
+                    for j in range(n):
+                        u = W[b, j]
+                        W[d, j] = u if W[a, j] != 0.0 else v
+                pc += 1
+                continue
+            if MAX <= op <= NE and b < 0 and a >= 0:  # against a number
+                v = K[-1 - b]
+                if op == MAX:
+                    for j in range(n):
+                        u = W[a, j]
+                        W[d, j] = u if (u >= v or u != u) else v
+                elif op == MIN:
+                    for j in range(n):
+                        u = W[a, j]
+                        W[d, j] = u if (u <= v or u != u) else v
+                elif op == GT:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] > v else 0.0
+                elif op == EQ:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] == v else 0.0
+                elif op == LE:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] <= v else 0.0
+                elif op == LT:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] < v else 0.0
+                elif op == GE:
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] >= v else 0.0
+                else:  # NE
+                    for j in range(n):
+                        W[d, j] = 1.0 if W[a, j] != v else 0.0
+                pc += 1
+                continue
+            if (op == LAG or op == HOLD) and c < 0:  # a number before the first period
+                v = K[-1 - c]
+                if op == LAG:
+                    for j in range(min(k, n)):
+                        W[d, j] = v
+                    for j in range(k, n):
+                        W[d, j] = W[a, j - k]
+                else:
+                    for t in range(n):
+                        if W[a, t] != 0.0:
+                            W[d, t] = W[b, t]
+                        else:
+                            W[d, t] = W[d, t - 1] if t >= 1 else v
+                pc += 1
+                continue
             if a < 0:
                 v = K[-1 - a]
                 for j in range(n):

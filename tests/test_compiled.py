@@ -169,7 +169,7 @@ def test_every_operation_gives_the_numpy_evaluators_bits():
     segments = [p for p in program.parts if isinstance(p, compiled._Segment)]
     assert len(segments) == 2
     ops = {compiled._OPS[name]: name for name in compiled._OPS}
-    used = {ops[int(o)] for seg in segments for o in seg.layout[:, 0]}
+    used = {ops[int(o) % compiled._CHECKED] for seg in segments for o in seg.layout[:, 0]}
     assert {"HOLD", "LOOP", "NPV", "NPVD", "SHIFT", "LAG", "CUMSUM", "TOTAL", "RMIN",
             "RMAX", "GATHER", "IF", "AND", "OR", "POW", "NEG", "FLOOR"} <= used
     # And a second call (constants kept) gives the same again.
@@ -190,6 +190,13 @@ def test_a_line_not_finite_is_named_as_numpy_names_it():
         compiled.evaluate_compiled(m, TL, inputs, {}, {}, only=["tot"])
     assert str(compiled_error.value) == str(numpy_error.value)
     assert "'ratio' is not finite (scenario 2, period 0)" in str(compiled_error.value)
+
+
+def test_the_compiler_and_the_kernel_number_operations_alike():
+    from finmodel.engine import kernel
+
+    assert {name: getattr(kernel, name) for name in compiled._OPS} == compiled._OPS
+    assert kernel.CHECKED == compiled._CHECKED > max(compiled._OPS.values())
 
 
 def test_sum_plan_is_numpys_pairwise_order():

@@ -665,6 +665,12 @@ _OPS = {name: i for i, name in enumerate(
     "EXPORT EXPORTS CHECK COPY HOLD NPVD LOOP".split())}
 
 
+#: Operations that write their whole result row (a CHECK after them can be fused).
+_FUSABLE = ("MUL ADD SUB DIV IF MAX MIN GT EQ LE LT GE NE POW NEG FLOOR AND OR LOADS LOADG "
+            "GATHER LAG SHIFT CUMSUM COPY HOLD").split()
+_CHECKED = 64  # kernel.CHECKED (kept equal by a test)
+
+
 def _layout(code: list[_Ins], n_const: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The program as an int array (constants as their index, registers given rows from
     ``n_const`` up, a row reused once its value is read no more), where it holds
@@ -735,4 +741,16 @@ def _layout(code: list[_Ins], n_const: int) -> tuple[np.ndarray, np.ndarray, int
                         else int(v))
         vals.append(int(ins.k))
         out[pos] = vals
-    return out, regs_at, top - n_const
+    # A CHECK of the line the operation before it wrote (outside a loop) is done by that
+    # operation, on the row still in cache: one dispatch less per line.
+    in_loop = np.zeros(len(flat), dtype=bool)
+    for start, stop in loops:
+        in_loop[start:stop] = True
+    keep = np.ones(len(flat), dtype=bool)
+    check, fusable = _OPS["CHECK"], {_OPS[x] for x in _FUSABLE}
+    for pos in range(1, len(flat)):
+        if (out[pos, 0] == check and not in_loop[pos - 1] and out[pos - 1, 0] in fusable
+                and regs_at[pos - 1, 1] and out[pos - 1, 1] == out[pos, 2]):
+            out[pos - 1, 0] += _CHECKED
+            keep[pos] = False
+    return out[keep], regs_at[keep], top - n_const

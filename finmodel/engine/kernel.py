@@ -29,6 +29,7 @@ MUL, ADD, SUB, DIV, IF, MAX, MIN, GT, EQ, LE, LT, GE, NE, POW, NEG, FLOOR, AND, 
 LOADS, LOADG, GATHER, LAG, SHIFT, CUMSUM, TOTAL, RMIN, RMAX, NPV = range(18, 28)
 EXPORT, EXPORTS, CHECK, COPY, HOLD, NPVD, LOOP = range(28, 35)
 EXPONENT = 0x7FF0000000000000  # a float64's exponent bits
+CHECKED = 64  # added to an operation whose result, a line, is then checked (a fused CHECK)
 
 
 def sum_plan(n: int) -> np.ndarray:
@@ -76,9 +77,23 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
     stack = np.empty(plan.shape[0] + 1)
     for i in range(scen.shape[0]):
         pc = 0
-        while pc < m:
+        pending = -1  # the row of a line to check once its operation is done
+        while pc <= m:
+            if pending >= 0:  # CHECKED: as CHECK below, on the row just written
+                lowest = EXPONENT
+                for j in range(n):
+                    lowest = min(lowest, (Wi[pending, j] & EXPONENT) ^ EXPONENT)
+                if lowest == 0:
+                    err[0], err[1], err[2] = 1, pending, i
+                    return
+                pending = -1
+            if pc == m:
+                break
             op, d, a, b, c, k = (code[pc, 0], code[pc, 1], code[pc, 2], code[pc, 3],
                                  code[pc, 4], code[pc, 5])
+            if op >= CHECKED:
+                op -= CHECKED
+                pending = d
             if op == LOOP:  # the next ``a`` instructions, period by period
                 for t in range(n):
                     for q in range(pc + 1, pc + 1 + a):
@@ -409,8 +424,9 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                     X[d, i, j] = W[a, j]
             elif op == EXPORTS:
                 XS[i, d] = W[a, 0]
-            else:  # CHECK: a value is finite unless its exponent bits are all ones
-                lowest = EXPONENT  # (an integer minimum: vectorised, unlike a float sum)
+            else:  # CHECK: finite unless the exponent bits are all ones (an integer
+                # minimum over the row's bits: vectorised, unlike a float sum)
+                lowest = EXPONENT
                 for j in range(n):
                     lowest = min(lowest, (Wi[a, j] & EXPONENT) ^ EXPONENT)
                 if lowest == 0:

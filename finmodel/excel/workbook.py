@@ -20,7 +20,6 @@ from finmodel.engine.graph import Line, Scalar
 from finmodel.errors import ExportError
 from finmodel.outputs import Outputs
 from finmodel.excel import checks as checks_sheet
-from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
 from finmodel.excel.bridge import Waterfall, waterfall_chart, write_bridge
 from finmodel.excel.cover import stamp_rows, write_cover
 from finmodel.excel.dashboard import write_dashboard
@@ -439,6 +438,10 @@ def _write(result: Result, path: str, scenario: int, analysis=None,
     waterfall = None
     if "Comparison" in sheets:
         waterfall = _write_comparison(wb, sheets["Comparison"], st, result, lay, metric_keys)
+    if "Sensitivity" in sheets or "Monte Carlo" in sheets:
+        # Imported here: `run -o` writes neither (its source is compiled on every run
+        # where Python keeps no bytecode).
+        from finmodel.excel.analysis_sheets import write_monte_carlo, write_sensitivity
     if "Sensitivity" in sheets:
         write_sensitivity(wb, sheets["Sensitivity"], st, analysis, result)
         page_setup(sheets["Sensitivity"], result.assumptions.case.name)

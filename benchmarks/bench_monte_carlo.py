@@ -6,10 +6,14 @@ Run:  python benchmarks/bench_monte_carlo.py [--scenarios 10000] [--loop 500]
 - 10,000 scenarios of assumptions/base.toml at 20 years monthly (240 months), every
   strategy (mining, ai_hosting, hybrid), NPV and IRR of each, from the case's
   [analysis.monte_carlo] (GBM BTC and hashrate paths, three sampled inputs, a copula):
-  one call of finmodel.analysis.monte_carlo, against the same scenarios run one at a
-  time through finmodel.run in a loop (the first --loop of them, scaled), with BLAS pinned
-  to one thread (as shipped) and on its default threads, and against the floor: a plain
-  numpy ``a*b+c`` writing as many elements as the evaluator's lines, in chunk-sized arrays.
+  one call of finmodel.analysis.monte_carlo with each kernel (the compiled loop on one
+  thread and on its default threads, the numpy evaluator on one thread), against the same
+  scenarios run one at a time through finmodel.run in a loop (the first --loop of them,
+  scaled), the numpy evaluator with BLAS on its default threads, and against the floor: a
+  plain numpy ``a*b+c`` writing as many elements as the numpy evaluator's lines, in
+  chunk-sized arrays.
+- What "auto" pays to use the compiled loop: importing numba and loading the compiled
+  machine code, in a fresh process.
 - The IRR of the 10,000 ai_hosting cash-flow series: finmodel's vectorised IRR against
   pyxirr.irr and numpy_financial.irr called series by series.
 """
@@ -18,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import resource
+import subprocess
+import sys
 import time
 import tracemalloc
 
@@ -64,48 +71,75 @@ def elements_written(a, kw, chunk: int) -> int:
     return sum(v.size for v in out.values())
 
 
+def import_seconds(repeat: int = 3) -> float:
+    """Best time a fresh process takes to import numba and load the compiled kernel, less
+    the same process importing finmodel alone."""
+    def best(code: str) -> float:
+        out = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            out = min(out, time.perf_counter() - t)
+        return out
+
+    load = ("import numpy as np; from finmodel.engine import compiled; "
+            "assert compiled.available()")
+    return best("import finmodel.engine.compiled; " + load) - best(
+        "import finmodel.engine.compiled")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenarios", type=int, default=10_000)
     ap.add_argument("--loop", type=int, default=500, help="single runs timed for the "
                     "baseline (scaled to --scenarios)")
-    ap.add_argument("--quick", action="store_true", help="only the Monte Carlo call and "
+    ap.add_argument("--quick", action="store_true", help="only the Monte Carlo calls and "
                     "the floor, interleaved, best of 3 (to compare finmodel trees)")
     args = ap.parse_args()
     n = args.scenarios
     a, kw = monte_carlo_case()
-    monte_carlo(a, 200, executor=None, **kw)  # warm-up: imports, caches
+    has_kernel = "kernel" in inspect.signature(monte_carlo).parameters  # (older trees)
+    runs = {"compiled, one thread": dict(kernel="compiled", executor=None),
+            "compiled, threads (default)": dict(kernel="compiled", executor="auto"),
+            "numpy, one thread": dict(kernel="numpy", executor=None)}
+    if not has_kernel:
+        runs = {"numpy, one thread": dict(executor=None)}
+    for how in runs.values():  # warm-up: imports, numba's cached machine code, caches
+        monte_carlo(a, 1200, **how, **kw)
+    elements = elements_written(a, kw, 600) * -(-n // 600)
     if args.quick:
-        elements = elements_written(a, kw, 600) * -(-n // 600)
-        best_mc = best_floor = float("inf")
+        best = dict.fromkeys(runs, float("inf"))
+        best_floor = float("inf")
         for _ in range(3):
-            t = time.perf_counter()
-            monte_carlo(a, n, executor=None, **kw)
-            best_mc = min(best_mc, time.perf_counter() - t)
+            for what, how in runs.items():
+                t = time.perf_counter()
+                monte_carlo(a, n, **how, **kw)
+                best[what] = min(best[what], time.perf_counter() - t)
             best_floor = min(best_floor, floor_seconds(elements, (600, 240), repeat=1))
         print(machine(f"finmodel from {finmodel.__file__}"))
-        print(f"{n:,} scenarios: Monte Carlo {best_mc:.2f} s, floor {best_floor:.2f} s "
-              f"({elements / 1e6:,.0f} M elements), ratio {best_mc / best_floor:.1f}x")
+        print(f"{n:,} scenarios, floor {best_floor:.2f} s ({elements / 1e6:,.0f} M elements)")
+        for what, t in best.items():
+            print(f"  {what:<30} {t:6.2f} s   {t / best_floor:5.1f}x the floor")
         return
-    # BLAS pinned to one thread (as shipped) and left to its default threads, interleaved.
-    free = {"pinned": float("inf"), "default": float("inf")}
+    # Each kernel, and the numpy evaluator with BLAS on its default threads (the shipped
+    # evaluator pins it to one), interleaved, best of 3.
+    best = dict.fromkeys([*runs, "numpy, BLAS on its default threads"], float("inf"))
     for _ in range(3):
-        for what in free:
-            if what == "default":
+        for what in best:
+            how = runs.get(what, runs["numpy, one thread"])
+            if what.startswith("numpy, BLAS"):
                 evaluate_module.one_blas_thread = contextlib.nullcontext
                 solve_module.one_blas_thread = contextlib.nullcontext
             t = time.perf_counter()
-            monte_carlo(a, n, executor=None, **kw)
-            free[what] = min(free[what], time.perf_counter() - t)
+            monte_carlo(a, n, **how, **kw)
+            best[what] = min(best[what], time.perf_counter() - t)
             evaluate_module.one_blas_thread = solve_module.one_blas_thread = PINNED
-    t_vec = free["pinned"]
     tracemalloc.start()
-    monte_carlo(a, n, **kw)
+    monte_carlo(a, n, **runs[next(iter(runs))], **kw)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    chunk = 600
-    elements = elements_written(a, kw, chunk) * -(-n // chunk)
-    t_floor = floor_seconds(elements, (chunk, 240))
+    t_floor = floor_seconds(elements, (600, 240))
+    t_import = import_seconds()
 
     # The same scenarios, one finmodel.run each (the first --loop of them, scaled).
     mc = monte_carlo(a, min(args.loop, n), executor=None, keep_lines=True, **kw)
@@ -143,19 +177,20 @@ def main() -> None:
         (np.abs(ref_npf - ref[:k_npf]) < 1e-6)
     agree_npf = np.abs(ours[:k_npf][npf_both] - ref_npf[npf_both]).max()
 
-    print(machine(f"numpy {np.__version__}"))
+    import numba
+
+    print(machine(f"numpy {np.__version__}, numba {numba.__version__}"))
     print(f"case: base.toml at 20 years (240 months), {len(r.model.lines)} lines, "
           f"3 strategies, NPV and IRR of each\n")
-    print(f"{'what':<58}{'seconds':>10}")
-    print(f"{f'{n:,} Monte Carlo scenarios, one call (best of 3)':<58}{t_vec:>10.2f}")
     loop_label = f"{n:,} single runs in a loop" + ("" if m == n else f" ({m:,} timed, scaled)")
-    print(f"{loop_label:<58}{t_loop:>10.1f}")
-    print(f"{'speed-up':<58}{t_loop / t_vec:>9.0f}x   (same NPVs: {same})")
-    print(f"{'the same call, BLAS on its default threads (best of 3)':<58}"
-          f"{free['default']:>10.2f}   ({free['default'] / t_vec:.2f}x pinned)")
+    print(f"{'what':<58}{'seconds':>10}{'/ floor':>9}{'loop /':>9}")
     print(f"{f'floor: numpy a*b+c writing the same {elements / 1e6:,.0f} M elements':<58}"
           f"{t_floor:>10.2f}")
-    print(f"{'Monte Carlo call / floor':<58}{t_vec / t_floor:>9.1f}x")
+    for what, t in best.items():
+        print(f"{f'{n:,} scenarios, one call, {what}':<58}{t:>10.2f}{t / t_floor:>8.1f}x"
+              f"{t_loop / t:>8.0f}x")
+    print(f"{loop_label:<58}{t_loop:>10.1f}   (same NPVs: {same})")
+    print(f"{'import numba + load the compiled loop (fresh process)':<58}{t_import:>10.2f}")
     print(f"{'peak memory traced in the Monte Carlo call':<58}"
           f"{peak / 2**20:>7.0f} MiB")
     print(f"{'process peak resident memory':<58}"

@@ -54,6 +54,9 @@ from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets
 from finmodel.engine.solve import one_blas_thread
 from finmodel.engine.timeline import Timeline
 
+#: Scenarios the machine runs side by side (kernel.run): one dispatch of each operation
+#: for both, and two running sums' chains at once (measured: 0.xx of the time of one).
+SIDE_BY_SIDE = 2
 _KERNEL: list = []  # [the kernel module, or None where numba cannot be imported]
 _LOCK = threading.RLock()  # (a program built under it imports the kernel)
 
@@ -583,8 +586,9 @@ class _Segment:
         False when a line is not finite (nothing is then kept)."""
         s, n = ev.s, ev.n
         code, rows = state[id(self)]
-        W = np.empty((rows, n))
-        W[:len(state["rows"])] = state["rows"]
+        W = np.empty((rows, SIDE_BY_SIDE * n))  # (see kernel.run)
+        for b in range(SIDE_BY_SIDE):
+            W[:len(state["rows"]), b * n:(b + 1) * n] = state["rows"]
         scen = np.empty((s, max(1, len(self.scen_names))))
         for j, name in enumerate(self.scen_names):
             v = ev.inputs[name] if name in ev.inputs else ev.values[name]

@@ -32,8 +32,9 @@ import numpy as np
 
 from finmodel.analysis.sensitivity import Scenarios, metric_frame
 from finmodel.api import PRICE_LINE
-from finmodel.engine.evaluate import Buffers
 from finmodel.engine import compiled
+from finmodel.engine.evaluate import Buffers
+from finmodel.engine.solve import one_blas_thread
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
@@ -462,7 +463,10 @@ def monte_carlo(a: Assumptions, n: int, *,
                 if progress:
                     progress(done, len(slices))
         elif executor == "threads":
-            with ThreadPoolExecutor(min(os.cpu_count() or 1, len(slices))) as pool:
+            # BLAS pinned around the pool: the chunks' own pins (threadpoolctl's limits are
+            # per process) then save and restore that one thread, in whatever order.
+            with one_blas_thread(), ThreadPoolExecutor(
+                    min(os.cpu_count() or 1, len(slices))) as pool:
                 frames = _map(lambda job: _evaluate_chunk(sc, *job), slices, pool, progress)
         else:
             frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)

@@ -1,15 +1,18 @@
 """Many scenarios of a model in one compiled loop, scenario by scenario.
 
 The numpy evaluator (``evaluate.py``) computes each line for all scenarios of a chunk at
-once: a (600, 240) array per line, 1.15 MB, larger than a core's cache, so every
-operation streams its operands from memory and a Monte Carlo runs at ~10x the time of a
-plain ``a*b+c`` over as many elements (benchmarks/README.md, bench_monte_carlo.py). Here
-the same lines are translated, once per model, into a program for the register machine
-of :mod:`finmodel.engine.kernel`, compiled by numba: it runs one scenario's whole model at
-a time, a few hundred rows of 240 values that stay in cache, and writes out only what is
-asked for. What does not vary by scenario is computed by the numpy evaluator first (once
-per set of such inputs) and read as constants; what the machine does not do (an IRR) is
-left to the numpy evaluator, on the lines the machine exports.
+once, one numpy call per operation on a (600, 240) array: ~3.6 passes through memory per
+line element, operands of shape (600, 1) or (1, 240) broadcast at a further cost, and
+Python between calls; a Monte Carlo took ~10x the time of a plain ``a*b+c`` over as many
+elements (benchmarks/README.md, bench_monte_carlo.py). Here the same lines are
+translated, once per model, into a program for the register machine of
+:mod:`finmodel.engine.kernel`, compiled by numba: it runs a scenario's whole model at a
+time (two side by side), ~130 rows of 240 values that stay in a core's cache, reads
+constants that are one number as numbers, and writes out only what is asked for. What
+does not vary by scenario is computed by the numpy evaluator first (once per set of such
+inputs) and read as constants; what the machine does not do (an IRR) is left to the
+numpy evaluator, on the lines the machine exports. The loop runs without the GIL, so a
+Monte Carlo's chunks run on a thread per core.
 
 The operations are the numpy evaluator's, in the same order (see ``kernel.py``), so the
 values are the same bits: the tests compare every metric of every shipped case's Monte

@@ -40,7 +40,6 @@ from finmodel.engine.expr import (
     Compare,
     Const,
     Cumulative,
-    DateConst,
     Expr,
     Func,
     Input,
@@ -50,10 +49,9 @@ from finmodel.engine.expr import (
     Reduce,
     Ref,
     Shift,
-    TimeRow,
     children,
 )
-from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets
+from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets, walk
 from finmodel.engine.solve import one_blas_thread
 from finmodel.engine.timeline import Timeline
 
@@ -269,7 +267,7 @@ class _Program:
             return True
         if node.expr is None:  # a scalar solved outside: only numpy knows its value
             return False
-        for e in _walk(node.expr):
+        for e in walk(node.expr):
             if not self._varies(e):
                 continue  # a constant, computed by numpy
             if isinstance(e, Reduce) and e.kind == "irr":
@@ -433,19 +431,18 @@ class _Segment:
         self.checked.append(line.name)
 
     def _load_line(self, name: str, code: list[_Ins]) -> _V:
-        v = self.loads.get(("g", name))
-        if v is None:
-            v = self.loads[("g", name)] = _V()
-            code.append(_Ins("LOADG", v, len(self.given_names)))
-            self.given_names.append(name)
-        return v
+        return self._load("LOADG", self.given_names, name, code)
 
     def _load_scalar(self, name: str, code: list[_Ins]) -> _V:
-        v = self.loads.get(("s", name))
+        return self._load("LOADS", self.scen_names, name, code)
+
+    def _load(self, op: str, names: list[str], name: str, code: list[_Ins]) -> _V:
+        """The register a value from outside the segment is loaded into, once."""
+        v = self.loads.get((op, name))
         if v is None:
-            v = self.loads[("s", name)] = _V()
-            code.append(_Ins("LOADS", v, len(self.scen_names)))
-            self.scen_names.append(name)
+            v = self.loads[(op, name)] = _V()
+            code.append(_Ins(op, v, len(names)))
+            names.append(name)
         return v
 
     def _node(self, node: Node, code: list[_Ins]) -> _V:
@@ -655,15 +652,7 @@ def _targets(node: Node) -> list[Node]:
     """The nodes an expression reads (same period, lagged, shifted, summed)."""
     if node.expr is None:
         return []
-    return [e.target for e in _walk(node.expr) if getattr(e, "target", None) is not None]
-
-
-def _walk(e: Expr):
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        yield x
-        stack.extend(children(x))
+    return [e.target for e in walk(node.expr) if getattr(e, "target", None) is not None]
 
 
 # --- layout: registers to rows -------------------------------------------------------------

@@ -378,8 +378,10 @@ def format_analysis(an) -> str:
                   an.grid.to_string(float_format=_money)]
     if an.monte_carlo is not None:
         s = an.monte_carlo.summary(an.metric)
+        kernel = an.monte_carlo.extra.get("kernel", "numpy")
         lines += ["", f"Monte Carlo, {len(an.monte_carlo.samples)} scenarios, seed "
-                  f"{an.monte_carlo.seed}:", s.to_string(float_format=lambda v: f"{v:,.3g}")]
+                  f"{an.monte_carlo.seed} ({kernel} kernel):",
+                  s.to_string(float_format=lambda v: f"{v:,.3g}")]
     return "\n".join(lines)
 
 

@@ -127,12 +127,13 @@ def test_sensitivity_writes_workbook_json_and_pngs(tmp_path):
                      "--monte-carlo", "600", "--seed", "5", "-o", str(out), "--json", str(js),
                      "--png", str(png))
     assert p.returncode == 0, p.stderr
-    assert "Tornado" in p.stdout and "Monte Carlo, 600 scenarios, seed 5" in p.stdout
+    assert "Tornado" in p.stdout and "Monte Carlo, 600 scenarios, seed 5 (numpy kernel):" in p.stdout
     summary = json.loads(js.read_text())
     assert summary["strategy"] == "hybrid"
     assert len(summary["tornado"]) == 8 and len(summary["grid"]["values"]) == 5
     assert set(summary["scenarios"]) == {"base", "bear", "bull", "capex_overrun"}
     assert 0 <= summary["monte_carlo"]["summary"]["hybrid"]["prob_beats_mining"] <= 1
+    assert summary["monte_carlo"]["kernel"] == "numpy"  # 600 < COMPILED_THRESHOLD
     import openpyxl
 
     wb = openpyxl.load_workbook(out)

@@ -92,7 +92,7 @@ def test_base_monte_carlo_is_bit_identical_for_any_chunking_and_executor():
               paths=Paths(spec.btc_price_volatility, spec.hashrate_volatility,
                           spec.path_correlation), seed=spec.seed)
     ref = monte_carlo(a, 1300, executor=None, kernel="numpy", **kw)
-    for chunk, executor in ((600, "threads"), (257, None), (1300, None)):
+    for chunk, executor in ((600, "threads"), (257, None), (1300, None), (500, "processes")):
         got = monte_carlo(a, 1300, chunk_size=chunk, executor=executor, kernel="compiled",
                           **kw)
         assert got.samples.equals(ref.samples), (chunk, executor)

@@ -32,8 +32,9 @@ import numpy as np
 
 from finmodel.analysis.sensitivity import Scenarios, metric_frame
 from finmodel.api import PRICE_LINE
-from finmodel.engine.evaluate import Buffers
 from finmodel.engine import compiled
+from finmodel.engine.evaluate import Buffers
+from finmodel.engine.solve import one_blas_thread
 from finmodel.errors import InputError, shown
 from finmodel.inputs.bounds import check_scenarios, resolve_input
 from finmodel.inputs.schema import Assumptions
@@ -45,9 +46,11 @@ if TYPE_CHECKING:
 MAX_SCENARIOS = 10_000_000
 #: Above this many scenarios "auto" runs the chunks on a local process pool.
 PROCESS_THRESHOLD = 50_000
-#: From this many scenarios "auto" runs the compiled loop where numba is installed
-#: (importing numba and loading the compiled machine code costs ~0.6 s once per process,
-#: the time of ~2,000 scenarios in numpy; benchmarks/bench_monte_carlo.py).
+#: From this many scenarios "auto" runs the compiled loop where numba is installed:
+#: importing numba and loading the compiled machine code costs ~0.3 s once per process,
+#: what ~2,300 scenarios of the base case save on one thread (0.20 -> 0.07 ms each;
+#: benchmarks/bench_monte_carlo.py). The first run after an install also compiles it
+#: (~10-20 s, then cached beside finmodel/engine/kernel.py).
 COMPILED_THRESHOLD = 2_000
 #: Scenarios per block of path shocks (one generator per block; see the module docstring).
 DRAW_BLOCK = 600
@@ -388,7 +391,8 @@ def monte_carlo(a: Assumptions, n: int, *,
         memory does not grow with n x months.
     kernel
         ``"compiled"``: each chunk in one loop compiled by numba, scenario by scenario
-        (:mod:`finmodel.engine.compiled`; ``pip install finmodel[fast]``), ~4x faster;
+        (:mod:`finmodel.engine.compiled`; ``pip install finmodel[fast]``): ~3x faster on
+        one thread, and chunks on a thread per core;
         ``"numpy"``: the numpy evaluator; ``"auto"``: compiled from
         :data:`COMPILED_THRESHOLD` scenarios where numba is installed. The results are
         the same bits either way; ``extra["kernel"]`` says which ran.
@@ -462,7 +466,10 @@ def monte_carlo(a: Assumptions, n: int, *,
                 if progress:
                     progress(done, len(slices))
         elif executor == "threads":
-            with ThreadPoolExecutor(min(os.cpu_count() or 1, len(slices))) as pool:
+            # BLAS pinned around the pool: the chunks' own pins (threadpoolctl's limits are
+            # per process) then save and restore that one thread, in whatever order.
+            with one_blas_thread(), ThreadPoolExecutor(
+                    min(os.cpu_count() or 1, len(slices))) as pool:
                 frames = _map(lambda job: _evaluate_chunk(sc, *job), slices, pool, progress)
         else:
             frames = _map(_chunk, [(case_json, *job) for job in slices], executor, progress)

@@ -180,6 +180,7 @@ def analysis_json(an: Analysis) -> dict:
         s = an.monte_carlo.summary(an.metric)
         out["monte_carlo"] = {"scenarios": int(len(an.monte_carlo.samples)),
                               "seed": an.monte_carlo.seed,
+                              "kernel": an.monte_carlo.extra.get("kernel", "numpy"),
                               "summary": {c: {k: _num(v) for k, v in s[c].items()}
                                           for c in s.columns}}
     return out

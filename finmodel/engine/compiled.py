@@ -1,15 +1,18 @@
 """Many scenarios of a model in one compiled loop, scenario by scenario.
 
 The numpy evaluator (``evaluate.py``) computes each line for all scenarios of a chunk at
-once: a (600, 240) array per line, 1.15 MB, larger than a core's cache, so every
-operation streams its operands from memory and a Monte Carlo runs at ~10x the time of a
-plain ``a*b+c`` over as many elements (benchmarks/README.md, bench_monte_carlo.py). Here
-the same lines are translated, once per model, into a program for the register machine
-of :mod:`finmodel.engine.kernel`, compiled by numba: it runs one scenario's whole model at
-a time, a few hundred rows of 240 values that stay in cache, and writes out only what is
-asked for. What does not vary by scenario is computed by the numpy evaluator first (once
-per set of such inputs) and read as constants; what the machine does not do (an IRR) is
-left to the numpy evaluator, on the lines the machine exports.
+once, one numpy call per operation on a (600, 240) array: ~3.6 passes through memory per
+line element, operands of shape (600, 1) or (1, 240) broadcast at a further cost, and
+Python between calls; a Monte Carlo took ~10x the time of a plain ``a*b+c`` over as many
+elements (benchmarks/README.md, bench_monte_carlo.py). Here the same lines are
+translated, once per model, into a program for the register machine of
+:mod:`finmodel.engine.kernel`, compiled by numba: it runs a scenario's whole model at a
+time (two side by side), ~130 rows of 240 values that stay in a core's cache, reads
+constants that are one number as numbers, and writes out only what is asked for. What
+does not vary by scenario is computed by the numpy evaluator first (once per set of such
+inputs) and read as constants; what the machine does not do (an IRR) is left to the
+numpy evaluator, on the lines the machine exports. The loop runs without the GIL, so a
+Monte Carlo's chunks run on a thread per core.
 
 The operations are the numpy evaluator's, in the same order (see ``kernel.py``), so the
 values are the same bits: the tests compare every metric of every shipped case's Monte
@@ -37,7 +40,6 @@ from finmodel.engine.expr import (
     Compare,
     Const,
     Cumulative,
-    DateConst,
     Expr,
     Func,
     Input,
@@ -47,15 +49,16 @@ from finmodel.engine.expr import (
     Reduce,
     Ref,
     Shift,
-    TimeRow,
     children,
 )
-from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets
+from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets, walk
 from finmodel.engine.solve import one_blas_thread
 from finmodel.engine.timeline import Timeline
 
 #: Scenarios the machine runs side by side (kernel.run): one dispatch of each operation
-#: for both, and two running sums' chains at once (measured: 0.xx of the time of one).
+#: for both, and two running sums at once. Measured on the base case, 10,000 scenarios on
+#: one thread: 0.68-0.69 s side by side, 0.71-0.86 s one at a time, 0.69-0.76 s four at a
+#: time (benchmarks/bench_monte_carlo.py --quick).
 SIDE_BY_SIDE = 2
 _KERNEL: list = []  # [the kernel module, or None where numba cannot be imported]
 _LOCK = threading.RLock()  # (a program built under it imports the kernel)
@@ -264,7 +267,7 @@ class _Program:
             return True
         if node.expr is None:  # a scalar solved outside: only numpy knows its value
             return False
-        for e in _walk(node.expr):
+        for e in walk(node.expr):
             if not self._varies(e):
                 continue  # a constant, computed by numpy
             if isinstance(e, Reduce) and e.kind == "irr":
@@ -428,19 +431,18 @@ class _Segment:
         self.checked.append(line.name)
 
     def _load_line(self, name: str, code: list[_Ins]) -> _V:
-        v = self.loads.get(("g", name))
-        if v is None:
-            v = self.loads[("g", name)] = _V()
-            code.append(_Ins("LOADG", v, len(self.given_names)))
-            self.given_names.append(name)
-        return v
+        return self._load("LOADG", self.given_names, name, code)
 
     def _load_scalar(self, name: str, code: list[_Ins]) -> _V:
-        v = self.loads.get(("s", name))
+        return self._load("LOADS", self.scen_names, name, code)
+
+    def _load(self, op: str, names: list[str], name: str, code: list[_Ins]) -> _V:
+        """The register a value from outside the segment is loaded into, once."""
+        v = self.loads.get((op, name))
         if v is None:
-            v = self.loads[("s", name)] = _V()
-            code.append(_Ins("LOADS", v, len(self.scen_names)))
-            self.scen_names.append(name)
+            v = self.loads[(op, name)] = _V()
+            code.append(_Ins(op, v, len(names)))
+            names.append(name)
         return v
 
     def _node(self, node: Node, code: list[_Ins]) -> _V:
@@ -650,15 +652,7 @@ def _targets(node: Node) -> list[Node]:
     """The nodes an expression reads (same period, lagged, shifted, summed)."""
     if node.expr is None:
         return []
-    return [e.target for e in _walk(node.expr) if getattr(e, "target", None) is not None]
-
-
-def _walk(e: Expr):
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        yield x
-        stack.extend(children(x))
+    return [e.target for e in walk(node.expr) if getattr(e, "target", None) is not None]
 
 
 # --- layout: registers to rows -------------------------------------------------------------

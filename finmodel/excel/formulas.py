@@ -8,7 +8,7 @@ OR, SUM, NPV, IRR, INDEX, EDATE, YEAR, NA), which LibreOffice 7.4 and every Exce
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
@@ -71,21 +71,35 @@ class Layout:
 
 def children(e: Expr) -> tuple[Expr, ...]:
     """The sub-expressions of ``e``."""
-    if isinstance(e, (BinOp, Compare)):
-        return (e.a, e.b)
-    if isinstance(e, Neg):
-        return (e.a,)
-    if isinstance(e, Func):
-        return e.args
-    if isinstance(e, (Lag,)):
-        return (e.initial,)
-    if isinstance(e, Shift):
-        return (e.k, e.initial)
-    if isinstance(e, PathInput):
-        return (e.index,)
-    if isinstance(e, Reduce):
-        return (e.arg,) if e.arg is not None else ()
-    return ()
+    get = _CHILDREN.get(type(e))
+    if get is None:
+        get = _CHILDREN[type(e)] = _children_of(type(e))
+    return get(e)
+
+
+def _children_of(cls: type) -> Callable[[Expr], tuple[Expr, ...]]:
+    """How :func:`children` reads a node of class ``cls`` (the first class it is a
+    subclass of, in this order)."""
+    if issubclass(cls, (BinOp, Compare)):
+        return lambda e: (e.a, e.b)
+    if issubclass(cls, Neg):
+        return lambda e: (e.a,)
+    if issubclass(cls, Func):
+        return lambda e: e.args
+    if issubclass(cls, Lag):
+        return lambda e: (e.initial,)
+    if issubclass(cls, Shift):
+        return lambda e: (e.k, e.initial)
+    if issubclass(cls, PathInput):
+        return lambda e: (e.index,)
+    if issubclass(cls, Reduce):
+        return lambda e: (e.arg,) if e.arg is not None else ()
+    return lambda e: ()
+
+
+#: The reader of :func:`children` by node class, made on first sight (a chain of seven
+#: isinstance tests per node was ~0.02 s of the base export: 67,000 calls).
+_CHILDREN: dict[type, Callable[[Expr], tuple[Expr, ...]]] = {}
 
 
 def walk_expr(e: Expr):

@@ -66,10 +66,17 @@ def _spread(a: finmodel.Assumptions) -> dict:
     return out
 
 
+def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    """Equal bit for bit (so -0.0 differs from 0.0, and NaN equals only the same NaN)."""
+    x, y = np.ascontiguousarray(x, dtype=float), np.ascontiguousarray(y, dtype=float)
+    return x.shape == y.shape and np.array_equal(x.view(np.int64), y.view(np.int64))
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
-def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case):
+@pytest.mark.parametrize("paths", [Paths(0.6, 0.2, 0.4), None], ids=["paths", "no-paths"])
+def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case, paths):
     a = finmodel.load_assumptions(case)
-    kw = dict(distributions=_spread(a), paths=Paths(0.6, 0.2, 0.4), seed=11,
+    kw = dict(distributions=_spread(a), paths=paths, seed=11,
               metrics=("npv_usd", "project_irr", "payback_years"))
     ref = monte_carlo(a, 700, chunk_size=300, executor=None, kernel="numpy", **kw)
     got = monte_carlo(a, 700, chunk_size=300, executor="threads", kernel="compiled", **kw)
@@ -78,9 +85,7 @@ def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case):
     assert list(ref.samples.columns) == list(got.samples.columns)
     # Equal to the bit, NaN where numpy has NaN (an IRR that does not exist).
     for col in ref.samples.columns:
-        x, y = ref.samples[col].to_numpy(), got.samples[col].to_numpy()
-        assert np.array_equal(x.view(np.int64), y.view(np.int64)) or np.array_equal(
-            x, y, equal_nan=True), col
+        assert _same_bits(ref.samples[col].to_numpy(), got.samples[col].to_numpy()), col
     assert np.isfinite(ref.samples.xs("npv_usd", axis=1, level="metric").to_numpy()).all()
 
 
@@ -95,7 +100,8 @@ def test_base_monte_carlo_is_bit_identical_for_any_chunking_and_executor():
     for chunk, executor in ((600, "threads"), (257, None), (1300, None), (500, "processes")):
         got = monte_carlo(a, 1300, chunk_size=chunk, executor=executor, kernel="compiled",
                           **kw)
-        assert got.samples.equals(ref.samples), (chunk, executor)
+        assert list(got.samples.columns) == list(ref.samples.columns)
+        assert _same_bits(got.samples.to_numpy(), ref.samples.to_numpy()), (chunk, executor)
     # "auto" picks the compiled loop on threads from COMPILED_THRESHOLD scenarios.
     auto = monte_carlo(a, mc_module.COMPILED_THRESHOLD, **kw)
     assert auto.extra["kernel"] == "compiled"
@@ -160,9 +166,7 @@ def test_every_operation_gives_the_numpy_evaluators_bits():
     ref = evaluate(m, TL, inputs, paths, only=names)
     got = compiled.evaluate_compiled(m, TL, inputs, paths, {}, only=names)
     for name in names:
-        a, b = np.broadcast_to(ref[name], got[name].shape), got[name]
-        assert a.shape == b.shape, name
-        assert np.array_equal(a, b, equal_nan=True), name
+        assert _same_bits(np.broadcast_to(ref[name], got[name].shape), got[name]), name
     # The program really runs in the machine: one segment before the IRR, one after, the
     # held fleet as one HOLD instruction, the balance as a loop.
     program = next(iter(compiled._PROGRAMS[id(m)][1].values()))
@@ -174,7 +178,7 @@ def test_every_operation_gives_the_numpy_evaluators_bits():
             "RMAX", "GATHER", "IF", "AND", "OR", "POW", "NEG", "FLOOR"} <= used
     # And a second call (constants kept) gives the same again.
     again = compiled.evaluate_compiled(m, TL, inputs, paths, {}, only=names)
-    assert all(np.array_equal(again[n], got[n], equal_nan=True) for n in names)
+    assert all(_same_bits(again[n], got[n]) for n in names)
 
 
 def test_a_line_not_finite_is_named_as_numpy_names_it():
@@ -210,7 +214,8 @@ def test_sum_plan_is_numpys_pairwise_order():
                                    "", "", "S")), "", "", "S")
         tl = Timeline(dt.date(2026, 1, 1), n)
         got = compiled.evaluate_compiled(m, tl, {"v0": np.ones(4)}, {"p": x}, {}, only=["s"])
-        assert np.array_equal(got["s"], x.sum(axis=1)), n
+        ref = evaluate(m, tl, {"v0": np.ones(4)}, {"p": x}, only=["s"])
+        assert _same_bits(got["s"], ref["s"]) and _same_bits(got["s"], x.sum(axis=1)), n
         assert kernel.sum_plan(n)[:, 2].sum() == n
 
 
@@ -225,4 +230,182 @@ def test_kernel_choice_and_fallbacks(monkeypatch):
     m = Model()
     m.line("v", Input("x") * 2, "", "", "S")
     out = compiled.evaluate_compiled(m, TL, {"x": np.arange(3.0)}, {}, {}, only=["v"])
-    assert out["v"][:, 0].tolist() == [0.0, 2.0, 4.0]  # the numpy evaluator answered
+    assert out["v"][:, 0].tolist() == [0.0, 2.0, 4.0]
+    assert id(m) not in compiled._PROGRAMS  # the numpy evaluator answered: no program
+
+
+# --- corner cases found in review (each failed before its fix) ---------------------------
+
+T24 = Timeline(dt.date(2026, 1, 1), 24)
+X, KK, TI = Input("x"), Input("k"), time("index")
+X3 = np.array([0.5, 1.5, 2.5])
+
+
+def _same_both_ways(m: Model, inputs: dict, paths=None, overrides=None, only=None,
+                    tl: Timeline = T24) -> None:
+    """numpy and the compiled loop give the same bits (numpy's array broadcast to the
+    compiled one's shape: a fixed recursion is (1, periods) there), or the same error."""
+    only = only or list(m.nodes)
+    got = []
+    for f in (evaluate, compiled.evaluate_compiled):
+        try:
+            got.append(f(m, tl, inputs, paths or {}, overrides or {}, only=only))
+        except ModelError as e:
+            got.append(e)
+    ref, out = got
+    if isinstance(ref, Exception) or isinstance(out, Exception):
+        assert type(ref) is type(out) and str(ref) == str(out), (ref, out)
+        return
+    for k in only:
+        a, b = np.asarray(ref[k]), np.asarray(out[k])
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        assert shape == a.shape, (k, a.shape, b.shape)  # never more rows than numpy's
+        a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+        assert np.array_equal(a.view(np.int64), b.view(np.int64)), k  # bits: -0.0, NaN
+
+
+def _fixed_recursion():
+    m = Model()
+    bal = m.recursive_line("bal", "", "", "S")
+    m.define(bal, lag(bal, 1, 100.0) * 1.02 - 1.0)
+    m.line("use", X * bal, "", "", "S")
+    m.scalar("tb", total(bal), "", "", "S")
+    return m
+
+
+def _hold_with_numbers():
+    m = Model()
+    refresh = m.line("refresh", where(X * TI > 10, 1, 0), "", "", "S")
+    held = m.recursive_line("held", "", "", "S")
+    m.define(held, where(refresh > 0, 5.0, lag(held, 1, 0.0)))
+    held2 = m.recursive_line("held2", "", "", "S")
+    m.define(held2, where(KK > 0, X * TI, lag(held2, 1, 0.0)))
+    return m
+
+
+def _or_na_of_an_operation():
+    m = Model()
+    m.line("a", X + 1, "", "", "S")
+    m.line("b", or_not_available(X * 2), "", "", "S")
+    return m
+
+
+def _loop_bodies():
+    m = Model()
+    cash = m.line("cash", where(eq(TI, 0), -100 - X, X * 10), "", "", "S")
+    ret = m.scalar("ret", irr(cash), "", "", "S")
+    b2 = m.recursive_line("b2", "", "", "S")
+    m.define(b2, lag(cash, 1, lag(b2, 1, 2.0)) + ret)  # a line from before the IRR
+    f = m.line("f", X * TI, "", "", "S")
+    b3 = m.recursive_line("b3", "", "", "S")
+    m.define(b3, shifted(f, KK, lag(b3, 1, 1.0)) + 1)  # a shift reading the recursion
+    c = m.line("c", KK * 1.0, "", "", "S")
+    b4 = m.recursive_line("b4", "", "", "S")
+    m.define(b4, lag(c, 2, lag(b4, 1, X)) + X * 0.5)  # the lag of a line one number
+    return m
+
+
+def _npv_at_a_rate_per_period():
+    m = Model()
+    f = m.line("f", X + TI, "", "", "S")
+    r = m.line("r", X * TI / 1000, "", "", "S")
+    m.scalar("pv", npv(r, f), "", "", "S")
+    return m
+
+
+def _signed_zeros():
+    m = Model()
+    c0 = m.line("c0", -(X * 0), "", "", "S")
+    m.scalar("tot", total(c0), "", "", "S")
+    z = X * 0
+    m.line("mx", maximum(-z, z), "", "", "S")
+    m.line("mn", minimum(z, -z), "", "", "S")
+    m.line("z", X * (0 * (TI - 5)), "", "", "S")
+    return m
+
+
+def _scalar_named_like_an_input():
+    m = Model()
+    cash = m.line("cash", where(eq(TI, 0), -100 - X, X * 10), "", "", "S")
+    ret = m.scalar("ret", irr(cash), "", "", "S")
+    sx = m.scalar("x", Input("x") * 2, "", "", "S")
+    m.line("after", ret + sx, "", "", "S")
+    m.scalar("s", X * 2, "", "", "S", solved=True)  # solved outside: numpy's NaN
+    return m
+
+
+def _errors():
+    m1 = Model()
+    m1.scalar("s", X * TI, "", "", "S")  # a scalar with a value per period
+    m2 = Model()
+    f = m2.line("f", X + TI, "", "", "S")
+    m2.line("g", shifted(f, TI / 4), "", "", "S")  # a shift that changes with the period
+    m3 = Model()
+    m3.line("a", 1 / (X - X), "", "", "S")  # numpy names this one, the first it meets
+    m3.line("b", 1 / (KK - 3.0) + TI, "", "", "S")
+    return m1, m2, m3
+
+
+@pytest.mark.parametrize("build", [_fixed_recursion, _hold_with_numbers, _or_na_of_an_operation,
+                                   _loop_bodies, _npv_at_a_rate_per_period, _signed_zeros,
+                                   _scalar_named_like_an_input])
+def test_corner_cases_give_numpys_bits(build):
+    m = build()
+    _same_both_ways(m, {"x": X3, "k": 3.0})
+    _same_both_ways(m, {"x": X3[:2], "k": 3.0})  # fewer scenarios, constants kept
+    _same_both_ways(m, {"x": X3, "k": -1.0})  # other constants
+
+
+def test_errors_are_numpys_own():
+    for m in _errors():
+        _same_both_ways(m, {"x": X3, "k": 3.0})
+        with pytest.raises(ModelError):
+            compiled.evaluate_compiled(m, T24, {"x": X3, "k": 3.0}, {}, {}, only=list(m.nodes))
+    m = Model()
+    p = m.line("p", X + TI, "", "", "S")
+    m.line("q", where(p > 3, 1, 0) * X, "", "", "S")
+    given = np.tile(np.arange(24.0), (3, 1))
+    given[2, 3] = np.nan  # a given line not finite is named, as numpy names it
+    with pytest.raises(ModelError, match=r"line 'p' is not finite \(scenario 2, period 3\)"):
+        compiled.evaluate_compiled(m, T24, {"x": X3}, {}, {"p": given}, only=["q"])
+
+
+def test_timeline_and_layout_of_inputs_are_part_of_the_program():
+    m = Model()
+    m.line("d", X * time("days"), "", "", "S")
+    _same_both_ways(m, {"x": X3})
+    _same_both_ways(m, {"x": X3}, tl=Timeline(dt.date(2026, 2, 1), 24))  # 28 days, not 31
+    rng = np.random.default_rng(267)
+    m = Model()
+    line = m.line("l0", PathInput("pp", time("model_year")), "", "", "S")
+    m.scalar("tot", total(line), "", "", "S")
+    pp = rng.uniform(1, 4, (5, 2)) * 1.37
+    _same_both_ways(m, {"x": np.ones(5)}, {"pp": pp})
+    _same_both_ways(m, {"x": np.ones(5)}, {"pp": np.asfortranarray(pp)})
+
+
+def test_results_are_the_callers_and_threads_share_a_program_safely():
+    m = Model()
+    fk = m.line("fk", KK * (TI + 1), "", "", "S")
+    m.line("v", X * fk, "", "", "S")
+    o = compiled.evaluate_compiled(m, T24, {"x": X3, "k": 2.0}, {}, {}, only=["fk", "v"])
+    o["fk"] += 100  # the caller's array: the program's constants are not touched
+    o = compiled.evaluate_compiled(m, T24, {"x": X3, "k": 2.0}, {}, {}, only=["fk", "v"])
+    assert o["fk"][0, :3].tolist() == [2.0, 4.0, 6.0]
+    bad = []
+
+    def work(k: float) -> None:
+        for _ in range(300):
+            out = compiled.evaluate_compiled(m, T24, {"x": X3, "k": k}, {}, {},
+                                             only=["v", "fk"])
+            if out["fk"][0, 0] != k or out["v"][0, 0] != 0.5 * k:
+                bad.append(k)
+
+    import threading
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (1.0, 2.0)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert bad == []

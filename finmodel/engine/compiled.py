@@ -49,11 +49,13 @@ from finmodel.engine.expr import (
     Reduce,
     Ref,
     Shift,
+    TimeRow,
     children,
 )
 from finmodel.engine.graph import Line, Model, Node, Scalar, _lag_targets, walk
 from finmodel.engine.solve import one_blas_thread
 from finmodel.engine.timeline import Timeline
+from finmodel.errors import ModelError
 
 #: Scenarios the machine runs side by side (kernel.run): one dispatch of each operation
 #: for both, and two running sums at once. Measured on the base case, 10,000 scenarios on
@@ -109,9 +111,14 @@ def evaluate_compiled(
     ev = _Evaluator(model, timeline, inputs, paths, overrides, {}, None)
     if ev.s == 1:  # one scenario: nothing to gain
         return evaluate(model, timeline, inputs, paths, overrides, only=only, buffers=buffers)
-    program = _program(model, ev, only)
+    program = _program(model, timeline, ev, only)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"), one_blas_thread():
-        state = program.constants(ev)
+        try:
+            state = program.constants(ev)
+        except ModelError:  # a fixed line not finite: numpy names the first in its order
+            return evaluate(model, timeline, inputs, paths, overrides, only=only,
+                            buffers=buffers)
+        ev.values.update(state["values"])
         for part in program.parts:
             if isinstance(part, _Segment):
                 if not part.run(k, ev, state):  # a line not finite: let numpy name it
@@ -124,6 +131,8 @@ def evaluate_compiled(
     out = {}
     for name in only:
         v = ev.values[name]
+        if name in program.fixed_names:  # (the program keeps these: the caller gets a copy)
+            v = v.copy()
         out[name] = v[:, 0] if isinstance(model.nodes[name], Scalar) else v
     return out
 
@@ -134,12 +143,13 @@ def evaluate_compiled(
 _PROGRAMS: dict[int, tuple[Model, dict]] = {}
 
 
-def _program(model: Model, ev: _Evaluator, only: list[str]) -> _Program:
+def _program(model: Model, timeline: Timeline, ev: _Evaluator, only: list[str]
+             ) -> _Program:
     varying = (frozenset(k for k, v in ev.inputs.items() if v.shape[0] > 1),
                frozenset(k for k, v in ev.paths.items() if v.shape[0] > 1),
                frozenset(k for k, v in ev.overrides.items() if v.shape[0] > 1),
                frozenset(ev.overrides))
-    key = (frozenset(only), varying, ev.n, id(model.schedule()))
+    key = (frozenset(only), varying, timeline.start, ev.n, id(model.schedule()))
     with _LOCK:
         hit = _PROGRAMS.get(id(model))
         if hit is None or hit[0] is not model:
@@ -196,6 +206,7 @@ class _Program:
                 self._varying_memo.clear()
         # Nodes that do not vary: the numpy evaluator, once per set of inputs.
         self.fixed = [g for g in plan if g[0].name not in self.varying]
+        self.fixed_names = {x.name for g in self.fixed for x in g}
         # The rest in stages: stage s is a machine segment (the groups it can run, in plan
         # order) and then the groups left to numpy that read nothing later. A group goes
         # to the earliest stage after everything it reads (so an IRR, read by nothing the
@@ -211,7 +222,9 @@ class _Program:
             reads = {t.name for x in group for t in _targets(x)} - names
             s_in = max([stage[r] for r in reads if r in stage]
                        + [after[r] + 1 for r in reads if r in after] + [0])
-            if all(self._compilable(x) for x in group):
+            stepped = len(group) > 1 or group[0].name in model.stepped
+            members = {id(x) for x in group} if stepped else set()
+            if all(self._compilable(x, members) for x in group):
                 runs.setdefault(s_in, []).append(group)
                 stage.update(dict.fromkeys(names, s_in))
             else:
@@ -243,7 +256,6 @@ class _Program:
         self._lock = threading.Lock()
         self.sum_plan = _kernel().sum_plan(n)
         self.state: dict = {}
-        self.const_values: dict[str, np.ndarray] = {}
 
     # --- analysis ---
 
@@ -262,12 +274,18 @@ class _Program:
         self._varying_memo[id(e)] = v
         return v
 
-    def _compilable(self, node: Node) -> bool:
+    def _compilable(self, node: Node, members: set[int]) -> bool:
+        """Whether the machine computes ``node`` as numpy does (else numpy does: an IRR, a
+        scalar solved outside, anything numpy refuses with an error of its own)."""
         if node.name in self.given:
             return True
-        if node.expr is None:  # a scalar solved outside: only numpy knows its value
+        if node.expr is None or getattr(node, "solved", False):  # only numpy knows it
             return False
+        if isinstance(node, Scalar) and _periodic(node.expr):
+            return False  # numpy says the scalar depends on a per-period value
         for e in walk(node.expr):
+            if members and _reads(e, members) and not isinstance(e, _STEPPED):
+                return False  # the loop period by period does element-wise work only
             if not self._varies(e):
                 continue  # a constant, computed by numpy
             if isinstance(e, Reduce) and e.kind == "irr":
@@ -275,7 +293,7 @@ class _Program:
             if isinstance(e, Func) and (e.name not in (*_FN2, "if", "floor", "or_na", "na")
                                         or (e.name == "if" and _solves_irr(e))):
                 return False
-            if isinstance(e, Shift) and self._varies(e.k):
+            if isinstance(e, Shift) and (self._varies(e.k) or _periodic(e.k)):
                 return False
             if isinstance(e, PathInput) and self._varies(e.index):
                 return False
@@ -297,21 +315,24 @@ class _Program:
         return _V(i)
 
     def constants(self, ev: _Evaluator) -> dict:
-        """Put the values that do not vary by scenario into ``ev``; the machine's
+        """The values that do not vary by scenario (``"values"``), the machine's
         constants and each segment's code pointing at them, computed only when those
-        inputs changed (one state, never changed after: chunks on threads share it)."""
+        inputs changed: one state, never changed after (chunks on threads share it)."""
         fingerprint = _fingerprint(ev, self)
         with self._lock:
             if fingerprint != self.const_fingerprint:
                 self.state = self._compute_constants(ev)
                 self.const_fingerprint = fingerprint
-                self.const_values = dict(ev.values)
-            state = self.state
-        ev.values.update(self.const_values)
-        return state
+            return self.state
 
-    def _compute_constants(self, ev: _Evaluator) -> dict:
-        ev.values.clear()
+    def _compute_constants(self, outer: _Evaluator) -> dict:
+        # An evaluator of one scenario, with the inputs that are one value for all: what
+        # does not vary is computed once, in the shape numpy gives it then (a recursion
+        # steps (1, periods), not (scenarios, periods)), whatever the chunk's size.
+        ev = _Evaluator(self.model, outer.tl,
+                        {k: v for k, v in outer.inputs.items() if v.shape[0] == 1},
+                        {k: v for k, v in outer.paths.items() if v.shape[0] == 1},
+                        {k: v for k, v in outer.overrides.items() if v.shape[0] == 1}, {})
         for group in self.fixed:
             if len(group) == 1 and group[0].name not in self.model.stepped:
                 ev._evaluate_node(group[0])
@@ -331,7 +352,7 @@ class _Program:
         # A constant that is one number (an input, a literal, a row of one number
         # repeated) is read as a number; only rows that change with the period take rows
         # of the machine (measured: 64 -> 40 ms a chunk of 600 on the base case).
-        periodic = [np.ndim(v) == 2 and v.shape[1] > 1 and bool((v != v[0, 0]).any())
+        periodic = [np.ndim(v) == 2 and v.shape[1] > 1 and not _one_number(v)
                     for v in values]
         rows = [i for i, p in enumerate(periodic) if p]
         numbers = [i for i, p in enumerate(periodic) if not p]
@@ -342,11 +363,18 @@ class _Program:
         for j, i in enumerate(rows):
             const_rows[j] = values[i]
         state = {"rows": const_rows,
-                 "numbers": np.array([float(np.ravel(values[i])[0]) for i in numbers])}
+                 "numbers": np.array([float(np.ravel(values[i])[0]) for i in numbers]),
+                 "values": dict(ev.values)}
         for part in self.parts:
             if isinstance(part, _Segment):
                 state[id(part)] = part.relocate(where, len(rows))
         return state
+
+
+def _one_number(v: np.ndarray) -> bool:
+    """Whether every value of ``v`` is the same float, bit for bit (+0 and -0 differ)."""
+    bits = np.ascontiguousarray(v, dtype=float).reshape(-1).view(np.int64)
+    return bool((bits == bits[0]).all())
 
 
 def _fingerprint(ev: _Evaluator, program: _Program) -> tuple:
@@ -371,8 +399,10 @@ class _Segment:
         self.p = program
         self.reg: dict[str, _V] = {}  # node -> its register (in this segment)
         self.loads: dict[tuple, _V] = {}
-        self.scen_names: list[str] = []  # columns of ``scen``: inputs and outside scalars
-        self.given_names: list[str] = []  # rows of ``G``: given and outside lines
+        # columns of ``scen`` (inputs and outside scalars) and rows of ``G`` (given and
+        # outside lines), as (kind, name)
+        self.scen_names: list[tuple[str, str]] = []
+        self.given_names: list[tuple[str, str]] = []
         self.path_names: list[str] = []
         self.index_exprs: list[Expr] = []  # rows of ``idx``
         self.exports: list[str] = []  # rows of ``X``
@@ -402,7 +432,9 @@ class _Segment:
         given = [x for x in group if x.name in p.given]
         rest = [x for x in group if x.name not in p.given]
         for x in given:
-            self.reg[x.name] = self._load_line(x.name, code)
+            self.reg[x.name] = self._load("LOADG", "given", x.name)
+            if isinstance(x, Line):  # numpy checks a given line too
+                self._check(x, code)
         stepped = len(group) > 1 or group[0].name in p.model.stepped
         inner = {id(x) for x in rest}
         if stepped and given and not any(id(t) in inner for x in rest
@@ -430,19 +462,16 @@ class _Segment:
         code.append(_Ins("CHECK", a=self.reg[line.name], k=len(self.checked)))
         self.checked.append(line.name)
 
-    def _load_line(self, name: str, code: list[_Ins]) -> _V:
-        return self._load("LOADG", self.given_names, name, code)
-
-    def _load_scalar(self, name: str, code: list[_Ins]) -> _V:
-        return self._load("LOADS", self.scen_names, name, code)
-
-    def _load(self, op: str, names: list[str], name: str, code: list[_Ins]) -> _V:
-        """The register a value from outside the segment is loaded into, once."""
-        v = self.loads.get((op, name))
+    def _load(self, op: str, kind: str, name: str) -> _V:
+        """The register a value from outside the segment (``kind``: an ``input``, a
+        ``given`` line, a ``node`` computed before) is loaded into, once, before anything
+        (never inside a loop period by period)."""
+        v = self.loads.get((op, kind, name))
         if v is None:
-            v = self.loads[(op, name)] = _V()
-            code.append(_Ins(op, v, len(names)))
-            names.append(name)
+            v = self.loads[(op, kind, name)] = _V()
+            names = self.given_names if op == "LOADG" else self.scen_names
+            self._top.append(_Ins(op, v, len(names)))
+            names.append((kind, name))
         return v
 
     def _node(self, node: Node, code: list[_Ins]) -> _V:
@@ -453,8 +482,8 @@ class _Segment:
         if v is not None:
             return v
         if isinstance(node, Scalar):  # computed before this segment
-            return self._load_scalar(node.name, code)
-        return self._load_line(node.name, code)
+            return self._load("LOADS", "node", node.name)
+        return self._load("LOADG", "node", node.name)
 
     def _emit(self, e: Expr, code: list[_Ins], memo: dict[int, _V], dest: _V | None = None
               ) -> _V:
@@ -501,9 +530,9 @@ class _Segment:
         """One varying expression node: its operands' code (by ``sub``), then its own; an
         operation already done on the same registers (another line's identical term) is
         not done again, its register is read (every register is written once)."""
-        n_before = len(code)
-        v = self._op_code(e, code, sub, dest)
-        if dest is None and code is self._top and len(code) == n_before + 1:
+        d = dest if dest is not None else _V()
+        v = self._op_code(e, code, sub, d)
+        if dest is None and code is self._top and v is d and code and code[-1].d is d:
             ins = code[-1]
             key = (ins.op, ins.k, *(_key(getattr(ins, f)) for f in ("a", "b", "c")))
             same = self._done.get(key)
@@ -513,8 +542,9 @@ class _Segment:
             self._done[key] = v
         return v
 
-    def _op_code(self, e: Expr, code: list[_Ins], sub, dest: _V | None) -> _V:
-        d = dest if dest is not None else _V()
+    def _op_code(self, e: Expr, code: list[_Ins], sub, d: _V) -> _V:
+        """Code for ``e`` ending in an instruction that writes ``d``; ``d``, or the register
+        of what ``e`` only passes on (a line, an input, ``or_na``'s argument)."""
         if isinstance(e, BinOp):
             a, b = sub(e.a), sub(e.b)
             code.append(_Ins(_BIN[e.op], d, a, b))
@@ -537,9 +567,9 @@ class _Segment:
         elif isinstance(e, Ref):
             return self._node(e.target, code)
         elif isinstance(e, Input):
-            return self._load_scalar(e.name, code)
+            return self._load("LOADS", "input", e.name)
         elif isinstance(e, Chosen):
-            a = self._load_scalar(e.name, code)
+            a = self._load("LOADS", "input", e.name)
             code.append(_Ins("EQ", d, a, self.p.const(("value", e.code))))
         elif isinstance(e, PathInput):
             code.append(_Ins("GATHER", d, len(self.path_names), len(self.index_exprs)))
@@ -592,12 +622,12 @@ class _Segment:
         for b in range(SIDE_BY_SIDE):
             W[:len(state["rows"]), b * n:(b + 1) * n] = state["rows"]
         scen = np.empty((s, max(1, len(self.scen_names))))
-        for j, name in enumerate(self.scen_names):
-            v = ev.inputs[name] if name in ev.inputs else ev.values[name]
+        for j, (kind, name) in enumerate(self.scen_names):
+            v = ev.inputs[name] if kind == "input" else ev.values[name]
             scen[:, j] = v[:, 0]
         G = np.empty((max(1, len(self.given_names)), s, n))
-        for j, name in enumerate(self.given_names):
-            G[j] = ev.overrides[name] if name in ev.overrides else ev.values[name]
+        for j, (kind, name) in enumerate(self.given_names):
+            G[j] = ev.overrides[name] if kind == "given" else ev.values[name]
         if self.path_names:
             years = max(ev.paths[x].shape[1] for x in self.path_names)
             P = np.zeros((len(self.path_names), s, years))
@@ -624,6 +654,21 @@ class _Segment:
         for j, name in enumerate(self.scalar_exports):
             ev.values[name] = XS[:, j:j + 1]
         return True
+
+
+#: What a loop period by period computes (the rest of a recursion is computed before it).
+_STEPPED = (BinOp, Compare, Neg, Func, Lag, Ref)
+
+
+def _periodic(e: Expr) -> bool:
+    """Whether ``e`` has a value per period (numpy's array of it has a column each)."""
+    if isinstance(e, Reduce):
+        return False
+    if isinstance(e, (TimeRow, PathInput, Lag, Shift, Cumulative)):
+        return True
+    if isinstance(e, Ref):
+        return isinstance(e.target, Line)
+    return any(_periodic(c) for c in children(e))
 
 
 def _key(v) -> object:

@@ -606,7 +606,9 @@ class _Evaluator:
                 f"input path {e.name!r} has {values.shape[1]} values; position "
                 f"{int(pos.max()) + 1} was asked for"
             )
-        return values[:, pos]
+        # C order, as every other line: numpy sums a row pairwise only when it is
+        # contiguous (an F-ordered gather was summed left to right: other last bits)
+        return np.ascontiguousarray(values[:, pos])
 
     def _reduce(self, e: Reduce) -> np.ndarray:
         arr = self._value(e.target)
@@ -728,7 +730,7 @@ def _as_column(name: str, v: ArrayLike) -> np.ndarray:
 
 
 def _as_rows(name: str, v: ArrayLike) -> np.ndarray:
-    a = np.asarray(v, dtype=float)
+    a = np.ascontiguousarray(v, dtype=float)  # (see _path: sums depend on the layout)
     if a.ndim == 1:
         return a.reshape(1, -1)
     if a.ndim == 2:

@@ -124,11 +124,14 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                             elif o == IF:
                                 W[dq, e] = v if u != 0.0 else w
                             elif o == MAX:
-                                W[dq, e] = u if (u >= v or u != u) else v
+                                W[dq, e] = u if (u > v or u != u) else v
                             elif o == MIN:
-                                W[dq, e] = u if (u <= v or u != u) else v
-                            elif o == LAG:
-                                W[dq, e] = W[aq, e - kq] if t >= kq else w
+                                W[dq, e] = u if (u < v or u != u) else v
+                            elif o == LAG:  # (of a line that is one number: that number)
+                                if t >= kq:
+                                    W[dq, e] = K[-1 - aq] if aq < 0 else W[aq, e - kq]
+                                else:
+                                    W[dq, e] = w
                             elif o == COPY:
                                 W[dq, e] = u
                             elif o == GT:
@@ -221,11 +224,11 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                 if op == MAX:
                     for j in range(L):
                         u = W[a, j]
-                        W[d, j] = u if (u >= v or u != u) else v
+                        W[d, j] = u if (u > v or u != u) else v
                 elif op == MIN:
                     for j in range(L):
                         u = W[a, j]
-                        W[d, j] = u if (u <= v or u != u) else v
+                        W[d, j] = u if (u < v or u != u) else v
                 elif op == GT:
                     for j in range(L):
                         W[d, j] = 1.0 if W[a, j] > v else 0.0
@@ -246,7 +249,8 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                         W[d, j] = 1.0 if W[a, j] != v else 0.0
                 pc += 1
                 continue
-            if (op == LAG or op == HOLD) and c < 0:  # a number before the first period
+            if (op == LAG or op == HOLD) and c < 0 and a >= 0 and (op == LAG or b >= 0):
+                # a number before the first period, the other operands rows
                 v = K[-1 - c]
                 for s_ in range(nb):
                     o_ = s_ * n
@@ -295,14 +299,15 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                     for j in range(L):  # (both read first: a select, not a branch)
                         u, v = W[b, j], W[c, j]
                         W[d, j] = u if W[a, j] != 0.0 else v
-                elif op == MAX:  # np.maximum: NaN if either is NaN
+                elif op == MAX:  # np.maximum: NaN if either is; a tie (+0, -0) gives the
+                    # second, as numpy's loops do
                     for j in range(L):
                         u, v = W[a, j], W[b, j]
-                        W[d, j] = u if (u >= v or u != u) else v
+                        W[d, j] = u if (u > v or u != u) else v
                 elif op == MIN:
                     for j in range(L):
                         u, v = W[a, j], W[b, j]
-                        W[d, j] = u if (u <= v or u != u) else v
+                        W[d, j] = u if (u < v or u != u) else v
                 elif op == GT:
                     for j in range(L):
                         W[d, j] = 1.0 if W[a, j] > W[b, j] else 0.0
@@ -399,8 +404,8 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                                 W[d, o_ + t] = W[d, o_ + t - 1] if t >= 1 else W[c, o_ + t]
                     elif op == TOTAL or op == NPV or op == NPVD:
                         if op == NPV:  # sum(row / (1 + rate) ** period), periods from 1
-                            g = 1.0 + W[b, o_]
-                            for j in range(n):
+                            for j in range(n):  # (the rate may change with the period)
+                                g = 1.0 + W[b, o_ + j]
                                 W[d, o_ + j] = W[a, o_ + j] / g ** float(j + 1)
                             src = d
                         elif op == NPVD:  # the same, (1 + rate) ** period given as row b
@@ -443,7 +448,7 @@ def run(code: np.ndarray, W: np.ndarray, K: np.ndarray, scen: np.ndarray, G: np.
                                     q += 1
                             stack[top] = res
                             top += 1
-                        v = stack[0]
+                        v = 0.0 + stack[0]  # numpy adds the sum to its identity: -0 -> +0
                         for j in range(n):
                             W[d, o_ + j] = v
                     elif op == RMIN or op == RMAX:

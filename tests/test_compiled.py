@@ -52,6 +52,15 @@ SAMPLED = ("hosting.lease_rate_usd_per_kw_month", "conversion.electrical_usd_per
            "power.ppa_price_usd_per_mwh")
 
 
+def _no_numpy_fallback(monkeypatch) -> None:
+    """Make the compiled path fail loudly where it would hand a chunk to numpy (which
+    gives the same values, so only this shows that the machine ran)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiled path fell back to the numpy evaluator")
+
+    monkeypatch.setattr(compiled, "evaluate", refuse)
+
+
 def _spread(a: finmodel.Assumptions) -> dict:
     """+-20 % uniform around the case's own value of each sampled input it has."""
     sc = Scenarios.of(a)
@@ -74,11 +83,12 @@ def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("paths", [Paths(0.6, 0.2, 0.4), None], ids=["paths", "no-paths"])
-def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case, paths):
+def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case, paths, monkeypatch):
     a = finmodel.load_assumptions(case)
     kw = dict(distributions=_spread(a), paths=paths, seed=11,
               metrics=("npv_usd", "project_irr", "payback_years"))
     ref = monte_carlo(a, 700, chunk_size=300, executor=None, kernel="numpy", **kw)
+    _no_numpy_fallback(monkeypatch)
     got = monte_carlo(a, 700, chunk_size=300, executor="threads", kernel="compiled", **kw)
     assert ref.extra["kernel"] == "numpy" and got.extra["kernel"] == "compiled"
     assert ref.samples.shape == got.samples.shape and ref.samples.shape[0] == 700
@@ -89,7 +99,7 @@ def test_every_shipped_case_gives_the_same_bits_compiled_and_numpy(case, paths):
     assert np.isfinite(ref.samples.xs("npv_usd", axis=1, level="metric").to_numpy()).all()
 
 
-def test_base_monte_carlo_is_bit_identical_for_any_chunking_and_executor():
+def test_base_monte_carlo_is_bit_identical_for_any_chunking_and_executor(monkeypatch):
     a = finmodel.load_assumptions(ROOT / "assumptions" / "base.toml")
     spec = a.analysis.monte_carlo
     kw = dict(distributions=spec.distributions,
@@ -102,7 +112,9 @@ def test_base_monte_carlo_is_bit_identical_for_any_chunking_and_executor():
                           **kw)
         assert list(got.samples.columns) == list(ref.samples.columns)
         assert _same_bits(got.samples.to_numpy(), ref.samples.to_numpy()), (chunk, executor)
-    # "auto" picks the compiled loop on threads from COMPILED_THRESHOLD scenarios.
+    # "auto" picks the compiled loop on threads from COMPILED_THRESHOLD scenarios (and the
+    # machine runs: no chunk is handed to numpy).
+    monkeypatch.setattr(compiled, "evaluate", lambda *a, **k: 1 / 0)
     auto = monte_carlo(a, mc_module.COMPILED_THRESHOLD, **kw)
     assert auto.extra["kernel"] == "compiled"
     small = monte_carlo(a, 50, **kw)
@@ -159,11 +171,12 @@ def _inputs(s: int) -> tuple[dict, dict]:
     return inputs, paths
 
 
-def test_every_operation_gives_the_numpy_evaluators_bits():
+def test_every_operation_gives_the_numpy_evaluators_bits(monkeypatch):
     m = _vocabulary_model()
     inputs, paths = _inputs(257)
     names = [n.name for n in m.nodes.values()]
     ref = evaluate(m, TL, inputs, paths, only=names)
+    _no_numpy_fallback(monkeypatch)
     got = compiled.evaluate_compiled(m, TL, inputs, paths, {}, only=names)
     for name in names:
         assert _same_bits(np.broadcast_to(ref[name], got[name].shape), got[name]), name

@@ -330,7 +330,7 @@ class _Program:
         # does not vary is computed once, in the shape numpy gives it then (a recursion
         # steps (1, periods), not (scenarios, periods)), whatever the chunk's size.
         ev = _Evaluator(self.model, outer.tl,
-                        {k: v for k, v in outer.inputs.items() if v.shape[0] == 1},
+                        {k: v[:, 0] for k, v in outer.inputs.items() if v.shape[0] == 1},
                         {k: v for k, v in outer.paths.items() if v.shape[0] == 1},
                         {k: v for k, v in outer.overrides.items() if v.shape[0] == 1}, {})
         for group in self.fixed:
@@ -664,8 +664,10 @@ def _periodic(e: Expr) -> bool:
     """Whether ``e`` has a value per period (numpy's array of it has a column each)."""
     if isinstance(e, Reduce):
         return False
-    if isinstance(e, (TimeRow, PathInput, Lag, Shift, Cumulative)):
+    if isinstance(e, (TimeRow, Lag, Shift, Cumulative)):
         return True
+    if isinstance(e, PathInput):
+        return _periodic(e.index)
     if isinstance(e, Ref):
         return isinstance(e.target, Line)
     return any(_periodic(c) for c in children(e))

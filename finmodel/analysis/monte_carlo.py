@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,6 @@ import numpy as np
 
 from finmodel.analysis.sensitivity import Scenarios, metric_frame
 from finmodel.api import PRICE_LINE
-from finmodel.engine import compiled
 from finmodel.engine.evaluate import Buffers
 from finmodel.engine.solve import one_blas_thread
 from finmodel.errors import InputError, shown
@@ -421,6 +420,8 @@ def monte_carlo(a: Assumptions, n: int, *,
     if kernel not in ("auto", "compiled", "numpy"):
         raise InputError(f"monte_carlo: kernel must be 'auto', 'compiled' or 'numpy', got "
                          f"{shown(kernel)}")
+    from finmodel.engine import compiled  # (here: `finmodel run` imports this module)
+
     if kernel == "compiled" and not compiled.available():
         raise InputError("monte_carlo: kernel='compiled' needs numba (pip install "
                          "'finmodel[fast]')")
@@ -468,6 +469,8 @@ def monte_carlo(a: Assumptions, n: int, *,
         elif executor == "threads":
             # BLAS pinned around the pool: the chunks' own pins (threadpoolctl's limits are
             # per process) then save and restore that one thread, in whatever order.
+            from concurrent.futures import ThreadPoolExecutor
+
             with one_blas_thread(), ThreadPoolExecutor(
                     min(os.cpu_count() or 1, len(slices))) as pool:
                 frames = _map(lambda job: _evaluate_chunk(sc, *job), slices, pool, progress)
@@ -498,6 +501,9 @@ def _base_lines(sc: Scenarios) -> dict[str, np.ndarray]:
 
 def _map(fn, jobs: list, executor, progress) -> list:
     own = executor == "processes"
+    if own:
+        from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor() if own else executor
     try:
         futures = [pool.submit(fn, job) for job in jobs]

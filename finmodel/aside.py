@@ -28,7 +28,24 @@ def possible() -> bool:
     return hasattr(os, "fork") and python_threads() == 1 and idle_cpus() >= 1
 
 
-class Aside:
+class ForkedChild:
+    """A forked child process (``pid``) and the read end of its pipe (``pipe``)."""
+
+    pid: int | None
+    pipe: Any
+
+    def stop(self) -> None:
+        """Kill and reap the child unless waited for already (the parent is unwinding)."""
+        self.pipe.close()
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+class Aside(ForkedChild):
     """Run ``work()`` in a forked child; :meth:`result` waits for its return value.
 
     The caller must call :meth:`result` or :meth:`stop` (``stop`` in a ``finally``: an
@@ -68,13 +85,3 @@ class Aside:
         if os.waitstatus_to_exitcode(status) != 0 or not data:
             return None
         return pickle.loads(data)  # our own child's bytes
-
-    def stop(self) -> None:
-        """Kill and reap the child unless waited for already."""
-        self.pipe.close()
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(self.pid, 0)
-            self.pid = None

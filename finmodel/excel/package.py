@@ -41,6 +41,7 @@ import xlsxwriter
 import xlsxwriter.workbook as _xw_workbook
 from xlsxwriter.packager import Packager
 
+from finmodel.aside import ForkedChild
 from finmodel.errors import ExportError
 
 #: zlib level of the workbook's zip (see :meth:`Workbook._store_workbook`).
@@ -256,7 +257,7 @@ def assign_styles(sheets: Sequence[Any]) -> None:
                     f._get_xf_index()
 
 
-class _Child:
+class _Child(ForkedChild):
     """A forked child process that writes ``sheets`` into ``paths`` and exits.
 
     ``numbered`` is the workbook's table of style indices: a sheet using a format not in
@@ -312,13 +313,3 @@ class _Child:
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
         return os.waitstatus_to_exitcode(status), message
-
-    def stop(self) -> None:
-        """Kill and reap the child unless waited for already (the parent is unwinding)."""
-        self.pipe.close()
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(self.pid, 0)
-            self.pid = None

@@ -15,6 +15,7 @@ import contextlib
 import os
 import pickle
 import signal
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,25 @@ def possible() -> bool:
     from finmodel.excel.package import idle_cpus, python_threads
 
     return hasattr(os, "fork") and python_threads() == 1 and idle_cpus() >= 1
+
+
+def fork() -> int:
+    """``os.fork()``, without Python >= 3.12's warning about the process's other OS
+    threads: callers fork only when no other Python thread runs (BLAS's idle workers are
+    the threads it sees), and the child runs its own work and exits with ``os._exit``,
+    never returning into the caller's code, needing no lock those threads could hold."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks",
+                                DeprecationWarning)
+        return os.fork()
+
+
+def default_signals() -> None:
+    """In a child: signals end it at once. It must not run the parent's handlers (SIGTERM
+    raises Terminated in the CLI) nor unwind into the parent's code."""
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 class ForkedChild:
@@ -54,16 +74,12 @@ class Aside(ForkedChild):
 
     def __init__(self, work: Callable[[], Any]) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:  # the child
             status = 1
             try:
                 os.close(read)
-                # Signals end the child at once: it must not run the parent's handlers
-                # (SIGTERM raises Terminated in the CLI) nor unwind into its code.
-                for name in ("SIGTERM", "SIGHUP", "SIGINT"):
-                    if hasattr(signal, name):
-                        signal.signal(getattr(signal, name), signal.SIG_DFL)
+                default_signals()
                 data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(data)

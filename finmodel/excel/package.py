@@ -30,10 +30,8 @@ import contextlib
 import functools
 import gc
 import os
-import signal
 import threading
 import traceback
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,7 +39,7 @@ import xlsxwriter
 import xlsxwriter.workbook as _xw_workbook
 from xlsxwriter.packager import Packager
 
-from finmodel.aside import ForkedChild
+from finmodel.aside import ForkedChild, default_signals, fork
 from finmodel.errors import ExportError
 
 #: zlib level of the workbook's zip (see :meth:`Workbook._store_workbook`).
@@ -269,14 +267,7 @@ class _Child(ForkedChild):
     def __init__(self, sheets: Sequence[Any], paths: Sequence[str], numbered: dict
                  ) -> None:
         read, write = os.pipe()
-        with warnings.catch_warnings():
-            # Python >= 3.12 warns on fork when the process has other OS threads: here
-            # only BLAS's idle workers (child_share refuses other Python threads). The
-            # child runs nothing but XlsxWriter's Python code on copied objects, needs no
-            # lock they could hold, and exits without returning to the caller's code.
-            warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks",
-                                    DeprecationWarning)
-            pid = os.fork()
+        pid = fork()  # (child_share refuses other Python threads)
         if pid == 0:
             self._run(sheets, paths, numbered, read, write)  # never returns
         os.close(write)
@@ -288,11 +279,7 @@ class _Child(ForkedChild):
         status = 1
         try:
             os.close(read)
-            # Signals end the child at once: it must not run the parent's handlers
-            # (SIGTERM raises Terminated in the CLI) nor unwind into the parent's code.
-            for name in ("SIGTERM", "SIGHUP", "SIGINT"):
-                if hasattr(signal, name):
-                    signal.signal(getattr(signal, name), signal.SIG_DFL)
+            default_signals()
             gc.disable()
             before = len(numbered)
             for ws, path in zip(sheets, paths):

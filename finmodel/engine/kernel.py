@@ -7,8 +7,9 @@ scenario's whole model lives in a few hundred rows that stay in the CPU's cache 
 numpy evaluator streams each line of 600 scenarios through memory.
 
 Every operation is the numpy evaluator's, element for element: the same IEEE operations in
-the same order (``pow`` is the C library's in both), sums over a row in numpy's pairwise
-order, running sums left to right. A non-finite line stops the loop and is reported in
+the same order (``pow`` is the C library's in both; numpy may use its own SIMD ``pow`` on
+AVX-512 CPUs, not tested here), sums over a row in numpy's pairwise order, running sums
+left to right, max/min ties of +0 and -0 as numpy breaks them. A non-finite line stops the loop and is reported in
 ``err`` (the caller then lets the numpy evaluator name it, as it always has).
 
 Importing this module imports numba (an optional dependency, ``pip install

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numba  # noqa: F401  (the test extra installs it: without it these fail, never skip)
 import numpy as np
 import pytest
 
@@ -43,7 +44,6 @@ from finmodel.engine.graph import Model
 from finmodel.engine.timeline import Timeline
 from finmodel.errors import InputError, ModelError
 
-pytest.importorskip("numba")  # the test extra installs it; CI runs with it
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted(p for p in (ROOT / "assumptions").glob("*.toml")
